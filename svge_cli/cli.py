@@ -1,0 +1,79 @@
+"""The `svge` command: a Click group whose subcommands parse, call one core function, print.
+
+Errors a user can cause end as one line on stderr and a non-zero exit code; a
+traceback only with --debug.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from . import __version__
+from .console import Ui
+from .errors import USER_ERRORS
+from .workspace import Workspace
+
+EXIT_USER_ERROR = 1
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 3
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="svge")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None, envvar="SVGE_WORKDIR",
+              help="Workspace folder that remembers datasets and checkpoints per space [default: .svge/].")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, workdir: str | None, debug: bool, quiet: bool) -> None:
+    """svge: neural architecture search in a smooth variational graph embedding (SVGe).
+
+    \b
+    Typical session:
+      svge train-vae --space enas        # train the autoencoder on the embedded default
+      svge evaluate --space enas         # reconstruction, validity, uniqueness, novelty
+      svge encode archs.jsonl -o - | svge decode -
+    """
+    ctx.obj = Ui(Workspace.resolve(workdir), debug=debug, quiet=quiet)
+
+
+def _register() -> None:
+    from .commands import data, model
+
+    for module in (data, model):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the group, turning every failure into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="svge", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("svge: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error worth a line
+        sys.exit(EXIT_USER_ERROR)
+    except USER_ERRORS as e:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"svge: error: {e}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        click.echo(f"svge: internal error: {e.__class__.__name__}: {e} (rerun with --debug for details)", err=True)
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,144 @@
+"""`svge data ...`: enumerate, sample, import and inspect architecture datasets."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .. import datasets, store
+from ..archtext import format_arch
+from ..console import Ui, emit_json
+from ..errors import SvgeError
+from ..importers import import_file
+from ..spaces import SPACES, get_space
+from .common import json_option, output_option, space_argument, text_format_option, write_text_lines
+
+
+@click.group("data")
+def data() -> None:
+    """Enumerate, sample, import and inspect architecture datasets."""
+
+
+@data.command("enumerate")
+@space_argument
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Also write the enumeration as an HDF5 dataset here.")
+@json_option
+@click.pass_obj
+def enumerate_cmd(ui: Ui, space: str, output: str | None, as_json: bool) -> None:
+    """Enumerate every unique cell of SPACE (nb101, nb201), cached in the workspace.
+
+    \b
+    Example:
+      svge data enumerate nb201
+    """
+    sp = get_space(space)
+    ui.note(f"enumerating {space} (cached in {ui.workspace.enumeration_path(space)}) ...")
+    ds = datasets.enumeration(sp, ui.workspace)
+    if output:
+        store.save_dataset(output, ds)
+    facts = {"space": space, "cells": len(ds)}
+    if "equiv_class" in ds.labels:
+        facts["classes"] = int(len(np.unique(ds.labels["equiv_class"])))
+    if as_json:
+        emit_json(facts)
+    else:
+        extra = f", {facts['classes']:,} functionally distinct classes" if "classes" in facts else ""
+        click.echo(f"{space}: {facts['cells']:,} unique cells{extra}")
+
+
+@data.command("sample")
+@space_argument
+@click.option("-n", "count", type=click.IntRange(min=1), default=100, show_default=True, help="How many cells.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@output_option
+@text_format_option
+@click.pass_obj
+def sample_cmd(ui: Ui, space: str, count: int, seed: int, output: str, fmt: str) -> None:
+    """Draw N cells of SPACE uniformly at random, as text.
+
+    \b
+    Example:
+      svge data sample enas -n 5 --seed 1
+    """
+    sp = get_space(space)
+    cells = sp.sample(count, seed)
+    write_text_lines(output, (format_arch(a, sp, fmt) for a in cells))
+
+
+@data.command("import")
+@space_argument
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the dataset here instead of the workspace.")
+@click.option("--force", is_flag=True, help="Replace the workspace's dataset for SPACE without asking.")
+@click.pass_obj
+def import_cmd(ui: Ui, space: str, file: str, output: str | None, force: bool) -> None:
+    """Import a benchmark FILE (D-VAE ENAS text, NB201 CSV or .pth, NB101 .tfrecord, JSON lines).
+
+    The dataset goes into the workspace, where train-vae, finetune and bo find it.
+
+    \b
+    Example:
+      svge data import nb201 nb201_cifar10.csv
+    """
+    sp = get_space(space)
+    if not Path(file).exists():
+        raise SvgeError(f"{file}: no such file")
+    target = Path(output) if output else ui.workspace.dataset_path(space)
+    if not output and target.exists() and not force:
+        if not sys.stdin.isatty():
+            raise SvgeError(f"{target} already holds a {space} dataset; pass --force to replace it")
+        click.confirm(f"replace the {space} dataset in {target}?", abort=True, err=True)
+    ds = import_file(sp.name, Path(file))
+    store.save_dataset(target, ds)
+    info = datasets.summarize(ds)
+    split = info.get("split")
+    split_text = f" ({split['train']:,} train / {split['test']:,} test)" if split else ""
+    click.echo(f"imported {info['rows']:,} {space} cells{split_text} into {target}", err=True)
+
+
+@data.command("info")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), required=False)
+@json_option
+@click.pass_obj
+def info_cmd(ui: Ui, file: str | None, as_json: bool) -> None:
+    """Summarise a dataset FILE (counts, label ranges, split), or every workspace dataset.
+
+    \b
+    Example:
+      svge data info .svge/nb201/dataset.h5
+    """
+    paths = [file] if file else [str(ui.workspace.dataset_path(s)) for s in SPACES
+                                 if ui.workspace.dataset_path(s).exists()]
+    if not paths:
+        raise SvgeError(f"no datasets in the workspace {ui.workspace.root}; import one with `svge data import`")
+    summaries = [datasets.summarize(store.load_dataset(p)) | {"file": p} for p in paths]
+    if as_json:
+        emit_json(summaries[0] if file else {"datasets": summaries})
+        return
+    for s in summaries:
+        click.echo(_format_summary(s))
+
+
+def _format_summary(s: dict) -> str:
+    lines = [f"{s['file']}: {s['space']} dataset, {s['rows']:,} rows ({s['unique_hashes']:,} unique cells)"]
+    if s["source"]:
+        lines.append(f"  source: {s['source']}")
+    lines.append(f"  nodes {s['nodes'][0]}-{s['nodes'][1]}, edges {s['edges'][0]}-{s['edges'][1]}")
+    if "split" in s:
+        lines.append(f"  split: {s['split']['train']:,} train / {s['split']['test']:,} test")
+    if s["labels"]:
+        lines.append("  labels:")
+        lines += [f"    {k:<22} n={v['count']:<7} min={_num(v['min']):<10} max={_num(v['max']):<10} "
+                  f"mean={_num(v['mean'])}" for k, v in s["labels"].items()]
+    return "\n".join(lines)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.6g}"
+
+
+COMMANDS = [data]

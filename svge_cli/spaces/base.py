@@ -1,0 +1,100 @@
+"""What every search space provides: vocabulary, validity, hashing, native text, enumeration."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Iterator
+
+import numpy as np
+
+from ..arch import Arch, ArchError
+from ..store import Dataset
+
+
+class SearchSpace(ABC):
+    """A search space is data (vocabulary, node limit) plus a few pure functions.
+
+    ``node_types[0]`` is ``"input"`` and ``node_types[1]`` is ``"output"``; the rest
+    are the operations, in the order their indices are stored in files and tensors.
+    """
+
+    name: str
+    node_types: tuple[str, ...]
+    max_nodes: int
+    #: True when `enumerate` lists the whole space (NB101, NB201); False for sampled spaces (ENAS).
+    enumerable: bool
+    #: short description for `svge --help` and `svge data info`
+    description: str
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.node_types)
+
+    def type_index(self, name: str) -> int:
+        """Index of an op name; accepts the names in `node_types` and `aliases`."""
+        name = self.aliases().get(name, name)
+        try:
+            return self.node_types.index(name)
+        except ValueError:
+            raise ArchError(f"unknown op {name!r} for space {self.name} (known: {', '.join(self.node_types)})") from None
+
+    def aliases(self) -> dict[str, str]:
+        """Other spellings of op names that text input may use."""
+        return {}
+
+    @abstractmethod
+    def validate(self, arch: Arch, node_limit: int | None = None) -> str | None:
+        """The reason `arch` is not a valid cell of this space, or None when it is.
+
+        `node_limit` replaces the space's own node limit (extrapolation to larger
+        cells keeps every other rule of the space).
+        """
+
+    def is_valid(self, arch: Arch, node_limit: int | None = None) -> bool:
+        return self.validate(arch, node_limit) is None
+
+    def check(self, arch: Arch, node_limit: int | None = None) -> Arch:
+        """`arch` in canonical form, or ArchError naming the broken rule."""
+        arch = self.canonical(arch)
+        reason = self.validate(arch, node_limit)
+        if reason is not None:
+            raise ArchError(reason)
+        return arch
+
+    def canonical(self, arch: Arch) -> Arch:
+        """The form used for training and lookup (NB101 prunes dangling vertices)."""
+        return arch
+
+    @abstractmethod
+    def hash(self, arch: Arch) -> str:
+        """Canonical hash: equal for cells that the space considers the same cell."""
+
+    @abstractmethod
+    def parse_native(self, text: str) -> Arch:
+        """Parse the space's native string; ArchError when it is malformed."""
+
+    @abstractmethod
+    def format_native(self, arch: Arch) -> str:
+        """The space's native string for a valid cell."""
+
+    def enumerate(self) -> Iterator[Arch]:
+        """Every unique cell of the space (only when `enumerable`)."""
+        raise ArchError(f"space {self.name} cannot be enumerated; sample it instead")
+
+    def enumerate_dataset(self) -> Dataset:
+        """The enumeration as a dataset with its hash column (spaces may add label columns)."""
+        archs = list(self.enumerate())
+        return Dataset.from_archs(self.name, archs, [self.hash(a) for a in archs], self.max_nodes)
+
+    def default_dataset(self) -> Dataset:
+        """The embedded training set used when nothing was imported: the whole space by default."""
+        return self.enumerate_dataset()
+
+    def sample(self, n: int, seed: int) -> list[Arch]:
+        """`n` cells drawn uniformly; default draws from the enumeration."""
+        cells = list(self.enumerate())
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(len(cells), size=min(n, len(cells)), replace=False)
+        return [cells[i] for i in idx]
+
+    def ops_names(self, arch: Arch) -> list[str]:
+        return [self.node_types[int(t)] if 0 <= int(t) < self.vocab_size else f"?{int(t)}" for t in arch.ops]
