@@ -47,11 +47,21 @@ class Workspace:
         return None
 
     def remember_checkpoint(self, space: str, path: Path) -> None:
-        marker = self.space_dir(space) / "latest"
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(str(path.resolve()) + "\n")
-        os.replace(tmp, marker)
+        """Record `path` as the newest checkpoint of `space`, and `space` as the newest space."""
+        _write_small(self.space_dir(space) / "latest", str(path.resolve()))
+        _write_small(self.root / "latest_space", space)
+
+    def latest_space(self) -> str | None:
+        """The space of the most recently written checkpoint, so `svge evaluate` needs no --space."""
+        marker = self.root / "latest_space"
+        return marker.read_text().strip() if marker.exists() else None
+
+
+def _write_small(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, path)
 
 
 def pretrained_checkpoint(space: str) -> Path | None:

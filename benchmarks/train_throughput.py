@@ -1,0 +1,140 @@
+"""Training and decoding throughput of the SVGe model on the CPU (graphs per second).
+
+Usage:  python benchmarks/train_throughput.py [--space enas|nb101] [--batch-size B]
+                                             [--seconds T] [--threads K] [--json]
+
+Graphs are random DAGs of the space's shape (ENAS: 8 nodes, 8 types, a chain plus
+random skips; NB101: 7 nodes, 5 types, random cells), so no data files are needed.
+Each figure is the best of many short windows: other processes on a small machine
+slow single windows down, and the best window is the closest to the code's own
+speed (the median is printed too).  Decoding uses a model whose end type is never
+chosen before the node limit, so every graph is grown to the full 8 (ENAS) or
+7 (NB101) nodes, like decoding a trained model on those spaces.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from svge_cli.model import ModelConfig, SVGe  # noqa: E402
+
+SPACES = {"enas": (8, 8), "nb101": (7, 5)}  # nodes, vocabulary
+
+
+def enas_like(rng: np.random.Generator, count: int, nodes: int, vocab: int) -> tuple[np.ndarray, ...]:
+    """Input, a chain of operations with random skip connections, output."""
+    ops = np.empty((count, nodes), np.int64)
+    ops[:, 0], ops[:, -1] = 0, 1
+    ops[:, 1:-1] = rng.integers(2, vocab, (count, nodes - 2))
+    adj = np.triu(rng.random((count, nodes, nodes)) < 0.5, 1).astype(np.uint8)
+    adj[:, :, -1] = 0
+    idx = np.arange(nodes - 1)
+    adj[:, idx, idx + 1] = 1
+    return ops, adj, np.full(count, nodes, np.int64)
+
+
+def nb101_like(rng: np.random.Generator, count: int, nodes: int, vocab: int) -> tuple[np.ndarray, ...]:
+    """Random upper-triangular cells where every node has an input and an output."""
+    ops, adj, n = enas_like(rng, count, nodes, vocab)
+    adj[:] = np.triu(rng.random((count, nodes, nodes)) < 0.3, 1)
+    for v in range(1, nodes):  # give every node a predecessor and every node a successor
+        lonely = adj[:, :v, v].sum(1) == 0
+        adj[lonely, rng.integers(0, v, lonely.sum()), v] = 1
+    for v in range(nodes - 1):
+        lonely = adj[:, v, v + 1:].sum(1) == 0
+        adj[lonely, v, rng.integers(v + 1, nodes, lonely.sum())] = 1
+    return ops, adj, n
+
+
+def rate(work: Callable[[], int], seconds: float, window: float = 0.5) -> tuple[float, float]:
+    """(best, median) items per second over windows of about `window` seconds."""
+    work()  # warm-up
+    rates: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(rates) < 3:
+        t0, items = time.perf_counter(), 0
+        while time.perf_counter() - t0 < window:
+            items += work()
+        rates.append(items / (time.perf_counter() - t0))
+    return max(rates), statistics.median(rates)
+
+
+def train_rate(model: SVGe, data: tuple[np.ndarray, ...], batch: int, seconds: float) -> tuple[float, float]:
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    ops, adj, n = (torch.as_tensor(a) for a in data)
+    state = {"i": 0}
+
+    def step() -> int:
+        i = state["i"] % (len(n) // batch)
+        state["i"] += 1
+        sl = slice(i * batch, (i + 1) * batch)
+        loss = model.loss(ops[sl], adj[sl], n[sl])["total"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return batch
+
+    return rate(step, seconds)
+
+
+def decode_rate(model: SVGe, batch: int, seconds: float) -> tuple[float, float, float]:
+    model.eval()
+    with torch.no_grad():  # never end early: every graph grows to max_nodes
+        model.decoder.add_node.second.bias[:, (0, 1)] = -1e4
+    z = torch.randn(batch, model.cfg.latent, generator=torch.Generator().manual_seed(1))
+    sizes: list[float] = []
+
+    def step() -> int:
+        sizes.append(float(model.decode(z)[2].mean()))
+        return batch
+
+    best, median = rate(step, seconds)
+    return best, median, statistics.mean(sizes)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--space", choices=sorted(SPACES), default="enas")
+    ap.add_argument("--batch-size", type=int, default=None, help="training batch (default: both 32 and 128)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="measuring time per figure")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shared-data", default="../shared/data", help="unused: the graphs are generated")
+    ap.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    nodes, vocab = SPACES[args.space]
+    make = enas_like if args.space == "enas" else nb101_like
+    data = make(np.random.default_rng(args.seed), 4096, nodes, vocab)
+    batches = [args.batch_size] if args.batch_size else [32, 128]
+    result: dict[str, object] = {"space": args.space, "threads": args.threads, "torch": torch.__version__}
+    train = {}
+    for b in batches:
+        best, median = train_rate(SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), data, b, args.seconds)
+        train[str(b)] = {"best": round(best, 1), "median": round(median, 1)}
+        print(f"train  {args.space} batch {b:4d}: {best:8.1f} graphs/s (median {median:.1f})", flush=True)
+    best, median, mean_nodes = decode_rate(SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), 128, args.seconds)
+    print(f"decode {args.space} batch  128: {best:8.1f} graphs/s (median {median:.1f}, greedy, "
+          f"{mean_nodes:.1f} nodes/graph)", flush=True)
+    result.update(train_graphs_per_s=train[str(batches[0])]["best"], train_batch_size=batches[0],
+                  train_by_batch=train, decode_graphs_per_s=round(best, 1),
+                  decode_median_graphs_per_s=round(median, 1), decode_batch_size=128)
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

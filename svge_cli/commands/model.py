@@ -1,0 +1,192 @@
+"""Model commands: train-vae, encode, decode, evaluate."""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+
+import click
+
+from .. import checkpoints, codec, store
+from ..abilities import evaluate as evaluate_abilities
+from ..archtext import format_arch, read_archs
+from ..console import Ui, emit_json, simple_table
+from ..errors import SvgeError
+from ..spaces import get_space
+from ..store import Latents
+from ..vae_training import TrainRequest, held_out_split, train_vae
+from .common import (device_option, json_option, output_option, read_text_input, seed_option, space_option,
+                     text_format_option, write_text_lines)
+
+checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+                                 help="Checkpoint to use [default: the workspace's latest, else the shipped one].")
+
+
+def _refuse_binary_to_terminal(output: str) -> None:
+    if output == "-" and sys.stdout.isatty():
+        raise SvgeError("refusing to write binary HDF5 to a terminal: use -o FILE or pipe into another command")
+
+
+@click.command("train-vae")
+@space_option(required=True)
+@click.option("--dataset", type=click.Path(dir_okay=False), default=None,
+              help="Dataset HDF5 [default: the workspace's import for the space, else the embedded default].")
+@click.option("--model", "model_kind", type=click.Choice(["svge", "dgmg"]), default="svge", show_default=True,
+              help="svge = two-sided decoder; dgmg = the paper's forward-only ablation.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs [default: per space, ~30 min on a laptop CPU].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [default: per space].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
+@click.option("--limit", type=click.IntRange(min=2), default=None, help="Train on a seeded subset of N cells.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Test reconstruction every k epochs.")
+@click.option("--paper", is_flag=True, help="The paper's schedule: 300 epochs, lr 1e-4 constant, batch 32 (NB101: 128).")
+@click.option("--resume", is_flag=True, help="Continue the last run of this space from its last checkpoint.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for last.h5 / best.h5 [default: <workdir>/<space>/checkpoints].")
+@seed_option
+@device_option
+@click.pass_obj
+def train_vae_cmd(ui: Ui, space: str, dataset: str | None, model_kind: str, epochs: int | None,
+                  batch_size: int | None, lr: float | None, limit: int | None, eval_every: int | None,
+                  paper: bool, resume: bool, out_dir: str | None, seed: int, device: str) -> None:
+    """Train the SVGe autoencoder, unsupervised, on the architectures of a space.
+
+    Checkpoints (last.h5 every epoch, best.h5 at the best test reconstruction) are
+    written atomically; Ctrl-C keeps the last complete epoch, and --resume continues.
+
+    \b
+    Example:
+      svge train-vae --space nb201 --epochs 5 --limit 2000
+    """
+    req = TrainRequest(space=space, dataset=dataset, model_kind=model_kind, epochs=epochs, batch_size=batch_size,
+                       lr=lr, limit=limit, eval_every=eval_every, paper=paper, resume=resume, out_dir=out_dir,
+                       seed=seed, device=device)
+    result = train_vae(ui, req)
+    click.echo(f"checkpoint: {result}")
+
+
+@click.command("encode")
+@click.argument("archs", default="-", type=click.Path(dir_okay=False, allow_dash=True))
+@space_option()
+@checkpoint_option
+@output_option
+@device_option
+@click.pass_obj
+def encode_cmd(ui: Ui, archs: str, space: str | None, checkpoint: str | None, output: str, device: str) -> None:
+    """Encode architectures (a text file, or - for stdin) into latents (HDF5).
+
+    \b
+    Example:
+      svge data sample enas -n 3 | svge encode - -o latents.h5
+    """
+    _refuse_binary_to_terminal(output)
+    lines, name = read_text_input(archs)
+    records = read_archs(lines, get_space(space) if space else None, name)
+    sp = records[0].space
+    ck, _ = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
+    model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(device))
+    cells = [r.arch for r in records]
+    mu, logvar = codec.encode_archs(model, cells)
+    ops, adj, n = store.pad_batch(cells)
+    store.save_latents(output, Latents(sp.name, mu, logvar, [sp.hash(a) for a in cells], ck.fingerprint(),
+                                       ops, adj, n))
+    if output != "-":
+        ui.note(f"encoded {len(cells)} {sp.name} cells into {output}")
+
+
+@click.command("decode")
+@click.argument("latents", default="-", type=click.Path(dir_okay=False, allow_dash=True))
+@checkpoint_option
+@click.option("--attempts", type=click.IntRange(min=1), default=1, show_default=True,
+              help="1 = greedy decode; K > 1 keeps the first valid of K sampled decodes.")
+@click.option("--max-nodes", type=click.IntRange(min=2), default=None, help="Allow larger cells than in training.")
+@output_option
+@text_format_option
+@seed_option
+@device_option
+@click.pass_obj
+def decode_cmd(ui: Ui, latents: str, checkpoint: str | None, attempts: int, max_nodes: int | None,
+               output: str, fmt: str, seed: int, device: str) -> None:
+    """Decode latents (HDF5 file, or - for stdin) into architectures as text.
+
+    Invalid decodes are kept in place and marked: in JSON lines with "valid": false
+    and the reason, in native format as a '# invalid: ...' line.
+
+    \b
+    Example:
+      svge encode archs.jsonl -o - | svge decode - --format native
+    """
+    lat = store.load_latents(latents)
+    sp = get_space(lat.space)
+    ck, _ = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
+    if lat.checkpoint and lat.checkpoint != ck.fingerprint():
+        ui.note(f"note: these latents were encoded by checkpoint {lat.checkpoint}, decoding with {ck.fingerprint()}")
+    model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(device))
+    decoded = codec.decode_latents(model, sp, lat.mu, attempts=attempts, seed=seed, max_nodes=max_nodes)
+    write_text_lines(output, (_decoded_line(d, sp, fmt) for d in decoded))
+    bad = sum(not d.valid for d in decoded)
+    if bad:
+        ui.note(f"{bad} of {len(decoded)} decoded graphs are not valid {sp.name} cells (marked in the output)")
+
+
+def _decoded_line(d: codec.Decoded, sp, fmt: str) -> str:
+    if d.valid:
+        return format_arch(d.arch, sp, fmt)
+    if fmt == "native":
+        return f"# invalid: {d.reason}"
+    return format_arch(d.arch, sp, "jsonl", {"valid": False, "reason": d.reason})
+
+
+@click.command("evaluate")
+@space_option()
+@checkpoint_option
+@click.option("--dataset", type=click.Path(dir_okay=False), default=None,
+              help="Dataset the checkpoint was trained on [default: as train-vae chooses].")
+@click.option("--encodes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--decodes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--prior-points", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N test cells.")
+@json_option
+@seed_option
+@device_option
+@click.pass_obj
+def evaluate_cmd(ui: Ui, space: str | None, checkpoint: str | None, dataset: str | None, encodes: int,
+                 decodes: int, prior_points: int, limit: int | None, as_json: bool, seed: int, device: str) -> None:
+    """Measure the autoencoder abilities of the paper's Table I, and ISO.
+
+    Reconstruction accuracy on the held-out cells (ENCODES x DECODES sampled, and
+    greedy), validity / uniqueness / novelty of PRIOR_POINTS x DECODES decodes
+    from the prior scaled to the training latents, and the share of renumbered
+    (isomorphic) cells that land on the same latent point.
+
+    \b
+    Example:
+      svge evaluate --space nb201 --prior-points 200 --limit 500
+    """
+    space = space or ui.workspace.latest_space()
+    if space is None:
+        raise SvgeError("no space given and no checkpoint in the workspace: pass --space")
+    sp = get_space(space)
+    ck, ck_path = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
+    model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(device))
+    ds, train_idx, test_idx = held_out_split(ui.workspace, sp, ck, dataset)
+    if limit is not None:
+        test_idx = test_idx[:limit]
+    with ui.progress("evaluate", total=4) as bar:
+        result = evaluate_abilities(model, sp, ds, train_idx, test_idx, encodes, decodes, prior_points, seed,
+                                    step=lambda what: bar.advance(0, status=what))
+    facts = asdict(result) | {"checkpoint": str(ck_path)}
+    if as_json:
+        emit_json(facts)
+        return
+    rows = [[k, _pct(facts[k])] for k in ("reconstruction", "reconstruction_greedy", "validity", "uniqueness",
+                                          "novelty", "iso")]
+    ui.table(simple_table(f"{space}: autoencoder abilities ({result.test_cells} test cells, "
+                          f"{result.iso_pairs} ISO pairs) — {ck_path}", ["ability", "%"], rows))
+    if ui.quiet or not ui.err.is_terminal:
+        click.echo(" ".join(f"{k}={v}" for k, v in rows))
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+COMMANDS = [train_vae_cmd, encode_cmd, decode_cmd, evaluate_cmd]

@@ -1,0 +1,222 @@
+"""The SVGe decoder (Sec. III-B): graphs grown node by node, forwards and backwards at once.
+
+Direction 0 grows the graph from the input node along the edges; direction 1
+(SVGe only) runs the same procedure on the reversed graph, from the output
+node.  The directions share this code and differ only in their weights (the
+leading stack dimension of every parameter) and in the graph they are given.
+
+One step, for a partial graph of t nodes with states H (Sec. III-B):
+  H   <- prop(H)                        the encoder's message passing, own weights
+  h_G <- gated sum of H                 Eq. 4
+  type ~ addNode([z, h_G])              Eq. 6-7
+  h_t <- initNode([z, h_G, L_d[type]])  Eq. 5 (the start node uses h_G = 0)
+  e_it ~ addEdges([h_i, h_t, h_G, z])   Eq. 8, for every earlier node i
+Node states are carried from step to step, as in the authors' code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..arch import INPUT_TYPE, OUTPUT_TYPE
+from .config import ModelConfig
+from .encoder import aggregators, join_halves, split_halves
+from .layers import MLP2, FusedRound, GatedSum, GRUProp, smm
+
+START_TYPES = (INPUT_TYPE, OUTPUT_TYPE)
+END_TYPES = (OUTPUT_TYPE, INPUT_TYPE)
+
+
+@dataclass
+class _Prepared:
+    """Everything that depends on z and the weights but not on the step: computed once."""
+
+    fused: list[FusedRound]
+    z_node: Tensor  # (D, B, hidden) addNode's first layer on z, plus bias
+    z_init: Tensor  # (D, B, hidden) initNode's first layer on z, plus bias
+    z_edge: Tensor  # (D, B, hidden) addEdges' first layer on z, plus bias
+    type_init: Tensor  # (D, V, hidden) initNode's first layer on each type's embedding
+
+
+@dataclass
+class Generated:
+    """Graphs grown by `Decoder.generate`, in each direction's own node order."""
+
+    types: Tensor  # (D, B, M) long, -1 after the end node
+    adj: Tensor  # (D, B, M, M) bool
+    n_nodes: Tensor  # (D, B) long
+
+
+def _pairs(t_max: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """All (earlier node i, new node t) pairs, t = 1..t_max-1, ordered by t then i."""
+    steps = torch.arange(1, t_max, device=device)
+    step = torch.repeat_interleave(steps, steps)
+    first = torch.cumsum(steps, 0) - steps
+    src = torch.arange(step.numel(), device=device) - torch.repeat_interleave(first, steps)
+    return src, step
+
+
+class Decoder(nn.Module):
+    """p(G | z) for `cfg.directions` directions; every parameter has a leading direction axis."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d, nd, lat, v = cfg.directions, cfg.node_dim, cfg.latent, cfg.vocab_size
+        self.directions, self.latent, self.node_dim = d, lat, nd
+        self.type_emb = nn.Parameter(torch.randn(d, v, nd))
+        self.prop = GRUProp(2 * d, cfg.hidden, nd, cfg.rounds)
+        self.readout = GatedSum(d, nd, lat)
+        self.add_node = MLP2(d, 2 * lat, lat, v)  # input [z, h_G]
+        self.init_node = MLP2(d, 2 * lat + nd, nd + lat, nd)  # input [z, h_G, L_d[type]]
+        self.add_edges = MLP2(d, 2 * nd + 2 * lat, nd + lat, 1)  # input [h_i, h_t, h_G, z]
+        self.register_buffer("start_types", torch.tensor(START_TYPES[:d]), persistent=False)
+        self.register_buffer("end_types", torch.tensor(END_TYPES[:d]), persistent=False)
+
+    # ------------------------------------------------------------ shared pieces
+
+    def _prepare(self, z: Tensor) -> _Prepared:
+        lat, nd = self.latent, self.node_dim
+        zd = z.unsqueeze(0).expand(self.directions, -1, -1)
+
+        def z_part(layer: nn.Module, start: int) -> Tensor:
+            return torch.baddbmm(layer.bias.unsqueeze(1), zd, layer.rows(start, start + lat))
+
+        type_init = torch.bmm(self.type_emb, self.init_node.first.rows(2 * lat, 2 * lat + nd))
+        return _Prepared(self.prop.fuse(), z_part(self.add_node.first, 0), z_part(self.init_node.first, 0),
+                         z_part(self.add_edges.first, 2 * nd + lat), type_init)
+
+    def _type_rows(self, prep: _Prepared, types: Tensor) -> Tensor:
+        """initNode's first-layer contribution of node types (D, B, ...) -> (D, B, ..., hidden)."""
+        d = torch.arange(self.directions, device=types.device).view(-1, *([1] * (types.dim() - 1)))
+        return prep.type_init[d, types.clamp(min=0)]
+
+    def _init_node(self, prep: _Prepared, h_graph: Tensor | None, type_rows: Tensor) -> Tensor:
+        """Eq. 5 for one new node per graph: (D, B, latent), (D, B, hidden) -> (D, B, node_dim)."""
+        pre = prep.z_init + type_rows
+        if h_graph is not None:
+            pre = pre + torch.bmm(h_graph, self.init_node.first.rows(self.latent, 2 * self.latent))
+        return self.init_node.second(torch.relu(pre))
+
+    def _node_logits(self, prep: _Prepared, h_graph: Tensor) -> Tensor:
+        """Eq. 7: h_G (D, B, ..., latent) -> type logits (D, B, ..., V)."""
+        z_part = prep.z_node.view(*prep.z_node.shape[:2], *([1] * (h_graph.dim() - 3)), -1)
+        pre = z_part + smm(h_graph, self.add_node.first.rows(self.latent, 2 * self.latent))
+        return self.add_node.second(torch.relu(pre))
+
+    def _edge_step_part(self, prep: _Prepared, h_new: Tensor, h_graph: Tensor) -> Tensor:
+        """addEdges' first layer on [h_t, h_G] (+ z part): (D, B, ..., hidden), once per step."""
+        nd = self.node_dim
+        z_part = prep.z_edge.view(*prep.z_edge.shape[:2], *([1] * (h_new.dim() - 3)), -1)
+        return z_part + smm(torch.cat([h_new, h_graph], -1), self.add_edges.first.rows(nd, 2 * nd + self.latent))
+
+    def _edge_logits(self, node_part: Tensor, step_part: Tensor) -> Tensor:
+        """Second layer of addEdges on (per-node part + per-step part) -> logits."""
+        return self.add_edges.second(torch.relu(node_part + step_part)).squeeze(-1)
+
+    def _node_part(self, h: Tensor) -> Tensor:
+        """addEdges' first layer on the earlier nodes' states h_i."""
+        return smm(h, self.add_edges.first.rows(0, self.node_dim))
+
+    def _propagate(self, prep: _Prepared, h: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:
+        """prop + readout of the partial graphs: h (D, B, t, nd), adj (D, B, t, t)."""
+        h = join_halves(self.prop(split_halves(h), aggregators(adj), prep.fused))
+        return h, self.readout(h)[:, :, 0]
+
+    def _start(self, prep: _Prepared, batch: int) -> Tensor:
+        """State of the start node, (D, B, 1, nd)."""
+        rows = prep.type_init[torch.arange(self.directions), self.start_types].unsqueeze(1)
+        return self._init_node(prep, None, rows.expand(-1, batch, -1)).unsqueeze(2)
+
+    # ------------------------------------------------------------ training
+
+    def loss(self, z: Tensor, types: Tensor, adj: Tensor, n_nodes: Tensor) -> tuple[Tensor, Tensor]:
+        """Teacher-forced negative log-likelihood per graph: (node CE, edge BCE), each (B,).
+
+        types (D, B, T) and adj (D, B, T, T) hold each direction's graph in its own
+        node order; every loss term of a step t >= n_nodes is masked out.  Losses are
+        summed over steps, candidate edges and directions (the paper's L_rec).
+        """
+        d, b, t_max = types.shape
+        prep = self._prepare(z)
+        type_rows = self._type_rows(prep, types)
+        h = self._start(prep, b)
+        states, graphs, new_nodes = [], [], []
+        for t in range(1, t_max):
+            h, h_graph = self._propagate(prep, h, adj[:, :, :t, :t])
+            h_new = self._init_node(prep, h_graph, type_rows[:, :, t])
+            states.append(h)
+            graphs.append(h_graph)
+            new_nodes.append(h_new)
+            h = torch.cat([h, h_new.unsqueeze(2)], 2)
+        h_graph = torch.stack(graphs, 2)  # (D, B, T-1, latent)
+        steps = torch.arange(1, t_max, device=z.device)
+        live = (steps < n_nodes[:, None]).to(z.dtype)  # (B, T-1)
+        logits = self._node_logits(prep, h_graph)
+        ce = F.cross_entropy(logits.flatten(0, 2), types[:, :, 1:].clamp(min=0).flatten(), reduction="none")
+        node_loss = (ce.view(d, b, -1) * live).sum((0, 2))
+
+        src, step = _pairs(t_max, z.device)
+        step_part = self._edge_step_part(prep, torch.stack(new_nodes, 2), h_graph)
+        edge_logits = self._edge_logits(self._node_part(torch.cat(states, 2)), step_part[:, :, step - 1])
+        bce = F.binary_cross_entropy_with_logits(edge_logits, adj[:, :, src, step], reduction="none")
+        edge_loss = (bce * (step < n_nodes[:, None]).to(z.dtype)).sum((0, 2))
+        return node_loss, edge_loss
+
+    # ------------------------------------------------------------ generation
+
+    def generate(self, z: Tensor, max_nodes: int, greedy: bool, generator: torch.Generator | None) -> Generated:
+        """Grow graphs in every direction until the end type is drawn or max_nodes is reached.
+
+        Greedy takes the most likely type and edges with p > 0.5; otherwise types are
+        drawn from the categorical (Gumbel-max) and edges from the Bernoulli.  A start
+        type is never drawn after the start node, and at node max_nodes - 1 the end
+        type is forced.
+        """
+        d, b, dev = self.directions, z.shape[0], z.device
+        prep = self._prepare(z)
+        types = torch.full((d, b, max_nodes), -1, dtype=torch.long, device=dev)
+        types[:, :, 0] = self.start_types[:, None]
+        adj = torch.zeros(d, b, max_nodes, max_nodes, dtype=z.dtype, device=dev)
+        n_nodes = torch.full((d, b), max_nodes, dtype=torch.long, device=dev)
+        done = torch.zeros(d, b, dtype=torch.bool, device=dev)
+        dirs = torch.arange(d, device=dev)
+        h = self._start(prep, b)
+        for t in range(1, max_nodes):
+            h, h_graph = self._propagate(prep, h, adj[:, :, :t, :t])
+            if t == max_nodes - 1:
+                new_type = self.end_types[:, None].expand(d, b)
+            else:
+                logits = self._node_logits(prep, h_graph)
+                logits[dirs, :, self.start_types] = float("-inf")
+                new_type = _choose_type(logits, greedy, generator)
+            h_new = self._init_node(prep, h_graph, self._type_rows(prep, new_type))
+            edge_logits = self._edge_logits(self._node_part(h), self._edge_step_part(prep, h_new, h_graph)[:, :, None])
+            edges = _choose_edges(edge_logits, greedy, generator) & ~done[..., None]
+            adj[:, :, :t, t] = edges.to(adj.dtype)
+            types[:, :, t] = torch.where(done, -1, new_type)
+            ended = ~done & (new_type == self.end_types[:, None])
+            n_nodes = torch.where(ended, t + 1, n_nodes)
+            done = done | ended
+            if bool(done.all()):
+                break
+            h = torch.cat([h, h_new.unsqueeze(2)], 2)
+        return Generated(types, adj.bool(), n_nodes)
+
+
+def _choose_type(logits: Tensor, greedy: bool, generator: torch.Generator | None) -> Tensor:
+    if greedy:
+        return logits.argmax(-1)
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    gumbel = -torch.log(-torch.log(u.clamp_min(np.finfo(np.float32).tiny)))
+    return (logits + gumbel).argmax(-1)
+
+
+def _choose_edges(logits: Tensor, greedy: bool, generator: torch.Generator | None) -> Tensor:
+    if greedy:
+        return logits > 0
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    return u < torch.sigmoid(logits)

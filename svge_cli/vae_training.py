@@ -1,0 +1,207 @@
+"""`svge train-vae`: pick data and schedule, run the training loop, keep checkpoints safe.
+
+Each fresh run writes into its own folder (<workdir>/<space>/checkpoints/run-<time>/),
+so an earlier run is never overwritten; `--resume` continues the newest run.
+last.h5 is rewritten atomically after every epoch.  There is deliberately no
+"best on the test split" checkpoint: choosing among epochs by test accuracy
+would tune on the evaluation split.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import checkpoints, datasets, store
+from .abilities import training_latent_stats
+from .console import Ui
+from .errors import SvgeError
+from .model import ModelConfig, SVGe
+from .spaces import SearchSpace, get_space
+from .store import Checkpoint, Dataset
+from .train import TrainConfig, fit
+from .workspace import Workspace
+
+EMBEDDED = "embedded"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    epochs: int
+    batch_size: int
+    lr: float
+    eval_every: int
+    lr_schedule: str
+
+
+#: defaults sized so that a first run on a 2-core laptop CPU ends in about 30 minutes
+DEFAULTS = {
+    "enas": Schedule(epochs=25, batch_size=32, lr=1e-3, eval_every=5, lr_schedule="cosine"),
+    "nb201": Schedule(epochs=25, batch_size=32, lr=1e-3, eval_every=5, lr_schedule="cosine"),
+    "nb101": Schedule(epochs=4, batch_size=128, lr=1e-3, eval_every=1, lr_schedule="cosine"),
+}
+#: the paper's schedule (Sec. IV; the authors' code): Adam at lr 1e-4 with ReduceLROnPlateau
+PAPER = {name: Schedule(epochs=300, batch_size=128 if name == "nb101" else 32, lr=1e-4, eval_every=10,
+                        lr_schedule="plateau") for name in DEFAULTS}
+#: the embedded NB101 default trains on a seeded subset: the full space is 423,624 cells
+DEFAULT_LIMIT = {"nb101": 50_000}
+EVAL_CELLS = 2000  # test cells for the per-epoch greedy reconstruction check
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    space: str
+    dataset: str | None = None
+    model_kind: str = "svge"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    limit: int | None = None
+    eval_every: int | None = None
+    paper: bool = False
+    resume: bool = False
+    out_dir: str | None = None
+    seed: int = 0
+    device: str = "auto"
+
+
+def dataset_digest(ds: Dataset) -> str:
+    """Identity of a dataset's rows, so a checkpoint's split indices are only used on the same rows."""
+    return hashlib.sha256("\n".join(ds.hashes.tolist()).encode()).hexdigest()[:16]
+
+
+def _schedule(req: TrainRequest, base: Schedule | None = None) -> Schedule:
+    """The schedule of `base` (default: the space's, or the paper's), with the options given."""
+    base = base or (PAPER if req.paper else DEFAULTS)[req.space]
+    chosen = {k: v for k, v in (("epochs", req.epochs), ("batch_size", req.batch_size), ("lr", req.lr),
+                                ("eval_every", req.eval_every)) if v is not None}
+    return replace(base, **chosen)
+
+
+def _rows(ds: Dataset, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test row indices, restricted to a seeded subset of `limit` rows when asked."""
+    rows = np.arange(len(ds))
+    if limit is not None and limit < len(ds):
+        rows = np.sort(np.random.default_rng(seed).choice(len(ds), size=limit, replace=False))
+    split = ds.split[rows]
+    train, test = rows[split == store.SPLIT_TRAIN], rows[split == store.SPLIT_TEST]
+    if len(train) == 0 or len(test) == 0:
+        raise SvgeError(f"need cells in both the train and test split, got {len(train)} / {len(test)}")
+    return train, test
+
+
+def load_recorded_dataset(ws: Workspace, sp: SearchSpace, ck: Checkpoint, override: str | None) -> Dataset:
+    """The dataset a checkpoint was trained on (or `override`), checked against its digest."""
+    source = override or ck.meta.get("dataset", EMBEDDED)
+    ds = datasets.embedded_default(sp, ws) if source == EMBEDDED else datasets.training_dataset(sp, ws, source)
+    want = ck.meta.get("dataset_digest")
+    if want and dataset_digest(ds) != want:
+        raise SvgeError(f"the dataset {source!r} is not the one this checkpoint was trained on; "
+                        "pass the right one with --dataset")
+    return ds
+
+
+def held_out_split(ws: Workspace, sp: SearchSpace, ck: Checkpoint,
+                   override: str | None) -> tuple[Dataset, np.ndarray, np.ndarray]:
+    """(dataset, train rows, test rows) exactly as the checkpoint's training run used them."""
+    ds = load_recorded_dataset(ws, sp, ck, override)
+    if "train_rows" not in ck.arrays or "test_rows" not in ck.arrays:
+        raise SvgeError("this checkpoint does not record its train/test split")
+    return ds, ck.arrays["train_rows"].astype(np.int64), ck.arrays["test_rows"].astype(np.int64)
+
+
+def _run_dir(ws: Workspace, req: TrainRequest) -> Path:
+    if req.out_dir:
+        out = Path(req.out_dir)
+        if (out / "last.h5").exists() and not req.resume:
+            raise SvgeError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        return out
+    if req.resume:
+        latest = ws.latest_checkpoint(req.space)
+        if latest is None or latest.parent.parent != ws.checkpoint_dir(req.space):
+            raise SvgeError(f"no {req.space} run in {ws.root} to resume")
+        return latest.parent
+    return ws.checkpoint_dir(req.space) / time.strftime("run-%Y%m%d-%H%M%S")
+
+
+def _optimizer_bytes(opt: torch.optim.Optimizer) -> bytes:
+    buf = io.BytesIO()
+    torch.save(opt.state_dict(), buf)
+    return buf.getvalue()
+
+
+def train_vae(ui: Ui, req: TrainRequest) -> Path:
+    """Train (or resume) a VAE for `req.space`; returns the path of the best checkpoint."""
+    ws, sp = ui.workspace, get_space(req.space)
+    out = _run_dir(ws, req)
+    device = checkpoints.pick_device(req.device)
+    torch.manual_seed(req.seed)
+    if req.resume:
+        previous = store.load_checkpoint(out / "last.h5", sp.name, with_optimizer=True)
+        ds, train_idx, test_idx = held_out_split(ws, sp, previous, None)
+        sched = _schedule(req, Schedule(**previous.config["schedule"]))
+        model = checkpoints.model_from_checkpoint(previous, device).train()
+        meta, history, start = previous.meta, previous.history, previous.epoch
+    else:
+        ds = datasets.training_dataset(sp, ws, req.dataset)
+        limit = req.limit if req.limit is not None else (None if req.dataset or datasets.workspace_dataset(sp, ws)
+                                                         else DEFAULT_LIMIT.get(sp.name))
+        train_idx, test_idx = _rows(ds, limit, req.seed)
+        sched = _schedule(req)
+        config = ModelConfig(vocab_size=sp.vocab_size, max_nodes=max(sp.max_nodes, int(ds.n_nodes.max())),
+                             decoder=req.model_kind)
+        model = SVGe(config).to(device)
+        dataset_src = req.dataset or (str(ws.dataset_path(sp.name)) if datasets.workspace_dataset(sp, ws) else EMBEDDED)
+        meta = {"dataset": dataset_src, "dataset_digest": dataset_digest(ds), "source": ds.source}
+        history, start = [], 0
+    optimizer = torch.optim.Adam(model.parameters(), lr=sched.lr)
+    if req.resume and previous.optimizer:
+        optimizer.load_state_dict(torch.load(io.BytesIO(previous.optimizer), weights_only=True))
+    if start >= sched.epochs:
+        raise SvgeError(f"the run in {out} already finished {start} epochs; raise --epochs to continue it")
+    cfg = TrainConfig(epochs=sched.epochs, batch_size=sched.batch_size, lr=sched.lr, seed=req.seed,
+                      eval_every=sched.eval_every, lr_schedule=sched.lr_schedule)
+    fixed = {"config": {"schedule": sched.__dict__, "seed": req.seed},
+             "arrays": {"train_rows": train_idx.astype(np.int32), "test_rows": test_idx.astype(np.int32)},
+             "meta": meta}
+    ui.note(f"training {sp.name} on {len(train_idx):,} cells ({len(test_idx):,} held out), "
+            f"{sched.epochs} epochs, batch {sched.batch_size}, lr {sched.lr:g}, device {device}; run folder {out}")
+
+    def on_epoch(epoch: int, hist: list[dict[str, Any]]) -> None:
+        ck = checkpoints.snapshot(sp.name, model, epoch=epoch, history=hist, optimizer=_optimizer_bytes(optimizer),
+                                  **_copy(fixed))
+        store.save_checkpoint(out / "last.h5", ck)
+        ws.remember_checkpoint(sp.name, out / "last.h5")
+        ui.note(_epoch_line(hist[-1], sched.epochs))
+
+    n_batches = int(np.ceil(len(train_idx) / sched.batch_size)) * (sched.epochs - start)
+    with ui.progress(f"train-vae {sp.name}", total=n_batches) as bar:
+        fit(model, optimizer, ds.ops, ds.adj, ds.n_nodes, train_idx, test_idx[:EVAL_CELLS], cfg,
+            start_epoch=start, history=history,
+            on_step=lambda _e, _s, _n, loss: bar.advance(1, status=f"loss {loss:.3f}"), on_epoch=on_epoch)
+    _attach_latent_stats(model.eval(), ds, train_idx, out / "last.h5")
+    return out / "last.h5"
+
+
+def _copy(fixed: dict[str, Any]) -> dict[str, Any]:
+    return {k: dict(v) for k, v in fixed.items()}
+
+
+def _epoch_line(h: dict[str, Any], epochs: int) -> str:
+    parts = [f"epoch {h['epoch']}/{epochs}", f"loss {h['loss']:.4f}"]
+    if h.get("test_recon_greedy") is not None:
+        parts.append(f"test reconstruction (greedy) {100 * h['test_recon_greedy']:.2f}%")
+    return "  ".join(parts)
+
+
+def _attach_latent_stats(model: SVGe, ds: Dataset, train_idx: np.ndarray, path: Path) -> None:
+    """Store the training latents' mean/std in the final checkpoint (prior scaling, BO bounds)."""
+    ck = store.load_checkpoint(path, with_optimizer=True)
+    ck.arrays["latent_mean"], ck.arrays["latent_std"] = training_latent_stats(model, ds, train_idx)
+    store.save_checkpoint(path, ck)
