@@ -40,10 +40,15 @@ def cli(ctx: click.Context, workdir: str | None, debug: bool, quiet: bool) -> No
 
 
 def _register() -> None:
-    from .commands import data, model
+    """Add the commands of every module in svge_cli/commands that lists them in COMMANDS."""
+    import importlib
+    import pkgutil
 
-    for module in (data, model):
-        for command in module.COMMANDS:
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        for command in getattr(module, "COMMANDS", ()):
             cli.add_command(command)
 
 

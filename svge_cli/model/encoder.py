@@ -51,5 +51,5 @@ class Encoder(nn.Module):
         h = self.type_emb(ops.clamp(min=0)).unsqueeze(0).expand(2, b, n, -1)
         h = self.prop(h, aggregators(adj.unsqueeze(0)), self.prop.fuse())
         mask = (torch.arange(n, device=ops.device) < n_nodes[:, None]).to(h.dtype)
-        out = self.readout(join_halves(h), mask)[0]
-        return out[:, 0], out[:, 1]
+        mu, logvar = self.readout(join_halves(h), mask)[0].unbind(1)
+        return mu, logvar

@@ -42,13 +42,14 @@ class StackedLinear(nn.Module):
         y = torch.baddbmm(self.bias.unsqueeze(1), x.reshape(s, -1, k), self.weight)
         return y.view(*x.shape[:-1], -1)
 
-    def rows(self, start: int, stop: int) -> Tensor:
-        """The weight block that multiplies input entries start:stop.
+    def split_rows(self, sizes: list[int]) -> tuple[Tensor, ...]:
+        """The weight blocks that multiply consecutive input parts of these sizes.
 
         A layer on a concatenation [a, b, ...] equals the sum of each part times its
-        block, which lets callers compute parts that do not change only once.
+        block, which lets callers compute parts that do not change only once.  One
+        split (rather than several slices) keeps the backward pass to one copy.
         """
-        return self.weight[:, start:stop]
+        return torch.split(self.weight, sizes, dim=1)
 
 
 class MLP2(nn.Module):
@@ -73,11 +74,11 @@ class GatedSum(nn.Module):
 
     def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
         """h (S, B, n, d_in), mask (B, n) of real nodes or None -> (S, B, heads, d_out)."""
-        y = self.fc(h).view(*h.shape[:3], self.heads, self.d_out + 1)
-        gate = torch.sigmoid(y[..., :1])
+        gate, value = self.fc(h).view(*h.shape[:3], self.heads, self.d_out + 1).split([1, self.d_out], -1)
+        gate = torch.sigmoid(gate)
         if mask is not None:
             gate = gate * mask[None, :, :, None, None]
-        return (gate * y[..., 1:]).sum(2)
+        return (gate * value).sum(2)
 
 
 @dataclass
@@ -128,8 +129,8 @@ class GRUProp(nn.Module):
         out = []
         for k in range(len(self.msg_weight)):
             w_ih = self.ih_weight[k]
-            msg_ih = self.msg_weight[k] @ w_ih  # (S, 2h, 3h): rows :h act on h_u, rows h: on h_v
-            weight = torch.cat([msg_ih[:, :h], msg_ih[:, h:], self.hh_weight[k]], 2)
+            src_ih, dst_ih = torch.bmm(self.msg_weight[k], w_ih).split(h, 1)  # acting on h_u, on h_v
+            weight = torch.cat([src_ih, dst_ih, self.hh_weight[k]], 2)
             deg_bias = (self.msg_bias[k].unsqueeze(1) @ w_ih).squeeze(1)
             bias = torch.cat([torch.zeros_like(deg_bias), deg_bias, self.hh_bias[k]], 1).unsqueeze(1)
             out.append(FusedRound(weight, bias, self.ih_bias[k][:, None, None, :]))
@@ -145,8 +146,15 @@ class GRUProp(nn.Module):
             src, dst, hh = p.split(3 * hd, -1)
             msg = torch.baddbmm(r.bias_ih.expand(s, b, 1, 3 * hd).reshape(s * b, 1, 3 * hd),
                                 agg, src.reshape(s * b, n, 3 * hd)).view(s, b, n, 3 * hd)
-            gi = torch.addcmul(msg, deg, dst)
-            rz = torch.sigmoid(gi[..., :2 * hd] + hh[..., :2 * hd])
-            cand = torch.tanh(torch.addcmul(gi[..., 2 * hd:], rz[..., :hd], hh[..., 2 * hd:]))
-            h = torch.lerp(cand, h, rz[..., hd:])
+            h = gru_update(torch.addcmul(msg, deg, dst), hh, h)
         return h
+
+
+def gru_update(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
+    """torch.nn.GRUCell's update from its two pre-activations (W_ih x + b_ih, W_hh h + b_hh)."""
+    hd = h.shape[-1]
+    gi_rz, gi_n = gi.split([2 * hd, hd], -1)
+    gh_rz, gh_n = gh.split([2 * hd, hd], -1)
+    reset, update = torch.sigmoid(gi_rz + gh_rz).chunk(2, -1)
+    cand = torch.tanh(torch.addcmul(gi_n, reset, gh_n))
+    return torch.lerp(cand, h, update)
