@@ -14,6 +14,7 @@ import torch
 from . import store
 from .errors import SvgeError
 from .model import ModelConfig, SVGe, load_state_arrays, state_arrays
+from .model.regressor import STATE_PREFIX as REGRESSOR_PREFIX
 from .store import Checkpoint
 from .workspace import Workspace, pretrained_checkpoint
 
@@ -27,11 +28,15 @@ def pick_device(name: str) -> torch.device:
 
 
 def model_from_checkpoint(ck: Checkpoint, device: torch.device | str = "cpu") -> SVGe:
-    """Rebuild the model a checkpoint describes, weights loaded, in eval mode."""
+    """Rebuild the model a checkpoint describes, weights loaded, in eval mode.
+
+    A fine-tuned checkpoint's regressor tensors are skipped: every command can use
+    its VAE (prediction.load_predictor rebuilds the regressor too).
+    """
     try:
         config = ModelConfig.from_dict(ck.config["model"])
         model = SVGe(config)
-        load_state_arrays(model, ck.state)
+        load_state_arrays(model, {k: v for k, v in ck.state.items() if not k.startswith(REGRESSOR_PREFIX)})
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise store.StoreError(f"checkpoint does not describe an svge model this version can build ({e})") from None
     return model.to(device).eval()

@@ -1,12 +1,12 @@
 """Where a command's architectures come from: imported tables, enumerations, samples."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import store
+from .arch import Arch
 from .errors import SvgeError
 from .spaces import SearchSpace
 from .store import Dataset
@@ -22,11 +22,23 @@ def enumeration(space: SearchSpace, ws: Workspace) -> Dataset:
         raise SvgeError(f"space {space.name} is too large to enumerate; use `svge data sample {space.name}`")
     path = ws.enumeration_path(space.name)
     if path.exists():
-        return store.load_dataset(path, space.name)
+        try:
+            return store.load_dataset(path, space.name)
+        except store.StoreError:
+            pass  # a damaged cache is rebuilt, never trusted
     ds = space.enumerate_dataset()
     ds.source = f"enumeration of {space.name}"
     store.save_dataset(path, ds)
     return ds
+
+
+def sample_cells(space: SearchSpace, ws: Workspace, n: int, seed: int) -> list[Arch]:
+    """`n` cells drawn uniformly: from the cached enumeration where the space has one."""
+    if not space.enumerable:
+        return space.sample(n, seed)
+    ds = enumeration(space, ws)
+    idx = np.random.default_rng(seed).choice(len(ds), size=min(n, len(ds)), replace=False)
+    return list(ds.archs(idx))
 
 
 def embedded_default(space: SearchSpace, ws: Workspace) -> Dataset:

@@ -64,7 +64,7 @@ def sample_cmd(ui: Ui, space: str, count: int, seed: int, output: str, fmt: str)
       svge data sample enas -n 5 --seed 1
     """
     sp = get_space(space)
-    cells = sp.sample(count, seed)
+    cells = datasets.sample_cells(sp, ui.workspace, count, seed)
     write_text_lines(output, (format_arch(a, sp, fmt) for a in cells))
 
 

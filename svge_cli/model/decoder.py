@@ -33,13 +33,22 @@ END_TYPES = (OUTPUT_TYPE, INPUT_TYPE)
 
 @dataclass
 class _Prepared:
-    """Everything that depends on z and the weights but not on the step: computed once."""
+    """Everything that depends on z and the weights but not on the step: computed once.
+
+    The first layers of addNode, initNode and addEdges act on concatenations; each
+    is split into per-part weight blocks so that the parts that stay fixed during
+    decoding (z, the type embeddings) are multiplied once, not at every step.
+    """
 
     fused: list[FusedRound]
     z_node: Tensor  # (D, B, hidden) addNode's first layer on z, plus bias
     z_init: Tensor  # (D, B, hidden) initNode's first layer on z, plus bias
     z_edge: Tensor  # (D, B, hidden) addEdges' first layer on z, plus bias
     type_init: Tensor  # (D, V, hidden) initNode's first layer on each type's embedding
+    node_graph: Tensor  # addNode's block for h_G
+    init_graph: Tensor  # initNode's block for h_G
+    edge_node: Tensor  # addEdges' block for the earlier node h_i
+    edge_step: Tensor  # addEdges' block for [h_t, h_G]
 
 
 @dataclass
@@ -81,13 +90,16 @@ class Decoder(nn.Module):
     def _prepare(self, z: Tensor) -> _Prepared:
         lat, nd = self.latent, self.node_dim
         zd = z.unsqueeze(0).expand(self.directions, -1, -1)
-
-        def z_part(layer: nn.Module, start: int) -> Tensor:
-            return torch.baddbmm(layer.bias.unsqueeze(1), zd, layer.rows(start, start + lat))
-
-        type_init = torch.bmm(self.type_emb, self.init_node.first.rows(2 * lat, 2 * lat + nd))
-        return _Prepared(self.prop.fuse(), z_part(self.add_node.first, 0), z_part(self.init_node.first, 0),
-                         z_part(self.add_edges.first, 2 * nd + lat), type_init)
+        node_z, node_graph = self.add_node.first.split_rows([lat, lat])
+        init_z, init_graph, init_type = self.init_node.first.split_rows([lat, lat, nd])
+        edge_node, edge_step, edge_z = self.add_edges.first.split_rows([nd, nd + lat, lat])
+        return _Prepared(
+            fused=self.prop.fuse(),
+            z_node=torch.baddbmm(self.add_node.first.bias.unsqueeze(1), zd, node_z),
+            z_init=torch.baddbmm(self.init_node.first.bias.unsqueeze(1), zd, init_z),
+            z_edge=torch.baddbmm(self.add_edges.first.bias.unsqueeze(1), zd, edge_z),
+            type_init=torch.bmm(self.type_emb, init_type),
+            node_graph=node_graph, init_graph=init_graph, edge_node=edge_node, edge_step=edge_step)
 
     def _type_rows(self, prep: _Prepared, types: Tensor) -> Tensor:
         """initNode's first-layer contribution of node types (D, B, ...) -> (D, B, ..., hidden)."""
@@ -98,28 +110,28 @@ class Decoder(nn.Module):
         """Eq. 5 for one new node per graph: (D, B, latent), (D, B, hidden) -> (D, B, node_dim)."""
         pre = prep.z_init + type_rows
         if h_graph is not None:
-            pre = pre + torch.bmm(h_graph, self.init_node.first.rows(self.latent, 2 * self.latent))
+            pre = pre + torch.bmm(h_graph, prep.init_graph)
         return self.init_node.second(torch.relu(pre))
 
     def _node_logits(self, prep: _Prepared, h_graph: Tensor) -> Tensor:
         """Eq. 7: h_G (D, B, ..., latent) -> type logits (D, B, ..., V)."""
         z_part = prep.z_node.view(*prep.z_node.shape[:2], *([1] * (h_graph.dim() - 3)), -1)
-        pre = z_part + smm(h_graph, self.add_node.first.rows(self.latent, 2 * self.latent))
+        pre = z_part + smm(h_graph, prep.node_graph)
         return self.add_node.second(torch.relu(pre))
 
     def _edge_step_part(self, prep: _Prepared, h_new: Tensor, h_graph: Tensor) -> Tensor:
         """addEdges' first layer on [h_t, h_G] (+ z part): (D, B, ..., hidden), once per step."""
-        nd = self.node_dim
         z_part = prep.z_edge.view(*prep.z_edge.shape[:2], *([1] * (h_new.dim() - 3)), -1)
-        return z_part + smm(torch.cat([h_new, h_graph], -1), self.add_edges.first.rows(nd, 2 * nd + self.latent))
+        return z_part + smm(torch.cat([h_new, h_graph], -1), prep.edge_step)
 
     def _edge_logits(self, node_part: Tensor, step_part: Tensor) -> Tensor:
         """Second layer of addEdges on (per-node part + per-step part) -> logits."""
         return self.add_edges.second(torch.relu(node_part + step_part)).squeeze(-1)
 
-    def _node_part(self, h: Tensor) -> Tensor:
+    @staticmethod
+    def _node_part(prep: _Prepared, h: Tensor) -> Tensor:
         """addEdges' first layer on the earlier nodes' states h_i."""
-        return smm(h, self.add_edges.first.rows(0, self.node_dim))
+        return smm(h, prep.edge_node)
 
     def _propagate(self, prep: _Prepared, h: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:
         """prop + readout of the partial graphs: h (D, B, t, nd), adj (D, B, t, t)."""
@@ -142,12 +154,12 @@ class Decoder(nn.Module):
         """
         d, b, t_max = types.shape
         prep = self._prepare(z)
-        type_rows = self._type_rows(prep, types)
+        type_rows = self._type_rows(prep, types).unbind(2)
         h = self._start(prep, b)
         states, graphs, new_nodes = [], [], []
         for t in range(1, t_max):
             h, h_graph = self._propagate(prep, h, adj[:, :, :t, :t])
-            h_new = self._init_node(prep, h_graph, type_rows[:, :, t])
+            h_new = self._init_node(prep, h_graph, type_rows[t])
             states.append(h)
             graphs.append(h_graph)
             new_nodes.append(h_new)
@@ -161,7 +173,7 @@ class Decoder(nn.Module):
 
         src, step = _pairs(t_max, z.device)
         step_part = self._edge_step_part(prep, torch.stack(new_nodes, 2), h_graph)
-        edge_logits = self._edge_logits(self._node_part(torch.cat(states, 2)), step_part[:, :, step - 1])
+        edge_logits = self._edge_logits(self._node_part(prep, torch.cat(states, 2)), step_part[:, :, step - 1])
         bce = F.binary_cross_entropy_with_logits(edge_logits, adj[:, :, src, step], reduction="none")
         edge_loss = (bce * (step < n_nodes[:, None]).to(z.dtype)).sum((0, 2))
         return node_loss, edge_loss
@@ -194,7 +206,8 @@ class Decoder(nn.Module):
                 logits[dirs, :, self.start_types] = float("-inf")
                 new_type = _choose_type(logits, greedy, generator)
             h_new = self._init_node(prep, h_graph, self._type_rows(prep, new_type))
-            edge_logits = self._edge_logits(self._node_part(h), self._edge_step_part(prep, h_new, h_graph)[:, :, None])
+            step_part = self._edge_step_part(prep, h_new, h_graph)[:, :, None]
+            edge_logits = self._edge_logits(self._node_part(prep, h), step_part)
             edges = _choose_edges(edge_logits, greedy, generator) & ~done[..., None]
             adj[:, :, :t, t] = edges.to(adj.dtype)
             types[:, :, t] = torch.where(done, -1, new_type)

@@ -29,8 +29,8 @@ cell per hash.  Hashing ~1.3M labelled graphs in Python is slow, so
 first structure of each unlabeled isomorphism class, and per structure the
 labellings that are lexicographically smallest in their orbit under the
 structure's automorphisms.  Only those 423,624 cells are hashed, vectorised
-over cells, and the hashes are checked to be distinct (the official generator
-verified that the hash has no collisions in this space).
+over cells, and the hashes are checked to be distinct, so deduplicating by
+isomorphism and by hash agree (the hash has no collisions in this space).
 """
 from __future__ import annotations
 
@@ -40,14 +40,13 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from operator import methodcaller
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..arch import INPUT_TYPE, OUTPUT_TYPE, Arch, ArchError
-from ..store import Dataset, StoreError, load_dataset, save_dataset
+from ..store import Dataset
 from .base import SearchSpace
 
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -332,7 +331,8 @@ def enumerate_dataset(max_vertices: int = MAX_NODES, workers: int | None = None)
     for a, lab in blocks:
         c, n = lab.shape
         rows = slice(start, start + c)
-        ops[rows, :n] = np.where(lab == INPUT_LABEL, INPUT_TYPE, np.where(lab == OUTPUT_LABEL, OUTPUT_TYPE, lab + FIRST_OP))
+        ops[rows, :n] = lab + FIRST_OP
+        ops[rows, 0], ops[rows, n - 1] = INPUT_TYPE, OUTPUT_TYPE
         adj[rows, :n, :n] = a
         n_nodes[rows] = n
         start += c
@@ -341,21 +341,6 @@ def enumerate_dataset(max_vertices: int = MAX_NODES, workers: int | None = None)
     if len(np.unique(hashes)) != m:
         raise RuntimeError("NAS-Bench-101 hash collision between non-isomorphic cells; enumeration is unsound")
     return Dataset("nb101", ops, adj, n_nodes, hashes, source=f"enumeration (<= {max_vertices} vertices)")
-
-
-def cached_enumeration(cache_path: Path) -> Dataset:
-    """The full enumeration, read from `cache_path` when present, else computed and saved there.
-
-    A cache that cannot be read (damaged, another kind or space) is rebuilt, never trusted.
-    """
-    if Path(cache_path).exists():
-        try:
-            return load_dataset(cache_path, "nb101")
-        except StoreError:
-            pass
-    ds = enumerate_dataset()
-    save_dataset(cache_path, ds)
-    return ds
 
 
 # ---------------------------------------------------------------- native text
@@ -380,6 +365,8 @@ def _parse_fields(text: str) -> dict[str, str]:
 def _parse_adj(text: str) -> np.ndarray:
     rows = [r.strip() for r in text.split("/")]
     n = len(rows)
+    if n < 2:
+        raise ArchError("adj needs at least 2 rows (the input and the output)")
     adj = np.zeros((n, n), dtype=np.uint8)
     for i, row in enumerate(rows):
         if len(row) != n:
@@ -421,6 +408,21 @@ class NB101Space(SearchSpace):
         operation); as in the official ModelSpec, vertex and edge limits apply after
         pruning, so dangling vertices do not count.
         """
+        reason = self._type_error(arch)
+        if reason is not None:
+            return reason
+        pruned = prune(arch)
+        if pruned is None:
+            return "the input does not reach the output"
+        limit = node_limit or self.max_nodes
+        if pruned.n_nodes > limit:
+            return f"the cell has {pruned.n_nodes} nodes after pruning, more than {limit}"
+        if pruned.n_edges > self.max_edges:
+            return f"the cell has {pruned.n_edges} edges after pruning, more than {self.max_edges}"
+        return None
+
+    def _type_error(self, arch: Arch) -> str | None:
+        """Why the node types are not input, operations, output; None when they are."""
         ops = arch.ops
         if ops[0] != INPUT_TYPE:
             return "node 0 must be the input node"
@@ -430,14 +432,6 @@ class NB101Space(SearchSpace):
             if not FIRST_OP <= t < FIRST_OP + len(OPS):
                 name = self.node_types[t] if 0 <= t < self.vocab_size else f"type {t}"
                 return f"node {v} is {name}; middle nodes must be one of {', '.join(OPS)}"
-        pruned = prune(arch)
-        if pruned is None:
-            return "the input does not reach the output"
-        limit = node_limit or self.max_nodes
-        if pruned.n_nodes > limit:
-            return f"the cell has {pruned.n_nodes} nodes after pruning, more than {limit}"
-        if pruned.n_edges > self.max_edges:
-            return f"the cell has {pruned.n_edges} edges after pruning, more than {self.max_edges}"
         return None
 
     def hash(self, arch: Arch) -> str:
@@ -465,11 +459,11 @@ class NB101Space(SearchSpace):
         return Arch(np.asarray([INPUT_TYPE, *middle, OUTPUT_TYPE]), adj)
 
     def format_native(self, arch: Arch) -> str:
-        official_labels(arch.ops)  # refuses foreign node types with a clear message
+        reason = self._type_error(arch)
+        if reason is not None:
+            raise ArchError(reason)
         short = {full: s for s, full in SHORT.items()}
-        names = [short[self.node_types[t]] for t in arch.ops[1:-1].tolist() if t >= FIRST_OP]
-        if len(names) != arch.n_nodes - 2 or arch.ops[0] != INPUT_TYPE or arch.ops[-1] != OUTPUT_TYPE:
-            raise ArchError("only input first, output last and operations between have NB101 text")
+        names = [short[self.node_types[t]] for t in arch.ops[1:-1].tolist()]
         rows = "/".join("".join(str(int(x)) for x in row) for row in arch.adj)
         return f"ops={','.join(names)};adj={rows}"
 
