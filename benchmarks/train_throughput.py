@@ -1,7 +1,7 @@
 """Training and decoding throughput of the SVGe model on the CPU (graphs per second).
 
 Usage:  python benchmarks/train_throughput.py [--space enas|nb101] [--batch-size B]
-                                             [--seconds T] [--threads K] [--json]
+            [--seconds T] [--threads K] [--precision fp32|bf16] [--json]
 
 Graphs are random DAGs of the space's shape (ENAS: 8 nodes, 8 types, a chain plus
 random skips; NB101: 7 nodes, 5 types, random cells), so no data files are needed.
@@ -9,7 +9,8 @@ Each figure is the best of many short windows: other processes on a small machin
 slow single windows down, and the best window is the closest to the code's own
 speed (the median is printed too).  Decoding uses a model whose end type is never
 chosen before the node limit, so every graph is grown to the full 8 (ENAS) or
-7 (NB101) nodes, like decoding a trained model on those spaces.
+7 (NB101) nodes, like decoding a trained model on those spaces.  `--precision bf16`
+measures the optional bfloat16-matmul mode (svge_cli.model.bf16_matmuls).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from svge_cli.model import ModelConfig, SVGe  # noqa: E402
+from svge_cli.model import ModelConfig, SVGe, bf16_matmuls, configure_cpu  # noqa: E402
 
 SPACES = {"enas": (8, 8), "nb101": (7, 5)}  # nodes, vocabulary
 
@@ -109,25 +110,30 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="training batch (default: both 32 and 128)")
     ap.add_argument("--seconds", type=float, default=10.0, help="measuring time per figure")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="matmul input precision")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shared-data", default="../shared/data", help="unused: the graphs are generated")
     ap.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = ap.parse_args()
 
-    torch.set_num_threads(args.threads)
+    configure_cpu(args.threads)
     torch.manual_seed(args.seed)
     nodes, vocab = SPACES[args.space]
     make = enas_like if args.space == "enas" else nb101_like
     data = make(np.random.default_rng(args.seed), 4096, nodes, vocab)
     batches = [args.batch_size] if args.batch_size else [32, 128]
-    result: dict[str, object] = {"space": args.space, "threads": args.threads, "torch": torch.__version__}
+    result: dict[str, object] = {"space": args.space, "threads": args.threads, "precision": args.precision,
+                                 "torch": torch.__version__}
+    tag = f"{args.space} {args.precision}"
     train = {}
-    for b in batches:
-        best, median = train_rate(SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), data, b, args.seconds)
-        train[str(b)] = {"best": round(best, 1), "median": round(median, 1)}
-        print(f"train  {args.space} batch {b:4d}: {best:8.1f} graphs/s (median {median:.1f})", flush=True)
-    best, median, mean_nodes = decode_rate(SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), 128, args.seconds)
-    print(f"decode {args.space} batch  128: {best:8.1f} graphs/s (median {median:.1f}, greedy, "
+    with bf16_matmuls(enabled=args.precision == "bf16"):
+        for b in batches:
+            best, median = train_rate(SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), data, b, args.seconds)
+            train[str(b)] = {"best": round(best, 1), "median": round(median, 1)}
+            print(f"train  {tag} batch {b:4d}: {best:8.1f} graphs/s (median {median:.1f})", flush=True)
+        best, median, mean_nodes = decode_rate(SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), 128,
+                                               args.seconds)
+    print(f"decode {tag} batch  128: {best:8.1f} graphs/s (median {median:.1f}, greedy, "
           f"{mean_nodes:.1f} nodes/graph)", flush=True)
     result.update(train_graphs_per_s=train[str(batches[0])]["best"], train_batch_size=batches[0],
                   train_by_batch=train, decode_graphs_per_s=round(best, 1),

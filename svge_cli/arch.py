@@ -21,6 +21,18 @@ class ArchError(ValueError):
     """An architecture that breaks a structural or space rule; the message says which."""
 
 
+def has_cycle(adj: np.ndarray) -> bool:
+    """Whether a directed graph (any node order) has a cycle: peel off nodes without predecessors."""
+    edges = np.asarray(adj, dtype=bool)
+    alive = np.ones(len(edges), dtype=bool)
+    while alive.any():
+        sources = alive & ~edges[alive].any(axis=0)
+        if not sources.any():
+            return True
+        alive &= ~sources
+    return False
+
+
 @dataclass(frozen=True, eq=False)
 class Arch:
     """A cell: node types ``ops`` (length n) and an n x n 0/1 adjacency matrix ``adj``."""
@@ -36,7 +48,8 @@ class Arch:
         if ops.shape[0] < 2:
             raise ArchError("a cell needs at least an input and an output node")
         if np.any(np.tril(adj) != 0):
-            raise ArchError("adjacency must be strictly upper triangular (nodes in topological order)")
+            problem = "the graph has a cycle" if has_cycle(adj) else "the nodes are not in topological order"
+            raise ArchError(f"{problem}: the adjacency must be strictly upper triangular")
         if np.any(adj > 1):
             raise ArchError("adjacency entries must be 0 or 1")
         object.__setattr__(self, "ops", ops)

@@ -117,7 +117,8 @@ def infer_native_space(text: str) -> SearchSpace:
     if len(matches) == 1:
         return SPACES[matches[0]]
     if not matches:
-        raise ArchError(f"not a JSON line or a native string of any space ({', '.join(SPACES)}): {text[:60]!r}")
+        raise ArchError(f"not a JSON line or a native string of any space ({', '.join(SPACES)}): {text[:60]!r} "
+                        "(pass --space to hear what is wrong with it)")
     raise ArchError(f"could be a cell of {' or '.join(matches)}; pass --space")
 
 

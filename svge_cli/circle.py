@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import codec
 from .arch import Arch
 from .errors import SvgeError
+from .model import SVGe
 from .spaces import SearchSpace
 
 #: norms below this count as zero: the direction of such a point is noise
@@ -93,6 +95,25 @@ def circle_through(z0: np.ndarray, steps: int, seed: int, radius: float | None =
     points = center + r * (np.cos(theta)[:, None] * e1 + np.sin(theta)[:, None] * u)
     points[0] = points[-1] = z0  # exactly the start, not the start plus rounding
     return Circle(center, r, e1, u, points)
+
+
+@dataclass(frozen=True)
+class Walk:
+    """A circle and its greedy decodes, with the edits from each step to the next."""
+
+    circle: Circle
+    decoded: list[codec.Decoded]
+    #: edits from the previous step (None at step 0)
+    edits: list[int | None]
+
+
+def walk(model: SVGe, space: SearchSpace, start: Arch, steps: int, seed: int, radius: float | None = None) -> Walk:
+    """Encode `start`, walk the circle through its latent mean, decode every point greedily."""
+    mu, _ = codec.encode_archs(model, [start])
+    circle = circle_through(mu[0], steps, seed, radius)
+    decoded = codec.decode_latents(model, space, circle.points.astype(np.float32))
+    edits = [None] + [step_edits(a.arch, b.arch) for a, b in zip(decoded, decoded[1:])]
+    return Walk(circle, decoded, edits)
 
 
 def step_edits(a: Arch, b: Arch) -> int:

@@ -63,8 +63,11 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=args, prog_name="svge", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()  # `svge` or `svge data` alone: the help is the answer
+        sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"svge: error: {_one_line(e)}", err=True)
         sys.exit(e.exit_code)
     except (click.Abort, KeyboardInterrupt):
         click.echo("svge: interrupted", err=True)
@@ -82,3 +85,10 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(f"svge: internal error: {e.__class__.__name__}: {e} (rerun with --debug for details)", err=True)
         sys.exit(EXIT_INTERNAL)
+
+
+def _one_line(e: click.ClickException) -> str:
+    """A usage mistake as one line, with the way to the command's help."""
+    message = " ".join(e.format_message().split())
+    ctx = getattr(e, "ctx", None)
+    return f"{message} (see '{ctx.command_path} --help')" if ctx is not None else message

@@ -42,8 +42,6 @@ Scorer = Callable[[Sequence[Arch]], np.ndarray]
 Step = Callable[[int, str], None]
 
 FAMILIES = ("single", "paper")
-#: column ranked by default when a checkpoint does not name the one it was finetuned on
-DEFAULT_TARGETS = {"nb101": "val_acc_108", "enas": "ws_acc", "nb201": "cifar10_valid_val"}
 PAPER_RANDOM_CELLS = 1000
 #: random edge draws per node in the paper family's random cells (the authors' script draws 5 per node)
 _RANDOM_PAIRS_PER_NODE = 5
@@ -127,20 +125,20 @@ def _subsets(k: int, nonempty: bool) -> np.ndarray:
     return ((rows[:, None] >> np.arange(k)) & 1).astype(np.uint8)
 
 
-def _embedded(seed: Arch, position: int) -> tuple[np.ndarray, np.ndarray]:
-    """(old node -> new index, adjacency of n + 1 nodes) with the seed's edges and node `position` free."""
+def _embedded(seed: Arch, position: int) -> np.ndarray:
+    """Adjacency of n + 1 nodes holding the seed's edges, node `position` left free (later nodes move up)."""
     n = seed.n_nodes
     index = np.r_[np.arange(position), np.arange(position + 1, n + 1)]
     adj = np.zeros((n + 1, n + 1), dtype=np.uint8)
     adj[np.ix_(index, index)] = seed.adj
-    return index, adj
+    return adj
 
 
 def _wirings(seed: Arch) -> Iterator[tuple[int, np.ndarray]]:
     """(position, adjacencies (W, n + 1, n + 1)) of every way to wire a new node in at each position."""
     n = seed.n_nodes
     for p in range(1, n):
-        _, base = _embedded(seed, p)
+        base = _embedded(seed, p)
         ins, outs = _subsets(p, True), _subsets(n - p, True)
         adj = np.broadcast_to(base, (len(ins) * len(outs), n + 1, n + 1)).copy()
         adj[:, :p, p] = np.repeat(ins, len(outs), axis=0)
@@ -287,7 +285,7 @@ def score_all(score: Scorer, cells: Sequence[Arch], on_step: Step | None = None)
 
 
 def grow(rules: SearchSpace, seed: Arch, nodes: int, score: Scorer, family: str = "single",
-         beam: int = 1, limit: int | None = None, seed_rng: int = 0, on_step: Step | None = None) -> Ranked:
+         beam: int = 1, limit: int | None = None, rng_seed: int = 0, on_step: Step | None = None) -> Ranked:
     """Grow `seed` to `nodes` nodes one insertion at a time, scoring every family on the way.
 
     Every step keeps the `beam` best cells of its family and grows each of them;
@@ -300,7 +298,7 @@ def grow(rules: SearchSpace, seed: Arch, nodes: int, score: Scorer, family: str 
         raise SvgeError(f"the seed cell already has {seed.n_nodes} nodes; ask for more than that")
     if family == "paper" and nodes != seed.n_nodes + 1:
         raise SvgeError(f"the paper family adds exactly one node: ask for {seed.n_nodes + 1} nodes")
-    rng = np.random.default_rng(seed_rng)
+    rng = np.random.default_rng(rng_seed)
     frontier, path, sizes = [seed], [seed], []
     while True:
         if family == "paper":

@@ -17,12 +17,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from . import checkpoints, codec
+from . import checkpoints, codec, datasets, store
 from .arch import Arch, pad_batch
 from .errors import SvgeError
 from .model import SVGe, load_state_arrays, state_arrays
 from .model.regressor import STATE_PREFIX, Regressor
+from .spaces import SearchSpace
 from .store import Checkpoint, Dataset
+from .workspace import Workspace
 
 USED_HASHES = "used_hashes"  # arrays key: hashes of every cell the regressor was fitted or validated on
 
@@ -106,6 +108,17 @@ def used_hashes(ck: Checkpoint) -> set[str]:
     """Hashes of the cells a fine-tuned checkpoint was fitted or validated on."""
     raw = ck.arrays.get(USED_HASHES, np.zeros(0, dtype="S1"))
     return {h.decode() if isinstance(h, bytes) else str(h) for h in raw.tolist()}
+
+
+def labelled_dataset(ws: Workspace, space: SearchSpace, path: str | None) -> tuple[Dataset, str]:
+    """An explicit dataset file, else the workspace's import for the space; and a name for messages."""
+    if path is not None:
+        return store.load_dataset(path, space.name), path
+    ds = datasets.workspace_dataset(space, ws)
+    if ds is None:
+        raise SvgeError(f"no imported {space.name} dataset in {ws.root}: run `svge data import {space.name} FILE` "
+                        "or pass --dataset FILE")
+    return ds, str(ws.dataset_path(space.name))
 
 
 def label_column(ds: Dataset, column: str, source: str) -> np.ndarray:

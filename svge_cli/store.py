@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -143,19 +144,52 @@ def _write(path: str | Path, kind: str, space: str, fill: Callable[[h5py.File], 
         out.write(buf.getvalue())
         out.flush()
         return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(Path(path)) as tmp:
         with h5py.File(tmp, "w") as f:
             _stamp(f, kind, space)
             fill(f)
-        os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` that replaces it only when the block completes.
+
+    A failure (or Ctrl-C) removes the temporary file, so `target` is either the
+    complete new file or untouched.  The file gets the permissions a plain
+    ``open(target, "w")`` would give it, not mkstemp's private 0600.
+    """
+    with _unwritable(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with _unwritable(target):
+            os.chmod(tmp, _mode_for(target))
+            os.replace(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _unwritable(target: Path) -> Iterator[None]:
+    """A file-system refusal (no such folder, no permission, a directory in the way) as one line."""
+    try:
+        yield
+    except OSError as e:
+        raise StoreError(f"{target}: cannot write there ({e.strerror or e})") from None
+
+
+def _mode_for(target: Path) -> int:
+    """The existing file's mode, or the umask's default for a new file."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _read_source(path: str | Path) -> Any:
@@ -180,7 +214,7 @@ def _open(path: str | Path, kind: str, space: str | None) -> h5py.File:
     try:
         f = h5py.File(src, "r")
     except (OSError, ValueError) as e:
-        raise StoreError(f"{name}: not a readable HDF5 file ({e.__class__.__name__})") from None
+        raise StoreError(f"{name}: not a readable HDF5 file ({_unreadable_reason(e)})") from None
     try:
         got = f.attrs.get("svge_kind")
         got = got.decode() if isinstance(got, bytes) else got
@@ -196,6 +230,16 @@ def _open(path: str | Path, kind: str, space: str | None) -> h5py.File:
         f.close()
         raise
     return f
+
+
+def _unreadable_reason(e: Exception) -> str:
+    """HDF5's own words for the two common cases, a cut-off file and a file of another kind."""
+    text = str(e)
+    if "truncated" in text:
+        return "truncated: shorter than its header says"
+    if "signature not found" in text:
+        return "no HDF5 signature"
+    return e.__class__.__name__
 
 
 def peek(path: str | Path) -> tuple[str, str]:

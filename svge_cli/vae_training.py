@@ -144,20 +144,25 @@ def train_vae(ui: Ui, req: TrainRequest) -> Path:
     torch.manual_seed(req.seed)
     if req.resume:
         previous = store.load_checkpoint(out / "last.h5", sp.name, with_optimizer=True)
+        # the run's own seed, not --seed's default: the batches continue as if never interrupted
+        req = replace(req, seed=int(previous.config.get("seed", req.seed)))
         ds, train_idx, test_idx = held_out_split(ws, sp, previous, None)
         sched = _schedule(req, Schedule(**previous.config["schedule"]))
         model = checkpoints.model_from_checkpoint(previous, device).train()
         meta, history, start = previous.meta, previous.history, previous.epoch
     else:
         ds = datasets.training_dataset(sp, ws, req.dataset)
-        limit = req.limit if req.limit is not None else (None if req.dataset or datasets.workspace_dataset(sp, ws)
+        imported = req.dataset is None and ws.dataset_path(sp.name).exists()  # as training_dataset chose
+        limit = req.limit if req.limit is not None else (None if req.dataset or imported
                                                          else DEFAULT_LIMIT.get(sp.name))
         train_idx, test_idx = _rows(ds, limit, req.seed)
         sched = _schedule(req)
         config = ModelConfig(vocab_size=sp.vocab_size, max_nodes=max(sp.max_nodes, int(ds.n_nodes.max())),
                              decoder=req.model_kind)
         model = SVGe(config).to(device)
-        dataset_src = req.dataset or (str(ws.dataset_path(sp.name)) if datasets.workspace_dataset(sp, ws) else EMBEDDED)
+        dataset_path = req.dataset or (ws.dataset_path(sp.name) if imported else None)
+        # absolute: --resume and evaluate find it again from any folder
+        dataset_src = str(Path(dataset_path).resolve()) if dataset_path else EMBEDDED
         meta = {"dataset": dataset_src, "dataset_digest": dataset_digest(ds), "source": ds.source}
         history, start = [], 0
     optimizer = torch.optim.Adam(model.parameters(), lr=sched.lr)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from svge_cli.arch import Arch, pad_batch, unpad
-from svge_cli.model import ModelConfig, SVGe, load_state_arrays, reverse_graphs, state_arrays, union_graphs
+from svge_cli.model import (ModelConfig, SVGe, bf16_matmuls, configure_cpu, load_state_arrays, reverse_graphs,
+                            state_arrays, union_graphs)
 from svge_cli.model.decoder import Generated
 from svge_cli.model.encoder import aggregators
 from svge_cli.model.layers import GRUProp
@@ -268,3 +269,26 @@ def test_sampled_reconstruction_accuracy_is_a_fraction() -> None:
     acc = reconstruction_accuracy(model, ops, adj, n, n_encode=2, n_decode=3, batch_size=4)
     assert 0.0 <= acc <= 1.0
     assert acc == reconstruction_accuracy(model, ops, adj, n, n_encode=2, n_decode=3, batch_size=4)
+
+
+def test_bf16_matmuls_stay_close_to_fp32() -> None:
+    model = make_model()
+    ops, adj, n = random_graphs(12, 6)
+    full = model.loss(ops, adj, n)
+    with bf16_matmuls():
+        low = model.loss(ops, adj, n)
+        decoded = model.decode(full["mu"].detach())
+    assert low["total"].dtype == torch.float32
+    assert torch.allclose(low["total"], full["total"], rtol=2e-2)
+    assert torch.allclose(low["mu"], full["mu"], atol=5e-2)
+    assert decoded[0].shape == (6, 6)
+    assert torch.equal(model.loss(ops, adj, n)["total"], full["total"])  # the context restores fp32
+
+
+def test_configure_cpu_sets_threads() -> None:
+    before = torch.get_num_threads()
+    try:
+        assert isinstance(configure_cpu(1), bool)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

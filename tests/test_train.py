@@ -64,6 +64,13 @@ def test_resume_continues_exactly() -> None:
         assert np.array_equal(v, state_arrays(resumed)[k]), k
 
 
+def test_bf16_training_runs() -> None:
+    history, _ = run(TrainConfig(epochs=1, batch_size=8, lr=1e-3, precision="bf16"))
+    assert np.isfinite(history[0]["loss"])
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8")
+
+
 def test_resume_needs_matching_history() -> None:
     with pytest.raises(ValueError, match="history"):
         run(TrainConfig(epochs=2), start_epoch=1, history=[])

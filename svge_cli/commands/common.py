@@ -1,9 +1,7 @@
 """Options and I/O shared by the subcommands, so every command spells them the same way."""
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
@@ -11,6 +9,7 @@ import click
 
 from ..errors import SvgeError
 from ..spaces import SPACES
+from ..store import atomic_path
 
 F = TypeVar("F", bound=Callable)
 
@@ -58,6 +57,12 @@ def read_text_input(path: str) -> tuple[list[str], str]:
     return text.splitlines(), name
 
 
+def refuse_binary_to_terminal(output: str) -> None:
+    """HDF5 bytes on a screen help nobody and can upset the terminal."""
+    if output == "-" and sys.stdout.isatty():
+        raise SvgeError("refusing to write binary HDF5 to a terminal: use -o FILE or pipe into another command")
+
+
 def write_text_lines(path: str, lines: Iterable[str]) -> None:
     """Write lines to stdout, or atomically to a file (the old file survives a failure)."""
     if path == "-":
@@ -65,15 +70,6 @@ def write_text_lines(path: str, lines: Iterable[str]) -> None:
             sys.stdout.write(line + "\n")
         sys.stdout.flush()
         return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            for line in lines:
-                f.write(line + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(Path(path)) as tmp, open(tmp, "w") as f:
+        for line in lines:
+            f.write(line + "\n")

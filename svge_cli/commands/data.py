@@ -13,18 +13,24 @@ from ..console import Ui, emit_json
 from ..errors import SvgeError
 from ..importers import import_file
 from ..spaces import SPACES, get_space
-from .common import json_option, output_option, space_argument, text_format_option, write_text_lines
+from .common import (json_option, output_option, refuse_binary_to_terminal, space_argument, text_format_option,
+                     write_text_lines)
 
 
 @click.group("data")
 def data() -> None:
-    """Enumerate, sample, import and inspect architecture datasets."""
+    """Enumerate, sample, import and inspect architecture datasets.
+
+    \b
+    Example:
+      svge data sample nb201 -n 3 --format native
+    """
 
 
 @data.command("enumerate")
 @space_argument
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Also write the enumeration as an HDF5 dataset here.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Also write the enumeration as an HDF5 dataset here (-: stdout, and the summary goes to stderr).")
 @json_option
 @click.pass_obj
 def enumerate_cmd(ui: Ui, space: str, output: str | None, as_json: bool) -> None:
@@ -34,8 +40,14 @@ def enumerate_cmd(ui: Ui, space: str, output: str | None, as_json: bool) -> None
     Example:
       svge data enumerate nb201
     """
+    to_stdout = output == store.STDIO
+    if to_stdout and as_json:
+        raise SvgeError("--json and -o - would both write to stdout; give -o a file name")
+    refuse_binary_to_terminal(output or "")
     sp = get_space(space)
-    ui.note(f"enumerating {space} (cached in {ui.workspace.enumeration_path(space)}) ...")
+    cache = ui.workspace.enumeration_path(space)
+    if sp.enumerable and not cache.exists():
+        ui.note(f"enumerating {space} once (cached in {cache}) ...")
     ds = datasets.enumeration(sp, ui.workspace)
     if output:
         store.save_dataset(output, ds)
@@ -46,7 +58,11 @@ def enumerate_cmd(ui: Ui, space: str, output: str | None, as_json: bool) -> None
         emit_json(facts)
     else:
         extra = f", {facts['classes']:,} functionally distinct classes" if "classes" in facts else ""
-        click.echo(f"{space}: {facts['cells']:,} unique cells{extra}")
+        summary = f"{space}: {facts['cells']:,} unique cells{extra}"
+        if to_stdout:
+            ui.note(summary)
+        else:
+            click.echo(summary)
 
 
 @data.command("sample")
@@ -71,8 +87,8 @@ def sample_cmd(ui: Ui, space: str, count: int, seed: int, output: str, fmt: str)
 @data.command("import")
 @space_argument
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the dataset here instead of the workspace.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Write the dataset here instead of the workspace (- for stdout).")
 @click.option("--force", is_flag=True, help="Replace the workspace's dataset for SPACE without asking.")
 @click.pass_obj
 def import_cmd(ui: Ui, space: str, file: str, output: str | None, force: bool) -> None:
@@ -84,20 +100,22 @@ def import_cmd(ui: Ui, space: str, file: str, output: str | None, force: bool) -
     Example:
       svge data import nb201 nb201_cifar10.csv
     """
+    refuse_binary_to_terminal(output or "")
     sp = get_space(space)
     if not Path(file).exists():
         raise SvgeError(f"{file}: no such file")
     target = Path(output) if output else ui.workspace.dataset_path(space)
     if not output and target.exists() and not force:
         if not sys.stdin.isatty():
-            raise SvgeError(f"{target} already holds a {space} dataset; pass --force to replace it")
-        click.confirm(f"replace the {space} dataset in {target}?", abort=True, err=True)
+            raise SvgeError(f"{target} already holds the {space} dataset; pass --force to replace it")
+        if not click.confirm(f"replace the {space} dataset in {target}?", err=True):
+            raise SvgeError(f"kept the {space} dataset in {target}")
     ds = import_file(sp.name, Path(file))
     store.save_dataset(target, ds)
     info = datasets.summarize(ds)
     split = info.get("split")
     split_text = f" ({split['train']:,} train / {split['test']:,} test)" if split else ""
-    click.echo(f"imported {info['rows']:,} {space} cells{split_text} into {target}", err=True)
+    ui.note(f"imported {info['rows']:,} {space} cells{split_text} into {target}")
 
 
 @data.command("info")

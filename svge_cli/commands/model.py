@@ -1,29 +1,24 @@
 """Model commands: train-vae, encode, decode, evaluate."""
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 
 import click
 
-from .. import checkpoints, codec, store
+from .. import checkpoints, codec, plots, store
 from ..abilities import evaluate as evaluate_abilities
 from ..archtext import format_arch, read_archs
 from ..console import Ui, emit_json, simple_table
 from ..errors import SvgeError
+from ..prediction import latent_scores
 from ..spaces import get_space
 from ..store import Latents
 from ..vae_training import TrainRequest, held_out_split, train_vae
-from .common import (device_option, json_option, output_option, read_text_input, seed_option, space_option,
-                     text_format_option, write_text_lines)
+from .common import (device_option, json_option, output_option, read_text_input, refuse_binary_to_terminal,
+                     seed_option, space_option, text_format_option, write_text_lines)
 
 checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                                  help="Checkpoint to use [default: the workspace's latest, else the shipped one].")
-
-
-def _refuse_binary_to_terminal(output: str) -> None:
-    if output == "-" and sys.stdout.isatty():
-        raise SvgeError("refusing to write binary HDF5 to a terminal: use -o FILE or pipe into another command")
 
 
 @click.command("train-vae")
@@ -68,16 +63,20 @@ def train_vae_cmd(ui: Ui, space: str, dataset: str | None, model_kind: str, epoc
 @space_option()
 @checkpoint_option
 @output_option
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also draw the latents' first two principal components (.png or .svg), coloured by "
+                   "predicted score when the checkpoint is fine-tuned.")
 @device_option
 @click.pass_obj
-def encode_cmd(ui: Ui, archs: str, space: str | None, checkpoint: str | None, output: str, device: str) -> None:
+def encode_cmd(ui: Ui, archs: str, space: str | None, checkpoint: str | None, output: str, plot: str | None,
+               device: str) -> None:
     """Encode architectures (a text file, or - for stdin) into latents (HDF5).
 
     \b
     Example:
       svge data sample enas -n 3 | svge encode - -o latents.h5
     """
-    _refuse_binary_to_terminal(output)
+    refuse_binary_to_terminal(output)
     lines, name = read_text_input(archs)
     records = read_archs(lines, get_space(space) if space else None, name)
     sp = records[0].space
@@ -85,6 +84,9 @@ def encode_cmd(ui: Ui, archs: str, space: str | None, checkpoint: str | None, ou
     model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(device))
     cells = [r.arch for r in records]
     mu, logvar = codec.encode_archs(model, cells)
+    if plot is not None:  # drawn first: a bad picture path then leaves no latents file behind
+        plots.latent_pca(plot, mu, latent_scores(ck, mu), f"predicted {ck.meta.get('target')}",
+                         f"{sp.name} latent space")
     ops, adj, n = store.pad_batch(cells)
     store.save_latents(output, Latents(sp.name, mu, logvar, [sp.hash(a) for a in cells], ck.fingerprint(),
                                        ops, adj, n))

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ..arch import INPUT_TYPE, OUTPUT_TYPE
 from .config import ModelConfig
 from .encoder import aggregators, join_halves, split_halves
-from .layers import MLP2, FusedRound, GatedSum, GRUProp, smm
+from .layers import MLP2, FusedRound, GatedSum, GRUProp, baddbmm, bmm, smm
 
 START_TYPES = (INPUT_TYPE, OUTPUT_TYPE)
 END_TYPES = (OUTPUT_TYPE, INPUT_TYPE)
@@ -95,10 +95,10 @@ class Decoder(nn.Module):
         edge_node, edge_step, edge_z = self.add_edges.first.split_rows([nd, nd + lat, lat])
         return _Prepared(
             fused=self.prop.fuse(),
-            z_node=torch.baddbmm(self.add_node.first.bias.unsqueeze(1), zd, node_z),
-            z_init=torch.baddbmm(self.init_node.first.bias.unsqueeze(1), zd, init_z),
-            z_edge=torch.baddbmm(self.add_edges.first.bias.unsqueeze(1), zd, edge_z),
-            type_init=torch.bmm(self.type_emb, init_type),
+            z_node=baddbmm(self.add_node.first.bias.unsqueeze(1), zd, node_z),
+            z_init=baddbmm(self.init_node.first.bias.unsqueeze(1), zd, init_z),
+            z_edge=baddbmm(self.add_edges.first.bias.unsqueeze(1), zd, edge_z),
+            type_init=bmm(self.type_emb, init_type),
             node_graph=node_graph, init_graph=init_graph, edge_node=edge_node, edge_step=edge_step)
 
     def _type_rows(self, prep: _Prepared, types: Tensor) -> Tensor:
@@ -110,7 +110,7 @@ class Decoder(nn.Module):
         """Eq. 5 for one new node per graph: (D, B, latent), (D, B, hidden) -> (D, B, node_dim)."""
         pre = prep.z_init + type_rows
         if h_graph is not None:
-            pre = pre + torch.bmm(h_graph, prep.init_graph)
+            pre = pre + bmm(h_graph, prep.init_graph)
         return self.init_node.second(torch.relu(pre))
 
     def _node_logits(self, prep: _Prepared, h_graph: Tensor) -> Tensor:
@@ -136,7 +136,7 @@ class Decoder(nn.Module):
     def _propagate(self, prep: _Prepared, h: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:
         """prop + readout of the partial graphs: h (D, B, t, nd), adj (D, B, t, t)."""
         h = join_halves(self.prop(split_halves(h), aggregators(adj), prep.fused))
-        return h, self.readout(h)[:, :, 0]
+        return h, self.readout(h).squeeze(2)
 
     def _start(self, prep: _Prepared, batch: int) -> Tensor:
         """State of the start node, (D, B, 1, nd)."""
