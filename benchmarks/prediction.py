@@ -18,9 +18,12 @@ Methods:
 
 MSE is on accuracy scaled to [0, 1] (NB201's percentages divided by 100).
 
-The default run is a smoke-sized schedule for a 2-core CPU (a few minutes): few joint epochs and
-1,000 ENAS labels.  --full uses finetune's defaults (100 epochs, patience 20) and all ENAS train
-labels; that needs a GPU.  A VAE checkpoint per space comes from --checkpoint SPACE=FILE, else
+The default run is a smoke-sized schedule for a 2-core CPU: few joint epochs (20 for nb201-100,
+3 elsewhere) and 1,000 ENAS labels; it took about 10 minutes on a busy 2-core machine (load ~9).
+Those few epochs under-train the joint model: read its figures as a check that everything runs.
+--epochs E sets the joint epochs of every task (30 on an H200: nb201-1000's three seeds took 117 s).
+--full uses finetune's defaults (100 epochs, patience 20) and all 17,118 ENAS train labels: hours
+for ENAS even on a GPU.  A VAE checkpoint per space comes from --checkpoint SPACE=FILE, else
 svge_cli/pretrained/<space>.h5; a task whose checkpoint is missing is skipped and says so.
 """
 from __future__ import annotations
@@ -87,9 +90,9 @@ def one_hot_features(ds: Dataset, vocab: int) -> np.ndarray:
     return np.concatenate([onehot, ds.adj[:, rows, cols]], axis=1).astype(np.float32)
 
 
-def fit_head(x: np.ndarray, values: np.ndarray, draw: LabelDraw, hidden: tuple[int, ...], seed: int,
-             device: torch.device) -> np.ndarray:
-    """The regressor alone on fixed features, early-stopped on the validation rows; predictions for draw.unseen."""
+def fit_head(x: np.ndarray, values: np.ndarray, draw: LabelDraw, test: np.ndarray, hidden: tuple[int, ...],
+             seed: int, device: torch.device) -> np.ndarray:
+    """The regressor alone on fixed features, early-stopped on the validation rows; predictions for `test`."""
     scale = LabelScale.fit(values[draw.train])
     y = torch.as_tensor(scale.normalize(values), dtype=torch.float32, device=device)
     feats = torch.as_tensor(x, dtype=torch.float32, device=device)
@@ -120,7 +123,7 @@ def fit_head(x: np.ndarray, values: np.ndarray, draw: LabelDraw, hidden: tuple[i
                 break
     head.load_state_dict(best_state)
     with torch.no_grad():
-        return scale.restore(head(feats[torch.as_tensor(draw.unseen, device=device)]).cpu().numpy())
+        return scale.restore(head(feats[torch.as_tensor(test, device=device)]).cpu().numpy())
 
 
 def run_task(task: Task, ds: Dataset, base: store.Checkpoint, seeds: int, cfg: FinetuneConfig, full: bool,
@@ -128,6 +131,7 @@ def run_task(task: Task, ds: Dataset, base: store.Checkpoint, seeds: int, cfg: F
     """Every method on `seeds` label draws of one task."""
     values = ds.labels[task.target]
     pool = ds.split_indices(store.SPLIT_TRAIN) if task.pool == "train" else None
+    split_test = ds.split_indices(store.SPLIT_TEST) if task.pool == "train" else None
     n = task.labels if full or task.quick_labels is None else task.quick_labels
     n = len(pool) if n is None else n
     frozen_model = checkpoints.model_from_checkpoint(base, device)
@@ -139,20 +143,21 @@ def run_task(task: Task, ds: Dataset, base: store.Checkpoint, seeds: int, cfg: F
     for seed in range(seeds):
         seed_cfg = replace(cfg, seed=seed)
         draw = draw_labels(values, n, seed_cfg, pool)
-        truth = values[draw.unseen]
+        test = draw.unseen if split_test is None else split_test  # a split's own test cells, else all unseen
+        truth = values[test]
         began = time.perf_counter()
         model = checkpoints.model_from_checkpoint(base, device)
         predictor, history = finetune(model, ds, values, task.target, draw, seed_cfg)
-        pred = predictor.from_arrays(ds.ops[draw.unseen], ds.adj[draw.unseen], ds.n_nodes[draw.unseen])
+        pred = predictor.from_arrays(ds.ops[test], ds.adj[test], ds.n_nodes[test])
         seconds["svge"] += time.perf_counter() - began
         per_seed["svge"].append(scores(truth, pred, task.unit) | {"epochs": len(history)})
         for name, x in features.items():
             began = time.perf_counter()
-            pred = fit_head(x, values, draw, hidden, seed, device)
+            pred = fit_head(x, values, draw, test, hidden, seed, device)
             seconds[name] += time.perf_counter() - began
             per_seed[name].append(scores(truth, pred, task.unit))
     return {"space": task.space, "target": task.target, "labels": n, "fit": len(draw.train),
-            "validation": len(draw.validation), "test": len(draw.unseen),
+            "validation": len(draw.validation), "test": len(test),
             "methods": {m: {"mean": {k: float(np.mean([r[k] for r in rows])) for k in METRICS},
                             "std": {k: float(np.std([r[k] for r in rows])) for k in METRICS},
                             "per_seed": rows, "seconds": round(seconds[m], 1)}

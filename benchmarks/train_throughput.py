@@ -7,7 +7,9 @@ Graphs are random DAGs of the space's shape (ENAS: 8 nodes, 8 types, a chain plu
 random skips; NB101: 7 nodes, 5 types, random cells), so no data files are needed.
 Each figure is the best of many short windows: other processes on a small machine
 slow single windows down, and the best window is the closest to the code's own
-speed (the median is printed too).  Decoding uses a model whose end type is never
+speed (the median is printed too).  On a busy machine `--threads 1 --clock cpu`
+counts graphs per second of this process's CPU time instead of wall time: the
+speed of one quiet core, nearly independent of the other load.  Decoding uses a model whose end type is never
 chosen before the node limit, so every graph is grown to the full 8 (ENAS) or
 7 (NB101) nodes, like decoding a trained model on those spaces.  `--precision bf16`
 measures the optional bfloat16-matmul mode (svge_cli.model.bf16_matmuls).
@@ -15,11 +17,13 @@ measures the optional bfloat16-matmul mode (svge_cli.model.bf16_matmuls).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from svge_cli.model import ModelConfig, SVGe, bf16_matmuls, configure_cpu  # noqa: E402
+from svge_cli.train import make_optimizer  # noqa: E402
 
 SPACES = {"enas": (8, 8), "nb101": (7, 5)}  # nodes, vocabulary
 
@@ -57,39 +62,48 @@ def nb101_like(rng: np.random.Generator, count: int, nodes: int, vocab: int) -> 
     return ops, adj, n
 
 
-def rate(work: Callable[[], int], seconds: float, window: float = 0.5) -> tuple[float, float]:
-    """(best, median) items per second over windows of about `window` seconds."""
-    work()  # warm-up
-    rates: list[float] = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end or len(rates) < 3:
-        t0, items = time.perf_counter(), 0
-        while time.perf_counter() - t0 < window:
-            items += work()
-        rates.append(items / (time.perf_counter() - t0))
-    return max(rates), statistics.median(rates)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def train_rate(model: SVGe, data: tuple[np.ndarray, ...], batch: int, seconds: float) -> tuple[float, float]:
+@dataclass
+class Meter:
+    """Rates over windows of about `window` seconds of `clock`, for `seconds` of wall time."""
+
+    clock: Callable[[], float]
+    seconds: float
+    window: float = 0.5
+
+    def rate(self, work: Callable[[], int]) -> tuple[float, float]:
+        """(best, median) items per clock second; `work` does one unit and returns its item count."""
+        work()  # warm-up
+        rates: list[float] = []
+        end = time.perf_counter() + self.seconds
+        while time.perf_counter() < end or len(rates) < 3:
+            t0, items = self.clock(), 0
+            while self.clock() - t0 < self.window:
+                items += work()
+            rates.append(items / (self.clock() - t0))
+        return max(rates), statistics.median(rates)
+
+
+def train_rate(meter: Meter, model: SVGe, data: tuple[np.ndarray, ...], batch: int) -> tuple[float, float]:
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt = make_optimizer(model, 1e-4)
     ops, adj, n = (torch.as_tensor(a) for a in data)
-    state = {"i": 0}
+    batches = itertools.cycle([slice(i * batch, (i + 1) * batch) for i in range(len(n) // batch)])
 
     def step() -> int:
-        i = state["i"] % (len(n) // batch)
-        state["i"] += 1
-        sl = slice(i * batch, (i + 1) * batch)
-        loss = model.loss(ops[sl], adj[sl], n[sl])["total"]
+        rows = next(batches)
+        loss = model.loss(ops[rows], adj[rows], n[rows])["total"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return batch
 
-    return rate(step, seconds)
+    return meter.rate(step)
 
 
-def decode_rate(model: SVGe, batch: int, seconds: float) -> tuple[float, float, float]:
+def decode_rate(meter: Meter, model: SVGe, batch: int) -> tuple[float, float, float]:
     model.eval()
     with torch.no_grad():  # never end early: every graph grows to max_nodes
         model.decoder.add_node.second.bias[:, (0, 1)] = -1e4
@@ -100,7 +114,7 @@ def decode_rate(model: SVGe, batch: int, seconds: float) -> tuple[float, float, 
         sizes.append(float(model.decode(z)[2].mean()))
         return batch
 
-    best, median = rate(step, seconds)
+    best, median = meter.rate(step)
     return best, median, statistics.mean(sizes)
 
 
@@ -111,11 +125,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="measuring time per figure")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="matmul input precision")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="wall time, or this process's CPU time (use with --threads 1 on a busy machine)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shared-data", default="../shared/data", help="unused: the graphs are generated")
     ap.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = ap.parse_args()
 
+    meter = Meter(CLOCKS[args.clock], args.seconds)
     configure_cpu(args.threads)
     torch.manual_seed(args.seed)
     nodes, vocab = SPACES[args.space]
@@ -123,16 +140,15 @@ def main() -> None:
     data = make(np.random.default_rng(args.seed), 4096, nodes, vocab)
     batches = [args.batch_size] if args.batch_size else [32, 128]
     result: dict[str, object] = {"space": args.space, "threads": args.threads, "precision": args.precision,
-                                 "torch": torch.__version__}
+                                 "clock": args.clock, "torch": torch.__version__}
     tag = f"{args.space} {args.precision}"
     train = {}
     with bf16_matmuls(enabled=args.precision == "bf16"):
         for b in batches:
-            best, median = train_rate(SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), data, b, args.seconds)
+            best, median = train_rate(meter, SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), data, b)
             train[str(b)] = {"best": round(best, 1), "median": round(median, 1)}
             print(f"train  {tag} batch {b:4d}: {best:8.1f} graphs/s (median {median:.1f})", flush=True)
-        best, median, mean_nodes = decode_rate(SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), 128,
-                                               args.seconds)
+        best, median, mean_nodes = decode_rate(meter, SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), 128)
     print(f"decode {tag} batch  128: {best:8.1f} graphs/s (median {median:.1f}, greedy, "
           f"{mean_nodes:.1f} nodes/graph)", flush=True)
     result.update(train_graphs_per_s=train[str(batches[0])]["best"], train_batch_size=batches[0],

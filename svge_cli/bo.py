@@ -29,6 +29,7 @@ import gpytorch
 import numpy as np
 import torch
 from botorch.acquisition import qLogExpectedImprovement
+from linear_operator.utils.cholesky import psd_safe_cholesky
 from botorch.models.model import Model
 from botorch.optim import optimize_acqf
 from botorch.posteriors.gpytorch import GPyTorchPosterior
@@ -78,7 +79,7 @@ class SparseGP(torch.nn.Module):
         self.likelihood.noise = 0.1
         self.mean = torch.nn.Parameter(torch.zeros((), dtype=inducing.dtype))
         self._cache: tuple[Tensor, Tensor, Tensor] | None = None
-        self.to(inducing.dtype)
+        self.to(device=inducing.device, dtype=inducing.dtype)
 
     @property
     def noise(self) -> Tensor:
@@ -91,10 +92,10 @@ class SparseGP(torch.nn.Module):
         """Cholesky of Kuu, A = L^-1 Kuf / sigma, Cholesky of B = I + A A^T, and c = LB^-1 A r / sigma."""
         z = self.inducing
         eye = torch.eye(len(z), dtype=z.dtype, device=z.device)
-        chol = torch.linalg.cholesky(self._k(z, z) + JITTER * self.kernel.outputscale * eye)
+        chol = psd_safe_cholesky(self._k(z, z) + JITTER * self.kernel.outputscale * eye)
         sigma = self.noise.sqrt()
         a = torch.linalg.solve_triangular(chol, self._k(z, x), upper=False) / sigma
-        chol_b = torch.linalg.cholesky(eye + a @ a.T)
+        chol_b = psd_safe_cholesky(eye + a @ a.T)
         c = torch.linalg.solve_triangular(chol_b, (a @ (y - self.mean)).unsqueeze(-1), upper=False) / sigma
         return chol, a, chol_b, c
 
@@ -165,8 +166,12 @@ class FittedGP:
     best: float  # best standardised target seen
     final_bound: float
 
+    @property
+    def device(self) -> torch.device:
+        return self.gp.inducing.device
+
     def _x(self, latents: np.ndarray) -> Tensor:
-        return torch.as_tensor(self.inputs.forward(latents), dtype=DTYPE)
+        return torch.as_tensor(self.inputs.forward(latents), dtype=DTYPE, device=self.device)
 
     @torch.no_grad()
     def predict(self, latents: np.ndarray, observation_noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -174,25 +179,31 @@ class FittedGP:
         means, variances = [], []
         for s in range(0, len(latents), 2048):
             mean, cov = self.gp.predict(self._x(latents[s:s + 2048]).unsqueeze(0), observation_noise)
-            means.append(mean[0].numpy())
-            variances.append(torch.diagonal(cov[0]).clamp_min(1e-12).numpy())
+            means.append(mean[0].cpu().numpy())
+            variances.append(torch.diagonal(cov[0]).clamp_min(1e-12).cpu().numpy())
         return np.concatenate(means), np.concatenate(variances)
 
 
 def fit_sparse_gp(latents: np.ndarray, scores: np.ndarray, inputs: Scaler, targets: Scaler,
-                  inducing: int = DEFAULT_INDUCING, seed: int = 0, iters: int = FIT_ITERS) -> FittedGP:
-    """Fit an SGPR to (latent, score) pairs; inducing points start on a seeded subset of the latents."""
+                  inducing: int = DEFAULT_INDUCING, seed: int = 0, iters: int = FIT_ITERS,
+                  fit_points: int = FIT_POINTS, device: torch.device | str = "cpu") -> FittedGP:
+    """Fit an SGPR to (latent, score) pairs; inducing points start on a seeded subset of the latents.
+
+    Hyper-parameters are learned on at most `fit_points` of the points (all of them is
+    affordable on a GPU); the posterior always conditions on every point.
+    """
     if len(latents) < 2:
         raise ValueError("a GP needs at least two labelled points")
-    x = torch.as_tensor(inputs.forward(latents), dtype=DTYPE)
-    y = torch.as_tensor(targets.forward(scores), dtype=DTYPE)
+    x = torch.as_tensor(inputs.forward(latents), dtype=DTYPE, device=device)
+    y = torch.as_tensor(targets.forward(scores), dtype=DTYPE, device=device)
     rng = np.random.default_rng(seed)
-    m = min(inducing, len(x))
-    gp = SparseGP(x[torch.as_tensor(rng.choice(len(x), size=m, replace=False))])
-    fit_rows = torch.as_tensor(np.sort(rng.choice(len(x), size=min(FIT_POINTS, len(x)), replace=False)))
+    distinct = np.unique(latents, axis=0, return_index=True)[1]  # repeated points would make Kuu singular
+    m = min(inducing, len(distinct))
+    gp = SparseGP(x[torch.as_tensor(np.sort(rng.choice(distinct, size=m, replace=False)))])
+    fit_rows = torch.as_tensor(np.sort(rng.choice(len(x), size=min(fit_points, len(x)), replace=False)))
     xf, yf = x[fit_rows], y[fit_rows]
     optimizer = torch.optim.Adam(gp.parameters(), lr=FIT_LR)
-    bound = torch.zeros(())
+    bound = torch.zeros((), device=device)
     for _ in range(iters):
         optimizer.zero_grad()
         bound = gp.bound(xf, yf)
@@ -226,10 +237,11 @@ def select_batch(fitted: FittedGP, q: int, lower: np.ndarray, upper: np.ndarray,
     """`q` latent points by q-EI with sequential greedy optimisation inside [lower, upper]."""
     torch.manual_seed(seed)
     lo, hi = fitted.inputs.forward(lower), fitted.inputs.forward(upper)
-    bounds = torch.as_tensor(np.stack([lo, hi]), dtype=DTYPE)
+    hi = np.maximum(hi, lo + 1e-6)  # BoTorch needs every box side to have some width
+    bounds = torch.as_tensor(np.stack([lo, hi]), dtype=DTYPE, device=fitted.device)
     acq = qLogExpectedImprovement(LatentGP(fitted.gp), best_f=fitted.best)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # BoTorch's optimisation-restart chatter is not for the user
         points, _ = optimize_acqf(acq, bounds, q=q, num_restarts=RESTARTS, raw_samples=RAW_SAMPLES,
                                   sequential=True, options={"maxiter": LBFGS_ITERS, "seed": seed})
-    return fitted.inputs.inverse(points.detach().numpy()).astype(np.float32)
+    return fitted.inputs.inverse(points.detach().cpu().numpy()).astype(np.float32)

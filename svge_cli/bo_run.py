@@ -6,9 +6,11 @@ greedy, then sampled decodes) until it gives a valid cell that nobody has
 scored yet, score the new cells with the objective, append, repeat.
 
 What the GP learns from each selected point:
-  * a new cell (status ``queried``): its score;
+  * a new cell (status ``queried``): its score, at the selected point (what
+    decoding there gives, as in D-VAE) and at the cell's own latent mean (where
+    the encoder puts it, like every initial cell);
   * a point that only decodes to cells already scored (``duplicate``): that
-    cell's known score, and no query is spent;
+    cell's known score at the selected point, and no query is spent;
   * a point with no valid decode (``invalid``): the worst initial score, as
     in D-VAE, so the search learns to stay away;
   * a cell the objective could not score (``failed``): nothing.
@@ -26,12 +28,13 @@ import numpy as np
 import torch
 
 from . import codec
-from .arch import Arch, pad_batch
-from .bo import FittedGP, Quality, Scaler, fit_sparse_gp, gp_quality, select_batch
+from .arch import Arch
+from .bo import Quality, Scaler, fit_sparse_gp, gp_quality, select_batch
 from .errors import SvgeError
 from .model import SVGe
 from .objectives import Objective
 from .spaces import SearchSpace
+from .store import Dataset
 
 QUERIED, FAILED, DUPLICATE, INVALID = "queried", "failed", "duplicate", "invalid"
 SPENT = (QUERIED, FAILED)  # statuses that cost a query
@@ -59,8 +62,9 @@ class Query:
     score: float | None = None
     arch: str | None = None  # native text
     hash: str | None = None
-    latent: list[float] | None = None
+    latent: list[float] | None = None  # the selected point (initial cells: the cell's latent mean)
     note: str | None = None
+    cell_latent: list[float] | None = None  # a decoded cell's own latent mean
 
 
 @dataclass
@@ -101,12 +105,21 @@ class Trial:
 
 @dataclass
 class Pool:
-    """Labelled cells the search may start from (a table's rows), with their latents when encoded."""
+    """Rows of a dataset the search starts from or tests on, with their scores and latents."""
 
-    archs: list[Arch]
-    hashes: list[str]
-    scores: np.ndarray  # NaN where unknown
-    latents: np.ndarray | None = None
+    ds: Dataset
+    rows: np.ndarray
+    scores: np.ndarray  # per row; NaN where unknown
+    latents: np.ndarray  # per row (posterior means)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def arch(self, i: int) -> Arch:
+        return self.ds.arch(int(self.rows[i]))
+
+    def hash(self, i: int) -> str:
+        return str(self.ds.hashes[self.rows[i]])
 
 
 @dataclass
@@ -119,17 +132,14 @@ class Problem:
     lower: np.ndarray
     upper: np.ndarray
     inputs: Scaler  # z-scoring of latents, from the training latents
-    start: Pool  # where initial cells come from (queried) or the labelled set itself (init None)
+    start: Pool  # initial cells: queried at random (--init N), or the labelled set itself (surrogate)
+    labelled_start: bool  # True: the start pool's labels are the initial data, not queries (D-VAE)
+    random_cells: Callable[[int, int, set[str]], list[Arch]]  # (count, seed, exclude hashes) -> new cells
     test: Pool | None = None  # held-out labelled cells for the GP's round-1 quality
-    random_cells: Callable[[int, int, set[str]], list[Arch]] | None = None  # (count, seed, exclude) -> cells
 
 
 def round_seed(seed: int, rnd: int) -> int:
     return int(np.random.SeedSequence([seed, rnd]).generate_state(1)[0])
-
-
-def encode(model: SVGe, archs: list[Arch]) -> np.ndarray:
-    return codec.encode_archs(model, archs)[0] if archs else np.zeros((0, model.cfg.latent), np.float32)
 
 
 # ---------------------------------------------------------------- decoding
@@ -168,22 +178,18 @@ def decode_new(model: SVGe, space: SearchSpace, z: np.ndarray, attempts: int, kn
 class TrialState:
     """The labelled points of a trial in GP form, rebuilt from its query records."""
 
-    def __init__(self, problem: Problem, trial: Trial, labelled: bool) -> None:
-        self.problem = problem
+    def __init__(self, problem: Problem, trial: Trial, labelled_rows: np.ndarray | None) -> None:
         self.trial = trial
         self.known: dict[str, float] = {}
-        xs: list[np.ndarray] = []
-        ys: list[float] = []
-        if labelled:  # the table's training cells are the initial data, not queries (D-VAE)
-            ok = np.isfinite(problem.start.scores)
-            xs.append(problem.start.latents[ok])
-            ys.extend(problem.start.scores[ok].tolist())
-            self.known.update((h, float(s)) for h, s in zip(np.asarray(problem.start.hashes)[ok],
-                                                            problem.start.scores[ok]))
-        self.x = np.concatenate(xs) if xs else np.zeros((0, len(problem.lower)), np.float32)
-        self.y = np.asarray(ys, dtype=np.float64)
+        self.x = np.zeros((0, len(problem.lower)), np.float32)
+        self.y = np.zeros(0)
+        if labelled_rows is not None:  # the table's training cells are the initial data, not queries (D-VAE)
+            start = problem.start
+            self.x = start.latents[labelled_rows]
+            self.y = start.scores[labelled_rows].astype(np.float64)
+            self.known.update((start.hash(i), float(start.scores[i])) for i in labelled_rows)
         self._initial_scores = self.y.copy()
-        self.targets: Scaler | None = Scaler.fit(self.y) if len(self.y) > 1 else None
+        self.targets: Scaler | None = None
         for q in trial.queries:
             self.add(q)
 
@@ -194,9 +200,10 @@ class TrialState:
         if q.round == 0 and q.score is not None:
             self._initial_scores = np.append(self._initial_scores, q.score)
         y = self._gp_target(q)
-        if y is not None and q.latent is not None:
-            self.x = np.concatenate([self.x, np.asarray([q.latent], dtype=np.float32)])
-            self.y = np.append(self.y, y)
+        points = [p for p in (q.latent, q.cell_latent) if p is not None]
+        if y is not None and points:
+            self.x = np.concatenate([self.x, np.asarray(points, dtype=np.float32)])
+            self.y = np.append(self.y, [y] * len(points))
 
     def _gp_target(self, q: Query) -> float | None:
         if q.status in (QUERIED, DUPLICATE):
@@ -207,23 +214,29 @@ class TrialState:
 
     def finish_initial(self) -> None:
         """Fix the score standardisation on the initial labels (kept for all rounds, as D-VAE does)."""
-        if self.targets is None:
-            if len(self._initial_scores) < 2:
-                raise SvgeError("fewer than two initial cells got a score: nothing to fit a GP on")
-            self.targets = Scaler.fit(self._initial_scores)
+        if len(self._initial_scores) < 2:
+            raise SvgeError("fewer than two initial cells got a score: nothing to fit a GP on")
+        self.targets = Scaler.fit(self._initial_scores)
 
 
-def initial_queries(problem: Problem, count: int, seed: int) -> list[Query]:
-    """`count` random cells of the start pool, scored by the objective (they count as queries)."""
-    if count > len(problem.start.archs):
-        raise SvgeError(f"--init {count} asks for more cells than the {len(problem.start.archs):,} available")
-    rows = np.random.default_rng(round_seed(seed, 0)).choice(len(problem.start.archs), size=count, replace=False)
-    archs = [problem.start.archs[i] for i in rows]
-    latents = problem.start.latents[rows] if problem.start.latents is not None else encode(problem.model, archs)
+def start_rows(problem: Problem, init: int | None, seed: int) -> np.ndarray:
+    """Rows of the start pool a trial begins with: `init` drawn at random, or every labelled row."""
+    start = problem.start
+    eligible = np.nonzero(np.isfinite(start.scores))[0] if problem.labelled_start else np.arange(len(start))
+    if init is None:
+        return eligible
+    if init > len(eligible):
+        raise SvgeError(f"--init {init} asks for more cells than the {len(eligible):,} available")
+    return np.sort(np.random.default_rng(round_seed(seed, 0)).choice(eligible, size=init, replace=False))
+
+
+def initial_queries(problem: Problem, rows: np.ndarray) -> list[Query]:
+    """The start pool's `rows`, scored by the objective (they count as queries)."""
+    archs = [problem.start.arch(i) for i in rows]
     outcomes = problem.objective.evaluate(problem.space, archs)
     return [Query(0, QUERIED if o.score is not None else FAILED, o.score, problem.space.format_native(a),
-                  problem.start.hashes[i], _plain_latent(z), o.note)
-            for a, i, z, o in zip(archs, rows, latents, outcomes)]
+                  problem.start.hash(i), _plain_latent(problem.start.latents[i]), o.note)
+            for a, i, o in zip(archs, rows, outcomes)]
 
 
 def _plain_latent(z: np.ndarray) -> list[float]:
@@ -233,9 +246,10 @@ def _plain_latent(z: np.ndarray) -> list[float]:
 def bo_round(problem: Problem, state: TrialState, settings: Settings, rnd: int) -> tuple[list[Query], Quality | None]:
     """Fit, select, decode, evaluate: the queries of round `rnd` (>= 1)."""
     seed = round_seed(state.trial.seed, rnd)
-    fitted = fit_sparse_gp(state.x, state.y, problem.inputs, state.targets, settings.inducing, seed)
+    fitted = fit_sparse_gp(state.x, state.y, problem.inputs, state.targets, settings.inducing, seed,
+                           device=codec.model_device(problem.model))
     quality = None
-    if rnd == 1 and problem.test is not None and problem.test.latents is not None and len(problem.test.archs) > 1:
+    if rnd == 1 and problem.test is not None and len(problem.test) > 1:
         quality = gp_quality(fitted, problem.test.latents, problem.test.scores)
     z = select_batch(fitted, settings.batch, problem.lower, problem.upper, seed)
     return evaluate_points(problem, state, z, settings.attempts, rnd, seed), quality
@@ -245,14 +259,16 @@ def evaluate_points(problem: Problem, state: TrialState, z: np.ndarray, attempts
                     seed: int) -> list[Query]:
     found = decode_new(problem.model, problem.space, z, attempts, set(state.known), seed)
     new = [i for i, f in enumerate(found) if f[0] == QUERIED]
-    outcomes = dict(zip(new, problem.objective.evaluate(problem.space, [found[i][1] for i in new])))
+    cells = [found[i][1] for i in new]
+    outcomes = dict(zip(new, problem.objective.evaluate(problem.space, cells)))
+    own = dict(zip(new, codec.encode_archs(problem.model, cells)[0])) if cells else {}
     queries = []
     for i, (status, arch, h) in enumerate(found):
         native = problem.space.format_native(arch) if arch is not None else None
         if status == QUERIED:
             o = outcomes[i]
             queries.append(Query(rnd, QUERIED if o.score is not None else FAILED, o.score, native, h,
-                                 _plain_latent(z[i]), o.note))
+                                 _plain_latent(z[i]), o.note, _plain_latent(own[i])))
         elif status == DUPLICATE:
             queries.append(Query(rnd, DUPLICATE, state.known.get(h), native, h, _plain_latent(z[i]),
                                  "decodes only to cells already scored"))
@@ -279,14 +295,15 @@ def run_bo_trial(problem: Problem, settings: Settings, trial: Trial,
                  on_round: Callable[[Trial, RoundStats], None]) -> Trial:
     """Run (or continue) one BO trial; `on_round` sees the trial after every completed round."""
     done = {r.round for r in trial.rounds}
-    state = TrialState(problem, trial, labelled=settings.init is None)
+    trial.complete = False
+    rows = start_rows(problem, settings.init, trial.seed)
+    state = TrialState(problem, trial, rows if problem.labelled_start else None)
     if 0 not in done:
         t0 = time.perf_counter()
-        if settings.init is not None:
-            for q in initial_queries(problem, settings.init, trial.seed):
+        if not problem.labelled_start:
+            for q in initial_queries(problem, rows):
                 trial.queries.append(q)
                 state.add(q)
-        state.finish_initial()
         _close_round(trial, round_stats(trial, 0, trial.queries, time.perf_counter() - t0, None), on_round)
     state.finish_initial()
     for rnd in range(max(done, default=0) + 1, settings.iters + 1):
@@ -308,9 +325,8 @@ def _close_round(trial: Trial, stats: RoundStats, on_round: Callable[[Trial, Rou
 def run_random_trial(problem: Problem, budget: list[int], trial: Trial,
                      on_round: Callable[[Trial, RoundStats], None]) -> Trial:
     """Random search: uniformly drawn distinct cells, with round ends at the BO trial's query counts."""
-    if problem.random_cells is None:
-        raise SvgeError("no way to draw random cells for this objective")
     done = {r.round for r in trial.rounds}
+    trial.complete = False
     for rnd, total in enumerate(budget):
         if rnd in done:
             continue
@@ -330,6 +346,3 @@ def query_budget(bo_trial: Trial) -> list[int]:
     """Cumulative queries at the end of each BO round: the random baseline matches them."""
     return [r.queries for r in bo_trial.rounds]
 
-
-def padded(archs: list[Arch], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return pad_batch(archs, width)

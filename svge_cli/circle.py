@@ -19,6 +19,7 @@ consecutive distances are all 2 r sin(pi / S), the last one equal to the first.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,7 +113,7 @@ def walk(model: SVGe, space: SearchSpace, start: Arch, steps: int, seed: int, ra
     mu, _ = codec.encode_archs(model, [start])
     circle = circle_through(mu[0], steps, seed, radius)
     decoded = codec.decode_latents(model, space, circle.points.astype(np.float32))
-    edits = [None] + [step_edits(a.arch, b.arch) for a, b in zip(decoded, decoded[1:])]
+    edits = [None] + [step_edits(a.arch, b.arch) for a, b in itertools.pairwise(decoded)]
     return Walk(circle, decoded, edits)
 
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 

@@ -12,10 +12,10 @@ writes one score per line on stdout, in the same order.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -130,6 +130,8 @@ class EvaluatorObjective:
             raise SvgeError(f"--evaluator {self.command!r}: cannot split into words ({e})") from None
         if not self.argv:
             raise SvgeError("--evaluator needs a command")
+        if shutil.which(self.argv[0]) is None:
+            raise SvgeError(f"--evaluator: cannot start {self.argv[0]!r} (no such program, or not executable)")
 
     @property
     def description(self) -> str:

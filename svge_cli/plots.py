@@ -5,8 +5,6 @@ backend state: PNG goes through Agg, SVG through the SVG writer) and written ato
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .errors import SvgeError
+from .store import atomic_path
 
 FORMATS = {".png": "png", ".svg": "svg"}
 DPI = 150
@@ -28,19 +27,10 @@ def figure_format(path: str | Path) -> str:
 
 
 def save_figure(fig: Figure, path: str | Path) -> None:
-    """Write `fig` beside its target under a temporary name, then rename it over the target."""
+    """Write `fig` atomically in the format its extension names (white background)."""
     fmt = figure_format(path)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", facecolor="white")
 
 
 def principal_components(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:

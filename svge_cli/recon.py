@@ -26,7 +26,7 @@ def exact_matches(ops_a: np.ndarray, adj_a: np.ndarray, n_a: np.ndarray,
 
 def reconstruction_accuracy(model: SVGe, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray,
                             n_encode: int = 10, n_decode: int = 10, greedy: bool = False,
-                            batch_size: int = 1000, generator: torch.Generator | None = None) -> float:
+                            batch_size: int = 512, generator: torch.Generator | None = None) -> float:
     """Share of decodes that reproduce their input graph exactly.
 
     Sampled (the paper's protocol): each graph is encoded `n_encode` times with

@@ -12,11 +12,9 @@ cells of a circle can be compared at a glance.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import networkx as nx
 import numpy as np
@@ -27,20 +25,19 @@ from matplotlib.patches import FancyArrowPatch
 from rich.table import Table
 
 from .arch import INPUT_TYPE, OUTPUT_TYPE, Arch
-from .errors import SvgeError
+from .plots import figure_format, save_figure
 from .spaces import SearchSpace
 
-PICTURE_FORMATS = ("png", "svg")
 #: short labels for op names that no space alias shortens
 _SHORT_NAMES = {"input": "in", "output": "out", "skip_connect": "skip", "nor_conv_1x1": "conv1x1",
                 "nor_conv_3x3": "conv3x3", "avg_pool_3x3": "avgpool"}
 _END_COLOUR = "#d9d9d9"
 _OP_COLOURS = ("#8dd3c7", "#fdb462", "#bebada", "#fb8072", "#80b1d3", "#b3de69", "#fccde5", "#ffffb3")
 _INVALID_COLOUR = "#c62828"
-_DPI = 150
 #: how far (grid units: one layer / one row apart) an arc keeps from the centre of a node it passes
 _CLEARANCE = 0.45
-_PAD_X, _PAD_Y = 0.5, 0.45
+#: margins (grid units) around the outermost nodes, and beyond the farthest point of an arc
+_PAD_X, _PAD_Y, _PAD_ARC = 0.5, 0.45, 0.1
 #: inches per layer and per row in a picture of one cell
 _INCH_X, _INCH_Y = 1.25, 0.6
 #: circle picture, in figure fractions: radius of the ring of step marks, and of the ring of cells
@@ -139,7 +136,7 @@ class _Geometry:
     ylim: tuple[float, float]
 
     @classmethod
-    def of(cls, arch: Arch) -> "_Geometry":
+    def of(cls, arch: Arch) -> _Geometry:
         pos = layout(arch)
         edges = [(int(u), int(v)) for u, v in zip(*np.nonzero(arch.adj))]
         bulge, ties = {}, dict.fromkeys(range(arch.n_nodes), 0)
@@ -151,8 +148,11 @@ class _Geometry:
             else:
                 bulge[(u, v)] = up if up < down else -down
         xs = [p[0] for p in pos.values()]
-        ys = [p[1] for p in pos.values()] + [(pos[u][1] + pos[v][1]) / 2 + h for (u, v), h in bulge.items()]
-        return cls(pos, bulge, (min(xs) - _PAD_X, max(xs) + _PAD_X), (min(ys) - _PAD_Y, max(ys) + _PAD_Y))
+        ys = [p[1] for p in pos.values()]
+        peaks = [(pos[u][1] + pos[v][1]) / 2 + h for (u, v), h in bulge.items()]  # an arc's farthest point
+        low = min([min(ys) - _PAD_Y] + [y - _PAD_ARC for y in peaks])
+        high = max([max(ys) + _PAD_Y] + [y + _PAD_ARC for y in peaks])
+        return cls(pos, bulge, (min(xs) - _PAD_X, max(xs) + _PAD_X), (low, high))
 
 
 def draw_cell(ax: Axes, space: SearchSpace, arch: Arch, title: str | None = None,
@@ -178,7 +178,8 @@ def draw_cell(ax: Axes, space: SearchSpace, arch: Arch, title: str | None = None
     if max(np.bincount(layers(arch))) > 1:
         fontsize = min(fontsize, 0.5 * 72 * per_y)
     boxes = {v: ax.text(*pos[v], label, ha="center", va="center", fontsize=fontsize, zorder=2,
-                        bbox=dict(boxstyle="round,pad=0.35", fc=node_colour(int(arch.ops[v])), ec="#444444", lw=0.8))
+                        bbox={"boxstyle": "round,pad=0.35", "fc": node_colour(int(arch.ops[v])), "ec": "#444444",
+                              "lw": 0.8})
              for v, label in enumerate(labels)}
     # arc3 bends by a fraction of the chord's length on screen: turn bulges in data units into that fraction
     for (u, v), h in geo.bulge.items():
@@ -214,30 +215,6 @@ def _arc_heights(pos: dict[int, np.ndarray], u: int, v: int) -> tuple[float, flo
 # ---------------------------------------------------------------- pictures
 
 
-def picture_format(path: str | Path) -> str:
-    """png or svg, from the file name; SvgeError for anything else."""
-    ext = Path(path).suffix.lower().lstrip(".")
-    if ext not in PICTURE_FORMATS:
-        raise SvgeError(f"{path}: pictures are written as .png or .svg, not {('.' + ext) if ext else 'no extension'}")
-    return ext
-
-
-def save_figure(fig: Figure, path: str | Path) -> None:
-    """Write `fig` atomically (temp file + rename) in the format its extension names."""
-    fmt = picture_format(path)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=_DPI, bbox_inches="tight", facecolor="white")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def cell_figure(space: SearchSpace, arch: Arch, title: str | None = None) -> Figure:
     """A figure of one cell, sized to its layers and their heights."""
     geo = _Geometry.of(arch)
@@ -248,7 +225,7 @@ def cell_figure(space: SearchSpace, arch: Arch, title: str | None = None) -> Fig
 
 
 def save_cell_picture(path: str | Path, space: SearchSpace, arch: Arch, title: str | None = None) -> None:
-    picture_format(path)
+    figure_format(path)
     save_figure(cell_figure(space, arch, title), path)
 
 
@@ -283,5 +260,5 @@ def circle_figure(space: SearchSpace, cells: Sequence[tuple[Arch, bool]], title:
 
 def save_circle_picture(path: str | Path, space: SearchSpace, cells: Sequence[tuple[Arch, bool]],
                         title: str) -> None:
-    picture_format(path)
+    figure_format(path)
     save_figure(circle_figure(space, cells, title), path)

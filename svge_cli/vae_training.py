@@ -123,10 +123,10 @@ def _run_dir(ws: Workspace, req: TrainRequest) -> Path:
             raise SvgeError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         return out
     if req.resume:
-        latest = ws.latest_checkpoint(req.space)
-        if latest is None or latest.parent.parent != ws.checkpoint_dir(req.space):
+        runs = sorted(ws.checkpoint_dir(req.space).glob("run-*/last.h5"), key=lambda p: p.stat().st_mtime)
+        if not runs:
             raise SvgeError(f"no {req.space} run in {ws.root} to resume")
-        return latest.parent
+        return runs[-1].parent  # the newest run, even when a fine-tuned checkpoint is the latest
     return ws.checkpoint_dir(req.space) / time.strftime("run-%Y%m%d-%H%M%S")
 
 

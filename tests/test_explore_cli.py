@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY, Runner, assert_one_line_error
+
 from svge_cli import checkpoints, store
 from svge_cli.archtext import format_arch
 from svge_cli.model import ModelConfig, SVGe

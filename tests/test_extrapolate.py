@@ -6,7 +6,13 @@ import pytest
 
 from svge_cli.arch import Arch, from_lists
 from svge_cli.errors import SvgeError
-from svge_cli.extrapolate import best_labelled, grow, growth_rules, paper_family, single_insertions
+from svge_cli.extrapolate import (
+    best_labelled,
+    grow,
+    growth_rules,
+    paper_family,
+    single_insertions,
+)
 from svge_cli.spaces import get_space
 from svge_cli.store import Dataset
 
@@ -23,6 +29,20 @@ TINY = NB101.parse_native("ops=conv3x3;adj=010/001/000")
 
 def edges_count(arch: Arch) -> int:
     return int(arch.adj.sum())
+
+
+def by_edges(cells: list[Arch]) -> np.ndarray:
+    """A stand-in for the regressor: more edges, higher score."""
+    return np.array([edges_count(c) for c in cells], dtype=float)
+
+
+def by_edges_then_first_op(cells: list[Arch]) -> np.ndarray:
+    """Like `by_edges`, ties broken by the first layer's op, so the two best cells differ."""
+    return by_edges(cells) + 0.01 * np.array([int(c.ops[1]) for c in cells])
+
+
+def flat(cells: list[Arch]) -> np.ndarray:
+    return np.zeros(len(cells))
 
 
 def test_single_insertions_of_a_three_node_cell_worked_by_hand() -> None:
@@ -71,7 +91,7 @@ def test_the_best_nb101_cell_has_958_single_insertions_once_the_edge_limit_is_li
 def test_keeping_the_nb101_edge_limit_leaves_the_best_cell_nothing_to_grow() -> None:
     assert len(single_insertions(growth_rules(NB101, max_edges=9), BEST)) == 0
     with pytest.raises(SvgeError, match="edges"):
-        grow(growth_rules(NB101, max_edges=9), BEST, 8, lambda cells: np.zeros(len(cells)))
+        grow(growth_rules(NB101, max_edges=9), BEST, 8, flat)
 
 
 def test_growth_rules_leave_the_registered_space_alone() -> None:
@@ -102,7 +122,7 @@ def test_the_paper_family_has_1384_cells_by_default() -> None:
 
 
 def test_grow_ranks_the_last_family_by_score() -> None:
-    ranked = grow(growth_rules(NB101), TINY, 4, lambda cells: np.array([edges_count(c) for c in cells], float))
+    ranked = grow(growth_rules(NB101), TINY, 4, by_edges)
     assert len(ranked.family) == 14 and ranked.step_sizes == [14]
     scores = [s for _, s in ranked.top(14)]
     assert scores == sorted(scores, reverse=True) and scores[0] == 5  # the triangle has the most edges
@@ -111,7 +131,7 @@ def test_grow_ranks_the_last_family_by_score() -> None:
 
 def test_grow_by_several_layers_keeps_the_best_cell_of_each_step() -> None:
     seed = ENAS.parse_native("[[0], [1, 1]]")
-    ranked = grow(growth_rules(ENAS), seed, 6, lambda cells: np.array([edges_count(c) for c in cells], float))
+    ranked = grow(growth_rules(ENAS), seed, 6, by_edges)
     assert [c.n_nodes for c in ranked.path] == [4, 5] and len(ranked.step_sizes) == 2
     assert all(c.n_nodes == 6 and ENAS.validate(c, 6) is None for c in ranked.family.cells)
     # the last family grew from the best cell of the first step: each holds it with one layer more
@@ -121,10 +141,9 @@ def test_grow_by_several_layers_keeps_the_best_cell_of_each_step() -> None:
 
 def test_a_wider_beam_grows_the_union_of_the_best_cells_families() -> None:
     seed = ENAS.parse_native("[[0], [1, 1]]")
-    score = lambda cells: np.array([edges_count(c) + 0.01 * int(c.ops[1]) for c in cells])  # noqa: E731
-    greedy = grow(growth_rules(ENAS), seed, 6, score, beam=1)
-    wide = grow(growth_rules(ENAS), seed, 6, score, beam=2)
-    first_two = [c for c, _ in grow(growth_rules(ENAS), seed, 5, score).top(2)]
+    greedy = grow(growth_rules(ENAS), seed, 6, by_edges_then_first_op, beam=1)
+    wide = grow(growth_rules(ENAS), seed, 6, by_edges_then_first_op, beam=2)
+    first_two = [c for c, _ in grow(growth_rules(ENAS), seed, 5, by_edges_then_first_op).top(2)]
     union = {ENAS.hash(c) for cell in first_two for c in single_insertions(growth_rules(ENAS), cell).cells}
     assert set(wide.family.hashes) == union and set(greedy.family.hashes) < union
 
@@ -139,16 +158,15 @@ def test_large_families_are_sampled_to_the_limit_with_the_seed() -> None:
 
 
 def test_grow_refuses_what_it_cannot_do() -> None:
-    score = lambda cells: np.zeros(len(cells))  # noqa: E731
     with pytest.raises(SvgeError, match="already has 7 nodes"):
-        grow(growth_rules(NB101), BEST, 7, score)
+        grow(growth_rules(NB101), BEST, 7, flat)
     with pytest.raises(SvgeError, match="exactly one node"):
-        grow(growth_rules(NB101), BEST, 9, score, family="paper")
+        grow(growth_rules(NB101), BEST, 9, flat, family="paper")
     with pytest.raises(SvgeError, match="non-finite"):
-        grow(growth_rules(NB101), TINY, 4, lambda cells: np.full(len(cells), np.nan))
+        grow(growth_rules(NB101), TINY, 4, lambda cells: np.full(len(cells), np.nan))  # a broken predictor
     with pytest.raises(SvgeError, match="8 nodes"):
         grow(growth_rules(get_space("nb201")), get_space("nb201").parse_native(
-            "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"), 9, score)
+            "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"), 9, flat)
 
 
 def test_best_labelled_skips_unknown_values() -> None:

@@ -9,8 +9,15 @@ import pytest
 from rich.console import Console
 
 from svge_cli.errors import SvgeError
-from svge_cli.render import (cell_table, describe, layers, layout, node_labels, save_cell_picture,
-                             save_circle_picture)
+from svge_cli.render import (
+    cell_table,
+    describe,
+    layers,
+    layout,
+    node_labels,
+    save_cell_picture,
+    save_circle_picture,
+)
 from svge_cli.spaces import get_space
 
 NB101 = get_space("nb101")

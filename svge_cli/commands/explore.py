@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .. import checkpoints, datasets, render, store
+from .. import checkpoints, datasets, plots, render, store
 from ..arch import Arch, ArchError
 from ..archtext import format_arch, infer_native_space, parse_json_arch, read_archs
 from ..circle import Walk, chain_cell, step_edits, walk
@@ -21,7 +21,14 @@ from ..extrapolate import FAMILIES, Ranked, best_labelled, grow, growth_rules
 from ..prediction import load_predictor
 from ..spaces import SearchSpace, get_space
 from ..store import Latents
-from .common import device_option, json_option, read_text_input, seed_option, space_option, write_text_lines
+from .common import (
+    device_option,
+    json_option,
+    read_text_input,
+    seed_option,
+    space_option,
+    write_text_lines,
+)
 from .model import checkpoint_option
 
 #: node limit when reading a cell to draw or grow: larger cells are the point of these commands
@@ -130,7 +137,7 @@ def decode_circle_cmd(ui: Ui, space: str | None, checkpoint: str | None, start: 
       svge decode-circle --space nb101 --steps 14 -o circle.png
     """
     if output:
-        render.picture_format(output)
+        plots.figure_format(output)
     space = _space_hint(space, checkpoint)
     start_arch, start_space = read_one_cell(start, "--start", space) if start else (None, None)
     sp = _pick_space(ui, space, start_space)
@@ -351,7 +358,7 @@ def show_cmd(ui: Ui, arch: str, space: str | None, output: str | None) -> None:
       svge show 'ops=conv3x3,maxpool;adj=0110/0001/0001/0000' -o cell.svg
     """
     if output:
-        render.picture_format(output)
+        plots.figure_format(output)
     cell, sp = read_one_cell(arch, "ARCH", space)
     console = _stdout_console()
     console.print(render.describe(sp, cell), soft_wrap=True)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ..arch import INPUT_TYPE, OUTPUT_TYPE
 from .config import ModelConfig
 from .encoder import aggregators, join_halves, split_halves
-from .layers import MLP2, FusedRound, GatedSum, GRUProp, baddbmm, bmm, smm
+from .layers import MLP2, FusedRound, GatedSum, GRUProp, baddbmm, bmm, matmul_operand, smm
 
 START_TYPES = (INPUT_TYPE, OUTPUT_TYPE)
 END_TYPES = (OUTPUT_TYPE, INPUT_TYPE)
@@ -99,7 +99,8 @@ class Decoder(nn.Module):
             z_init=baddbmm(self.init_node.first.bias.unsqueeze(1), zd, init_z),
             z_edge=baddbmm(self.add_edges.first.bias.unsqueeze(1), zd, edge_z),
             type_init=bmm(self.type_emb, init_type),
-            node_graph=node_graph, init_graph=init_graph, edge_node=edge_node, edge_step=edge_step)
+            node_graph=node_graph, init_graph=matmul_operand(init_graph), edge_node=matmul_operand(edge_node),
+            edge_step=edge_step)
 
     def _type_rows(self, prep: _Prepared, types: Tensor) -> Tensor:
         """initNode's first-layer contribution of node types (D, B, ...) -> (D, B, ..., hidden)."""

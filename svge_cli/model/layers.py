@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 _matmul_dtype: list[torch.dtype | None] = [None]  # None: full fp32
@@ -21,7 +22,7 @@ _matmul_dtype: list[torch.dtype | None] = [None]  # None: full fp32
 
 @contextmanager
 def bf16_matmuls(enabled: bool = True) -> Iterator[None]:
-    """Within the block, every matmul of the model takes bfloat16 inputs.
+    """Within the block (process-wide), every matmul of the model takes bfloat16 inputs.
 
     Products accumulate in fp32 and come back as fp32; weights, optimizer state and
     all element-wise work stay fp32 (the usual mixed precision).  On CPUs with
@@ -34,6 +35,12 @@ def bf16_matmuls(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         _matmul_dtype[0] = previous
+
+
+def matmul_operand(w: Tensor) -> Tensor:
+    """`w` cast once to the matmul precision, for weights that several matmuls reuse."""
+    low = _matmul_dtype[0]
+    return w if low is None else w.to(low)
 
 
 def bmm(a: Tensor, b: Tensor) -> Tensor:
@@ -118,14 +125,17 @@ class GatedSum(nn.Module):
         return (gate * value).sum(2)
 
 
+ALIGN = 16  # fp32 GEMMs run 10-25% faster when the state width is a multiple of 16 (125 -> 128)
+
+
 @dataclass
 class FusedRound:
     """One round's weights, pre-multiplied for `GRUProp` (see there)."""
 
-    weight: Tensor  # (S, h, 9h): [W_src W_ih | W_dst W_ih | W_hh]
-    bias: Tensor  # (S, 1, 1, 3h): b_ih plus the r and z parts of b_hh (they are only ever summed)
-    deg_bias: Tensor  # (S, 1, 1, 3h): b_msg W_ih, counted once per neighbour
-    bias_hn: Tensor  # (S, 1, 1, h): the n part of b_hh, which the reset gate scales
+    weight: Tensor  # (S, p, 9p): [W_src W_ih | W_dst W_ih | W_hh], p = padded state width
+    bias: Tensor  # (S, 1, 1, 3p): b_ih plus the r and z parts of b_hh (they are only ever summed)
+    deg_bias: Tensor  # (S, 1, 1, 3p): b_msg W_ih, counted once per neighbour
+    bias_hn: Tensor  # (S, 1, 1, p): the n part of b_hh, which the reset gate scales
 
 
 class GRUProp(nn.Module):
@@ -148,6 +158,7 @@ class GRUProp(nn.Module):
     def __init__(self, stacks: int, hidden: int, msg_dim: int, rounds: int) -> None:
         super().__init__()
         self.hidden = hidden
+        self.padded = -(-hidden // ALIGN) * ALIGN
         h, m = hidden, msg_dim
         self.msg_weight = nn.ParameterList(nn.Parameter(torch.empty(stacks, 2 * h, m)) for _ in range(rounds))
         self.msg_bias = nn.ParameterList(nn.Parameter(torch.empty(stacks, m)) for _ in range(rounds))
@@ -166,7 +177,9 @@ class GRUProp(nn.Module):
 
         Every pre-activation of the candidate state n is doubled here, so that
         `gru_update` can use tanh(a) = 2 sigmoid(2a) - 1: torch's CPU tanh costs
-        several times its sigmoid, and the doubling rides along for free.
+        several times its sigmoid, and the doubling rides along for free.  The
+        state is zero-padded to `padded` entries; zero rows, columns and biases
+        keep the padding at exactly zero through every update.
         """
         h = self.hidden
         gate_scale = torch.tensor([1.0, 1.0, 2.0], device=self.hh_bias[0].device).repeat_interleave(h)
@@ -175,16 +188,25 @@ class GRUProp(nn.Module):
             w_ih = self.ih_weight[k] * gate_scale
             src_ih, dst_ih = bmm(self.msg_weight[k], w_ih).split(h, 1)  # acting on h_u, on h_v
             hh_rz, hh_n = (self.hh_bias[k] * gate_scale).split([2 * h, h], 1)
-            out.append(FusedRound(
-                weight=torch.cat([src_ih, dst_ih, self.hh_weight[k] * gate_scale], 2),
-                bias=(self.ih_bias[k] * gate_scale + torch.cat([hh_rz, torch.zeros_like(hh_n)], 1))[:, None, None],
-                deg_bias=bmm(self.msg_bias[k].unsqueeze(1), w_ih).unsqueeze(1),
-                bias_hn=hh_n[:, None, None]))
+            blocks = [self._pad(w) for w in (src_ih, dst_ih, self.hh_weight[k] * gate_scale)]
+            bias = self.ih_bias[k] * gate_scale + torch.cat([hh_rz, torch.zeros_like(hh_n)], 1)
+            deg_bias = bmm(self.msg_bias[k].unsqueeze(1), w_ih).squeeze(1)
+            out.append(FusedRound(matmul_operand(torch.cat(blocks, 2)), self._pad(bias)[:, None, None],
+                                  self._pad(deg_bias)[:, None, None], F.pad(hh_n, (0, self.padded - h))[:, None, None]))
         return out
+
+    def _pad(self, w: Tensor) -> Tensor:
+        """(S, [rows,] 3h) gate-blocked weights or biases -> (S, [padded,] 3 padded), zeros added."""
+        h, extra = self.hidden, self.padded - self.hidden
+        if w.dim() == 2:
+            return F.pad(w.view(w.shape[0], 3, h), (0, extra)).flatten(1)
+        return F.pad(w.view(*w.shape[:2], 3, h), (0, extra, 0, 0, 0, extra)).flatten(2)
 
     def forward(self, h: Tensor, agg: Tensor, fused: list[FusedRound]) -> Tensor:
         """h (S, B, n, hidden), agg (S, B, n, n) with agg[v, u] = 1 when v hears from u."""
-        s, b, n, hd = h.shape
+        s, b, n, _ = h.shape
+        hd = self.padded
+        h = F.pad(h, (0, hd - self.hidden))
         deg = agg.sum(-1, keepdim=True)
         agg = agg.reshape(s * b, n, n)
         for r in fused:
@@ -192,7 +214,7 @@ class GRUProp(nn.Module):
             const = torch.addcmul(r.bias, deg, r.deg_bias).view(s * b, n, 3 * hd)
             msg = baddbmm(const, agg, src.reshape(s * b, n, 3 * hd)).view(s, b, n, 3 * hd)
             h = gru_update(torch.addcmul(msg, deg, dst), hh, h, r.bias_hn)
-        return h
+        return h[..., :self.hidden]
 
 
 def gru_update(gi: Tensor, gh: Tensor, h: Tensor, bias_hn: Tensor) -> Tensor:

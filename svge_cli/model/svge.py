@@ -30,26 +30,26 @@ def reverse_graphs(ops: Tensor, adj: Tensor, n_nodes: Tensor) -> tuple[Tensor, T
     return rev_ops, rev_adj.transpose(1, 2)
 
 
-def union_graphs(fw: Generated) -> tuple[Tensor, Tensor, Tensor]:
+def union_graphs(gen: Generated) -> tuple[Tensor, Tensor, Tensor]:
     """Combine the forward and backward decodes of each z into one graph.
 
     This follows the authors' released code: node count and node types come from
-    the forward graph; backward node j is identified with forward node n_f-1-j
-    (both counted from the output node), backward nodes beyond the forward graph
-    are dropped, and the edge sets are united.  When the two decodes agree this is
+    the forward graph; backward node j (the j-th node counted from the output)
+    is identified with forward node n_f-1-j, backward nodes beyond the forward
+    graph's size are dropped, and the edge sets are united.  When the two decodes agree this is
     the common graph; when they differ the forward decode decides the nodes and
     the backward one can only add edges (e.g. the missing out-edge of a node the
     forward decoder left dangling).
     """
-    ops, adj, n_f = fw.types[0], fw.adj[0], fw.n_nodes[0]
-    if fw.types.shape[0] == 1:
+    ops, adj, n_f = gen.types[0], gen.adj[0], gen.n_nodes[0]
+    if gen.types.shape[0] == 1:
         return ops, adj, n_f
     m = ops.shape[1]
     back = n_f[:, None] - 1 - torch.arange(m, device=ops.device)  # backward position of forward node u
     inside = back >= 0
     back = back.clamp(min=0)
     batch = torch.arange(ops.shape[0], device=ops.device)[:, None, None]
-    mapped = fw.adj[1][batch, back[:, None, :], back[:, :, None]]  # [b, u, v] = adj_b[b, back[v], back[u]]
+    mapped = gen.adj[1][batch, back[:, None, :], back[:, :, None]]  # [b, u, v] = adj_b[b, back[v], back[u]]
     mapped &= inside[:, :, None] & inside[:, None, :]
     return ops, adj | mapped, n_f
 
