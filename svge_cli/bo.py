@@ -29,10 +29,12 @@ import gpytorch
 import numpy as np
 import torch
 from botorch.acquisition import qLogExpectedImprovement
-from linear_operator.utils.cholesky import psd_safe_cholesky
 from botorch.models.model import Model
 from botorch.optim import optimize_acqf
 from botorch.posteriors.gpytorch import GPyTorchPosterior
+from botorch.sampling import SobolQMCNormalSampler
+from botorch.utils.sampling import manual_seed
+from linear_operator.utils.cholesky import psd_safe_cholesky
 from torch import Tensor
 
 DTYPE = torch.float64
@@ -45,6 +47,7 @@ JITTER = 1e-6
 RESTARTS = 4
 RAW_SAMPLES = 128
 LBFGS_ITERS = 50
+MC_SAMPLES = 128  # quasi-MC samples of q-EI (BoTorch's default), seeded per round
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class Scaler:
     std: np.ndarray | float
 
     @classmethod
-    def fit(cls, values: np.ndarray, axis: int | None = None) -> "Scaler":
+    def fit(cls, values: np.ndarray, axis: int | None = None) -> Scaler:
         std = np.std(values, axis=axis)
         return cls(np.mean(values, axis=axis), np.where(std > 0, std, 1.0))
 
@@ -118,15 +121,20 @@ class SparseGP(torch.nn.Module):
         self._cache = (chol, chol_b, c)
 
     def predict(self, x: Tensor, observation_noise: bool = False) -> tuple[Tensor, Tensor]:
-        """Posterior mean (..., q) and covariance (..., q, q) at points x (..., q, d)."""
+        """Posterior mean (..., q) and covariance (..., q, q) at points x (..., q, d).
+
+        The solves against the inducing factors run once on all points of all
+        batches together (one matrix right-hand side), not batch by batch.
+        """
         if self._cache is None:
             raise RuntimeError("condition() the GP on its training data before predicting")
         chol, chol_b, c = self._cache
-        z = self.inducing.expand(*x.shape[:-2], *self.inducing.shape)
-        t1 = torch.linalg.solve_triangular(chol, self._k(z, x), upper=False)
+        shape = x.shape[:-1]
+        t1 = torch.linalg.solve_triangular(chol, self._k(self.inducing, x.reshape(-1, x.shape[-1])), upper=False)
         t2 = torch.linalg.solve_triangular(chol_b, t1, upper=False)
-        mean = self.mean + (t2.transpose(-1, -2) @ c).squeeze(-1)
-        cov = self._k(x, x) - t1.transpose(-1, -2) @ t1 + t2.transpose(-1, -2) @ t2
+        mean = (self.mean + (t2.T @ c).squeeze(-1)).reshape(shape)
+        a1, a2 = t1.T.reshape(*shape, -1), t2.T.reshape(*shape, -1)
+        cov = self._k(x, x) - a1 @ a1.transpose(-1, -2) + a2 @ a2.transpose(-1, -2)
         if observation_noise:
             cov = cov + self.noise * torch.eye(x.shape[-2], dtype=x.dtype, device=x.device)
         return mean, cov
@@ -164,7 +172,6 @@ class FittedGP:
     inputs: Scaler  # latent -> z-scored GP input
     targets: Scaler  # score -> standardised GP target
     best: float  # best standardised target seen
-    final_bound: float
 
     @property
     def device(self) -> torch.device:
@@ -203,14 +210,12 @@ def fit_sparse_gp(latents: np.ndarray, scores: np.ndarray, inputs: Scaler, targe
     fit_rows = torch.as_tensor(np.sort(rng.choice(len(x), size=min(fit_points, len(x)), replace=False)))
     xf, yf = x[fit_rows], y[fit_rows]
     optimizer = torch.optim.Adam(gp.parameters(), lr=FIT_LR)
-    bound = torch.zeros((), device=device)
     for _ in range(iters):
         optimizer.zero_grad()
-        bound = gp.bound(xf, yf)
-        (-bound).backward()
+        (-gp.bound(xf, yf)).backward()
         optimizer.step()
     gp.condition(x, y)
-    return FittedGP(gp, inputs, targets, float(y.max()), float(bound.detach()))
+    return FittedGP(gp, inputs, targets, float(y.max()))
 
 
 @dataclass(frozen=True)
@@ -230,17 +235,17 @@ def gp_quality(fitted: FittedGP, latents: np.ndarray, scores: np.ndarray) -> Qua
     err = mean - truth
     loglik = float(np.mean(-0.5 * np.log(2 * np.pi * var) - 0.5 * err ** 2 / var))
     pearson = float(np.corrcoef(mean, truth)[0, 1]) if len(truth) > 1 and np.std(mean) > 0 else float("nan")
-    return Quality(float(np.sqrt(np.mean(err ** 2))), loglik, pearson, int(len(truth)))
+    return Quality(float(np.sqrt(np.mean(err ** 2))), loglik, pearson, len(truth))
 
 
 def select_batch(fitted: FittedGP, q: int, lower: np.ndarray, upper: np.ndarray, seed: int) -> np.ndarray:
     """`q` latent points by q-EI with sequential greedy optimisation inside [lower, upper]."""
-    torch.manual_seed(seed)
     lo, hi = fitted.inputs.forward(lower), fitted.inputs.forward(upper)
     hi = np.maximum(hi, lo + 1e-6)  # BoTorch needs every box side to have some width
     bounds = torch.as_tensor(np.stack([lo, hi]), dtype=DTYPE, device=fitted.device)
-    acq = qLogExpectedImprovement(LatentGP(fitted.gp), best_f=fitted.best)
-    with warnings.catch_warnings():
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([MC_SAMPLES]), seed=seed)
+    acq = qLogExpectedImprovement(LatentGP(fitted.gp), best_f=fitted.best, sampler=sampler)
+    with warnings.catch_warnings(), manual_seed(seed):  # seeded without touching the caller's torch RNG
         warnings.simplefilter("ignore")  # BoTorch's optimisation-restart chatter is not for the user
         points, _ = optimize_acqf(acq, bounds, q=q, num_restarts=RESTARTS, raw_samples=RAW_SAMPLES,
                                   sequential=True, options={"maxiter": LBFGS_ITERS, "seed": seed})

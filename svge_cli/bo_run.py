@@ -21,8 +21,9 @@ resumed from its results file continues exactly as the uninterrupted run would.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,7 +99,7 @@ class Trial:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Trial":
+    def from_dict(cls, d: dict[str, Any]) -> Trial:
         return cls(d["seed"], d["method"], [Query(**q) for q in d["queries"]],
                    [RoundStats(**r) for r in d["rounds"]], bool(d["complete"]))
 

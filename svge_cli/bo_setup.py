@@ -10,21 +10,39 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from . import checkpoints, codec, datasets, store
 from .arch import Arch
 from .bo import Scaler
-from .bo_run import (BO, RANDOM, Pool, Problem, RoundStats, Settings, Trial, query_budget, run_bo_trial,
-                     run_random_trial)
+from .bo_run import (
+    BO,
+    RANDOM,
+    Pool,
+    Problem,
+    RoundStats,
+    Settings,
+    Trial,
+    query_budget,
+    run_bo_trial,
+    run_random_trial,
+)
 from .commands.common import write_text_lines
 from .errors import SvgeError
-from .objectives import (BenchmarkObjective, EvaluatorObjective, Objective, SurrogateObjective, covers_space,
-                         default_target, target_column)
+from .objectives import (
+    BenchmarkObjective,
+    EvaluatorObjective,
+    Objective,
+    SurrogateObjective,
+    covers_space,
+    default_target,
+    target_column,
+)
 from .spaces import SearchSpace, get_space
 from .store import Dataset
 from .vae_training import held_out_split

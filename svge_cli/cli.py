@@ -13,6 +13,7 @@ import click
 from . import __version__
 from .console import Ui
 from .errors import USER_ERRORS
+from .model import configure_cpu
 from .workspace import Workspace
 
 EXIT_USER_ERROR = 1
@@ -26,8 +27,10 @@ EXIT_INTERNAL = 3
               help="Workspace folder that remembers datasets and checkpoints per space [default: .svge/].")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables on stderr.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, envvar="SVGE_THREADS",
+              help="CPU threads for the model [default: one per core; use 1 on a busy machine].")
 @click.pass_context
-def cli(ctx: click.Context, workdir: str | None, debug: bool, quiet: bool) -> None:
+def cli(ctx: click.Context, workdir: str | None, debug: bool, quiet: bool, threads: int | None) -> None:
     """svge: neural architecture search in a smooth variational graph embedding (SVGe).
 
     \b
@@ -36,6 +39,7 @@ def cli(ctx: click.Context, workdir: str | None, debug: bool, quiet: bool) -> No
       svge evaluate --space enas         # reconstruction, validity, uniqueness, novelty
       svge encode archs.jsonl -o - | svge decode -
     """
+    configure_cpu(threads)
     ctx.obj = Ui(Workspace.resolve(workdir), debug=debug, quiet=quiet)
 
 

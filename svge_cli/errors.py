@@ -9,4 +9,5 @@ class SvgeError(Exception):
     """A request that cannot be carried out as asked (bad option mix, nothing to work on ...)."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (SvgeError, ArchError, StoreError)
+#: FloatingPointError: training diverged (the message suggests a lower learning rate)
+USER_ERRORS: tuple[type[Exception], ...] = (SvgeError, ArchError, StoreError, FloatingPointError)

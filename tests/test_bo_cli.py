@@ -5,14 +5,16 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from bo_helpers import NB201, TARGET, nb201_table, score_of
+from conftest import Result, Runner, assert_one_line_error
 
 from svge_cli import bo_run, checkpoints, store
 from svge_cli.model import ModelConfig, SVGe
+from svge_cli.spaces import get_space
 from svge_cli.workspace import Workspace
-from bo_helpers import NB201, TARGET, nb201_table, score_of
-from conftest import Result, Runner, assert_one_line_error
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "evaluator.py"
 QUICK = ("bo", "--space", "nb201", "--iters", "1", "--batch", "3", "--init", "8", "--inducing", "8",
@@ -137,6 +139,29 @@ def test_resume_refuses_a_different_search(ws: Workspace, svge: Runner, tmp_path
 def test_bad_requests_end_with_one_clear_line(ws: Workspace, svge: Runner, args: tuple[str, ...],
                                               words: tuple[str, ...]) -> None:
     assert_one_line_error(svge(*QUICK, *args), *words)
+
+
+def test_a_sampled_table_defaults_to_surrogate_predictions_from_the_labelled_split(workdir: Path,
+                                                                                   svge: Runner) -> None:
+    ws = Workspace(workdir)
+    enas = get_space("enas")
+    table = enas.default_dataset(n=80)
+    table.labels["ws_acc"] = np.random.default_rng(0).uniform(0.70, 0.75, len(table))
+    store.save_dataset(ws.dataset_path("enas"), table)
+    torch.manual_seed(0)
+    model = SVGe(ModelConfig(vocab_size=enas.vocab_size, max_nodes=8, hidden=16, latent=8))
+    path = ws.checkpoint_dir("enas") / "tiny.h5"
+    store.save_checkpoint(path, checkpoints.snapshot("enas", model))
+    ws.remember_checkpoint("enas", path)
+    r = svge("bo", "--space", "enas", "--iters", "1", "--batch", "3", "--inducing", "8", "--attempts", "3", "--json")
+    facts = last_json(r)
+    assert facts["objective"] == "surrogate" and facts["surrogate"] and "SURROGATE" in facts["objective_description"]
+    assert "SURROGATE" in r.stderr
+    rounds = facts["bo"]["rounds"]
+    assert rounds[0]["queries"] == 0  # the labelled training split is the initial data, not queries (D-VAE)
+    assert facts["settings"]["init"] is None
+    (trial,) = json.loads(Path(facts["results"]).read_text())["trials"]
+    assert trial["rounds"][1]["gp"]["points"] == int((table.split == store.SPLIT_TEST).sum())
 
 
 def test_without_a_table_bo_asks_for_one_or_an_evaluator(workdir: Path, svge: Runner) -> None:

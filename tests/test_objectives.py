@@ -7,12 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bo_helpers import NB201, TARGET, nb201_table, score_of
 
 from svge_cli.errors import SvgeError
-from svge_cli.objectives import (BenchmarkObjective, EvaluatorObjective, SurrogateObjective, covers_space,
-                                 default_target, parse_answers)
+from svge_cli.objectives import (
+    BenchmarkObjective,
+    EvaluatorObjective,
+    SurrogateObjective,
+    covers_space,
+    default_target,
+    parse_answers,
+)
 from svge_cli.spaces import get_space
-from bo_helpers import NB201, TARGET, nb201_table, score_of
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "evaluator.py"
 CELLS = [NB201.parse_native(s) for s in (

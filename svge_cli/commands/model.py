@@ -32,6 +32,10 @@ checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
 @click.option("--limit", type=click.IntRange(min=2), default=None, help="Train on a seeded subset of N cells.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Test reconstruction every k epochs.")
+@click.option("--grad-clip", type=click.FloatRange(min=0), default=None,
+              help="Clip the gradient norm (0 = off) [default: 1.0, paper schedule 0].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="bf16 runs the matmuls on bfloat16 inputs (faster on CPUs with AVX-512 BF16).")
 @click.option("--paper", is_flag=True, help="The paper's schedule: 300 epochs, lr 1e-4 constant, batch 32 (NB101: 128).")
 @click.option("--resume", is_flag=True, help="Continue the last run of this space from its last checkpoint.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -41,18 +45,20 @@ checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False)
 @click.pass_obj
 def train_vae_cmd(ui: Ui, space: str, dataset: str | None, model_kind: str, epochs: int | None,
                   batch_size: int | None, lr: float | None, limit: int | None, eval_every: int | None,
-                  paper: bool, resume: bool, out_dir: str | None, seed: int, device: str) -> None:
+                  grad_clip: float | None, precision: str, paper: bool, resume: bool, out_dir: str | None,
+                  seed: int, device: str) -> None:
     """Train the SVGe autoencoder, unsupervised, on the architectures of a space.
 
-    Checkpoints (last.h5 every epoch, best.h5 at the best test reconstruction) are
-    written atomically; Ctrl-C keeps the last complete epoch, and --resume continues.
+    Each run gets its own folder; last.h5 is written atomically after every epoch,
+    so Ctrl-C keeps the last complete epoch, and --resume continues the newest run.
 
     \b
     Example:
       svge train-vae --space nb201 --epochs 5 --limit 2000
     """
     req = TrainRequest(space=space, dataset=dataset, model_kind=model_kind, epochs=epochs, batch_size=batch_size,
-                       lr=lr, limit=limit, eval_every=eval_every, paper=paper, resume=resume, out_dir=out_dir,
+                       lr=lr, limit=limit, eval_every=eval_every, grad_clip=grad_clip, precision=precision,
+                       paper=paper, resume=resume, out_dir=out_dir,
                        seed=seed, device=device)
     result = train_vae(ui, req)
     click.echo(f"checkpoint: {result}")

@@ -80,8 +80,12 @@ class SVGe(nn.Module):
         """Negative ELBO of a batch (Eq. 10), every term averaged over the graphs.
 
         Per graph: rec = node cross-entropy + edge BCE, summed over steps, candidate
-        edges and both directions; kl = Eq. 9; total = rec + kl_weight * kl.  In
-        training mode z = mu + train_noise * eps * std (the authors' choice), else mu.
+        edges and both directions (the log-likelihood of the graph); kl = Eq. 9;
+        total = rec + kl_weight * kl, so kl_weight is the paper's alpha per graph at
+        any batch size.  (The authors' code averages the edge BCE over a step's
+        candidates and sums the KL over the batch while averaging rec, which makes
+        its effective alpha batch_size times larger.)  In training mode
+        z = mu + train_noise * eps * std (the authors' choice), else z = mu.
         Also returns mu and logvar, for losses on the latent point (fine-tuning).
         """
         ops_t, adj_t, n_t = self._batch(ops, adj, n_nodes)
