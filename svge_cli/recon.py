@@ -30,8 +30,9 @@ def reconstruction_accuracy(model: SVGe, ops: np.ndarray, adj: np.ndarray, n_nod
     """Share of decodes that reproduce their input graph exactly.
 
     Sampled (the paper's protocol): each graph is encoded `n_encode` times with
-    z = mu + std * eps and each z decoded `n_decode` times with sampled types and
-    edges.  Greedy: z = mu, argmax decoding, one try per graph.  `batch_size`
+    z = mu + train_noise * std * eps — the posterior noise the model is trained
+    with (0.01, as in the authors' and D-VAE's code; D-VAE's test even uses z = mu)
+    — and each z decoded `n_decode` times with sampled types and edges.  Greedy: z = mu, argmax decoding, one try per graph.  `batch_size`
     bounds the graphs decoded at once; `generator` (default: seeded with 0) makes
     the sampled figure reproducible.
     """
@@ -53,7 +54,7 @@ def reconstruction_accuracy(model: SVGe, ops: np.ndarray, adj: np.ndarray, n_nod
             with torch.inference_mode():
                 mu, logvar = model.encode(ops[sl], adj[sl], n_nodes[sl])
             for _ in range(1 if greedy else n_encode):
-                z = mu if greedy else mu + torch.exp(0.5 * logvar) * torch.randn(
+                z = mu if greedy else mu + model.cfg.train_noise * torch.exp(0.5 * logvar) * torch.randn(
                     mu.shape, generator=generator, device=mu.device)
                 decoded = model.decode(z.repeat_interleave(reps, 0), greedy=greedy, max_nodes=max_nodes,
                                        generator=generator)
