@@ -20,29 +20,12 @@ import numpy as np
 from . import checkpoints, codec, datasets, store
 from .arch import Arch
 from .bo import Scaler
-from .bo_run import (
-    BO,
-    RANDOM,
-    Pool,
-    Problem,
-    RoundStats,
-    Settings,
-    Trial,
-    query_budget,
-    run_bo_trial,
-    run_random_trial,
-)
+from .bo_run import BO, RANDOM, Pool, Problem, RoundStats, Settings, Trial, query_budget, run_bo_trial, run_random_trial
 from .commands.common import write_text_lines
 from .errors import SvgeError
-from .objectives import (
-    BenchmarkObjective,
-    EvaluatorObjective,
-    Objective,
-    SurrogateObjective,
-    covers_space,
-    default_target,
-    target_column,
-)
+from .model import SVGe
+from .objectives import (BenchmarkObjective, EvaluatorObjective, Objective, SurrogateObjective, covers_space,
+                         default_target, target_column)
 from .spaces import SearchSpace, get_space
 from .store import Dataset
 from .vae_training import held_out_split
@@ -110,7 +93,7 @@ def prepare(ws: Workspace, req: Request, note: Callable[[str], None]) -> Search:
     return Search(problem, settings, meta, results, trials)
 
 
-def _problem(ws: Workspace, sp: SearchSpace, ck: store.Checkpoint, model: Any, table: Dataset | None,
+def _problem(ws: Workspace, sp: SearchSpace, ck: store.Checkpoint, model: SVGe, table: Dataset | None,
              target: str | None, objective: Objective, settings: Settings, note: Callable[[str], None]) -> Problem:
     """Encode the training cells (latent box, start pool) and the labelled test cells."""
     if table is not None and table.split is None:
@@ -168,7 +151,7 @@ def _cap(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(rows, size=POOL_CELLS, replace=False)) if len(rows) > POOL_CELLS else rows
 
 
-def _pool(model: Any, ds: Dataset, rows: np.ndarray, labels: np.ndarray | None) -> Pool:
+def _pool(model: SVGe, ds: Dataset, rows: np.ndarray, labels: np.ndarray | None) -> Pool:
     if len(rows) == 0:
         raise SvgeError("no training cells to take the latent box from")
     mu, _ = codec.encode_arrays(model, ds.ops[rows], ds.adj[rows], ds.n_nodes[rows])

@@ -36,7 +36,7 @@ from .prediction import (USED_HASHES, LabelScale, Predictor, is_finetuned, label
                          predictor_state)
 from .spaces import get_space
 from .store import Checkpoint, Dataset
-from .train import TrainConfig, _batch, _epoch_order, learning_rate
+from .train import TrainConfig, _batch, _epoch_order, open_epoch
 from .vae_training import dataset_digest
 
 #: the score each space is fine-tuned on unless --target says otherwise
@@ -178,11 +178,7 @@ def finetune(model: SVGe, ds: Dataset, values: np.ndarray, target: str, draw: La
     best = _Best()
     for epoch in range(cfg.epochs):
         began = time.perf_counter()
-        lr = learning_rate(schedule, epoch, history)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        torch.manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1]).integers(2**62)))
-        entry: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+        entry = open_epoch(schedule, epoch, history, optimizer)
         entry.update(_train_epoch(predictor, optimizer, ds, y, _epoch_order(schedule, epoch, draw.train), cfg,
                                   epoch, on_step))
         entry["val_mse"] = _validation_mse(predictor, ds, draw.validation, y)

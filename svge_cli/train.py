@@ -132,6 +132,19 @@ def _train_epoch(model: SVGe, optimizer: torch.optim.Optimizer, data: tuple[np.n
     return {k: v / len(order) for k, v in sums.items()}
 
 
+def open_epoch(cfg: TrainConfig, epoch: int, history: History, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Set 0-based `epoch`'s learning rate and torch seed; return its new history entry.
+
+    Both are pure functions of the config and the past epochs, so a resumed run
+    continues exactly as the uninterrupted one would.
+    """
+    lr = learning_rate(cfg, epoch, history)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    torch.manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1]).integers(2**62)))
+    return {"epoch": epoch + 1, "lr": lr}
+
+
 def fit(model: SVGe, optimizer: torch.optim.Optimizer, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray,
         train_idx: np.ndarray, test_idx: np.ndarray, cfg: TrainConfig, start_epoch: int = 0,
         history: History | None = None, on_step: StepCallback | None = None,
@@ -153,11 +166,7 @@ def fit(model: SVGe, optimizer: torch.optim.Optimizer, ops: np.ndarray, adj: np.
     train_idx, test_idx = np.asarray(train_idx), np.asarray(test_idx)
     for epoch in range(start_epoch, cfg.epochs):
         began = time.perf_counter()
-        lr = learning_rate(cfg, epoch, history)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        torch.manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1]).integers(2**62)))
-        entry: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+        entry = open_epoch(cfg, epoch, history, optimizer)
         entry.update(_train_epoch(model, optimizer, data, _epoch_order(cfg, epoch, train_idx), cfg, epoch, on_step))
         if len(test_idx) and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
             entry["test_recon_greedy"] = reconstruction_accuracy(

@@ -10,16 +10,7 @@ from bo_helpers import NB201, GridDecoder, grid_problem, score_of
 
 from svge_cli import bo_run
 from svge_cli.bo import LatentGP, Scaler, fit_sparse_gp, gp_quality, select_batch
-from svge_cli.bo_run import (
-    DUPLICATE,
-    FAILED,
-    INVALID,
-    QUERIED,
-    Query,
-    Settings,
-    Trial,
-    TrialState,
-)
+from svge_cli.bo_run import DUPLICATE, FAILED, INVALID, QUERIED, Query, Settings, Trial, TrialState
 
 
 def smooth(x: np.ndarray) -> np.ndarray:

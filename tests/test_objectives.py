@@ -10,14 +10,8 @@ import pytest
 from bo_helpers import NB201, TARGET, nb201_table, score_of
 
 from svge_cli.errors import SvgeError
-from svge_cli.objectives import (
-    BenchmarkObjective,
-    EvaluatorObjective,
-    SurrogateObjective,
-    covers_space,
-    default_target,
-    parse_answers,
-)
+from svge_cli.objectives import (BenchmarkObjective, EvaluatorObjective, SurrogateObjective, covers_space,
+                                 default_target, parse_answers)
 from svge_cli.spaces import get_space
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "evaluator.py"
