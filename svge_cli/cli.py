@@ -5,6 +5,7 @@ traceback only with --debug.
 """
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 
@@ -13,7 +14,6 @@ import click
 from . import __version__
 from .console import Ui
 from .errors import USER_ERRORS
-from .model import configure_cpu
 from .workspace import Workspace
 
 EXIT_USER_ERROR = 1
@@ -21,7 +21,43 @@ EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 3
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: every subcommand: name -> (module of svge_cli.commands that defines it, one line for `svge --help`).
+#: A module is imported only when one of its commands runs, so `svge --help` and `svge data ...`
+#: start in a fraction of a second instead of paying for torch, BoTorch and matplotlib.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bo": ("bo", "Bayesian optimisation in the latent space (sparse GP, q-EI)."),
+    "data": ("data", "Enumerate, sample, import and inspect architecture datasets."),
+    "decode": ("model", "Decode latents (HDF5) into architectures as text."),
+    "decode-circle": ("explore", "Decode a circle of latent points through a cell."),
+    "encode": ("model", "Encode architectures (text) into latents (HDF5)."),
+    "evaluate": ("model", "Reconstruction, validity, uniqueness, novelty and ISO."),
+    "export": ("export", "Write a slim, shareable copy of a checkpoint."),
+    "extrapolate": ("explore", "Rank cells larger than any seen in training."),
+    "finetune": ("predict", "Train the VAE and a performance regressor on labelled cells."),
+    "predict": ("predict", "Predict the scores of architectures with a fine-tuned model."),
+    "show": ("explore", "Draw a cell as a table, or as a picture with -o."),
+    "train-vae": ("model", "Train the SVGe autoencoder on the architectures of a space."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"{__package__}.commands.{COMMANDS[cmd_name][0]}")
+        return {command.name: command for command in module.COMMANDS}[cmd_name]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, line) for name, (_, line) in sorted(COMMANDS.items())])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="svge")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, envvar="SVGE_WORKDIR",
               help="Workspace folder that remembers datasets and checkpoints per space [default: .svge/].")
@@ -39,24 +75,11 @@ def cli(ctx: click.Context, workdir: str | None, debug: bool, quiet: bool, threa
       svge evaluate --space enas         # reconstruction, validity, uniqueness, novelty
       svge encode archs.jsonl -o - | svge decode -
     """
-    configure_cpu(threads)
+    if "torch" in sys.modules:  # the command's module is imported before this runs; without torch no threads
+        from .model import configure_cpu
+
+        configure_cpu(threads)
     ctx.obj = Ui(Workspace.resolve(workdir), debug=debug, quiet=quiet)
-
-
-def _register() -> None:
-    """Add the commands of every module in svge_cli/commands that lists them in COMMANDS."""
-    import importlib
-    import pkgutil
-
-    from . import commands
-
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        for command in getattr(module, "COMMANDS", ()):
-            cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

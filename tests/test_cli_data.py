@@ -1,25 +1,32 @@
 """`svge data ...` and the global options, driven as a user drives them from a shell."""
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import click
 import numpy as np
 import pytest
+import torch
 
 from conftest import Runner, assert_one_line_error
-from svge_cli import __version__, store
+from svge_cli import __version__, commands, store
 from svge_cli.archtext import read_archs
-from svge_cli.cli import cli
+from svge_cli.cli import COMMANDS, cli
 from svge_cli.spaces import get_space
 
 NB201_HEADER = "index,arch,cifar10_valid_val,cifar10_valid_test,cifar10_test,params_mb"
 
 
 def all_commands(group: click.Group = cli, path: tuple[str, ...] = ("svge",)):
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         yield (*path, name), command
         if isinstance(command, click.Group):
             yield from all_commands(command, (*path, name))
@@ -53,8 +60,23 @@ def test_help_lists_every_command_with_one_line(svge: Runner) -> None:
     result = svge("--help")
     assert result.code == 0
     listed = result.out.split("Commands:")[1].splitlines()
-    for name in cli.commands:
+    for name in cli.list_commands(click.Context(cli)):
         assert sum(line.split()[:1] == [name] for line in listed) == 1, name
+
+
+def test_every_command_module_is_listed_and_every_listed_command_exists() -> None:
+    defined = {command.name: info.name for info in pkgutil.iter_modules(commands.__path__)
+               for command in getattr(importlib.import_module(f"svge_cli.commands.{info.name}"), "COMMANDS", ())}
+    assert defined == {name: module for name, (module, _) in COMMANDS.items()}
+
+
+def test_help_and_data_commands_start_without_loading_torch() -> None:
+    probe = ("import sys\nfrom svge_cli.cli import main\n"
+             "for argv in (['--help'], ['data', 'sample', 'nb201', '-n', '1']):\n"
+             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in ('torch', 'matplotlib', 'botorch') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("path", [p for p, _ in all_commands()], ids=" ".join)
@@ -242,3 +264,12 @@ def test_info_of_the_workspace(svge: Runner, workdir: Path, tmp_path: Path) -> N
     assert "split: 18 train / 2 test" in text.out
     facts = json.loads(svge("data", "info", "--json").out)
     assert sorted((d["space"], d["rows"]) for d in facts["datasets"]) == [("enas", 20), ("nb201", 25)]
+
+
+def test_threads_option_sets_torch_threads_for_model_commands(svge: Runner) -> None:
+    before = torch.get_num_threads()
+    try:
+        assert svge("--threads", "2", "encode", "--help").code == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
