@@ -39,6 +39,7 @@ class Schedule:
     eval_every: int
     lr_schedule: str
     grad_clip: float = 0.0
+    precision: str = "fp32"
 
 
 #: defaults sized so that a first run on a 2-core laptop CPU ends in about 30 minutes
@@ -66,7 +67,7 @@ class TrainRequest:
     limit: int | None = None
     eval_every: int | None = None
     grad_clip: float | None = None
-    precision: str = "fp32"
+    precision: str | None = None
     paper: bool = False
     resume: bool = False
     out_dir: str | None = None
@@ -83,7 +84,8 @@ def _schedule(req: TrainRequest, base: Schedule | None = None) -> Schedule:
     """The schedule of `base` (default: the space's, or the paper's), with the options given."""
     base = base or (PAPER if req.paper else DEFAULTS)[req.space]
     chosen = {k: v for k, v in (("epochs", req.epochs), ("batch_size", req.batch_size), ("lr", req.lr),
-                                ("eval_every", req.eval_every), ("grad_clip", req.grad_clip)) if v is not None}
+                                ("eval_every", req.eval_every), ("grad_clip", req.grad_clip),
+                                ("precision", req.precision)) if v is not None}
     return replace(base, **chosen)
 
 
@@ -175,7 +177,7 @@ def train_vae(ui: Ui, req: TrainRequest) -> Path:
         raise SvgeError(f"the run in {out} already finished {start} epochs; raise --epochs to continue it")
     cfg = TrainConfig(epochs=sched.epochs, batch_size=sched.batch_size, lr=sched.lr, seed=req.seed,
                       eval_every=sched.eval_every, lr_schedule=sched.lr_schedule, grad_clip=sched.grad_clip,
-                      precision=req.precision)
+                      precision=sched.precision)
     fixed = {"config": {"schedule": sched.__dict__, "seed": req.seed},
              "arrays": {"train_rows": train_idx.astype(np.int32), "test_rows": test_idx.astype(np.int32)},
              "meta": meta}
@@ -187,7 +189,7 @@ def train_vae(ui: Ui, req: TrainRequest) -> Path:
                                   **_copy(fixed))
         store.save_checkpoint(out / "last.h5", ck)
         ws.remember_checkpoint(sp.name, out / "last.h5")
-        ui.note(_epoch_line(hist[-1], sched.epochs))
+        ui.note(_epoch_line(hist, sched.epochs))
 
     n_batches = int(np.ceil(len(train_idx) / sched.batch_size)) * (sched.epochs - start)
     with ui.progress(f"train-vae {sp.name}", total=n_batches) as bar:
@@ -202,10 +204,14 @@ def _copy(fixed: dict[str, Any]) -> dict[str, Any]:
     return {k: dict(v) for k, v in fixed.items()}
 
 
-def _epoch_line(h: dict[str, Any], epochs: int) -> str:
+def _epoch_line(history: list[dict[str, Any]], epochs: int) -> str:
+    """The last epoch's loss (and test reconstruction), with the run's training time so far."""
+    h = history[-1]
     parts = [f"epoch {h['epoch']}/{epochs}", f"loss {h['loss']:.4f}"]
     if h.get("test_recon_greedy") is not None:
         parts.append(f"test reconstruction (greedy) {100 * h['test_recon_greedy']:.2f}%")
+    minutes, seconds = divmod(round(sum(e.get("seconds", 0.0) for e in history)), 60)
+    parts.append(f"[{minutes}m {seconds:02d}s]")
     return "  ".join(parts)
 
 

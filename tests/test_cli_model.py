@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,21 @@ def test_out_folder_holding_a_run_needs_resume(svge: Runner, workdir: Path, tmp_
     assert (tmp_path / "run" / "last.h5").read_bytes() == before
     more = svge("train-vae", "--space", "enas", "--out", "run", "--resume", "--epochs", "2")
     assert more.code == 0 and store.load_checkpoint(tmp_path / "run" / "last.h5").epoch == 2
+
+
+def test_resume_keeps_the_runs_precision_and_epoch_lines_show_elapsed_time(
+        svge: Runner, trained: Trained, tiny_training: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    used: list[str] = []
+    fit = vae_training.fit
+    monkeypatch.setattr(vae_training, "fit", lambda *a, **k: used.append(a[7].precision) or fit(*a, **k))
+    first = svge("train-vae", "--space", "enas", "--dataset", str(trained.dataset), "--epochs", "1",
+                 "--precision", "bf16", "--out", "run")
+    assert first.code == 0 and re.search(r"epoch 1/1 .*\[\d+m \d\ds\]", first.stderr), first.stderr
+    assert svge("train-vae", "--space", "enas", "--out", "run", "--resume", "--epochs", "2").code == 0
+    assert used == ["bf16", "bf16"]
+    assert svge("train-vae", "--space", "enas", "--out", "run", "--resume", "--epochs", "3",
+                "--precision", "fp32").code == 0
+    assert used[-1] == "fp32"
 
 
 def test_resume_without_a_run(svge: Runner, workdir: Path) -> None:

@@ -34,9 +34,10 @@ checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False)
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Test reconstruction every k epochs.")
 @click.option("--grad-clip", type=click.FloatRange(min=0), default=None,
               help="Clip the gradient norm (0 = off) [default: 1.0, paper schedule 0].")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="bf16 runs the matmuls on bfloat16 inputs (faster on CPUs with AVX-512 BF16).")
-@click.option("--paper", is_flag=True, help="The paper's schedule: 300 epochs, lr 1e-4 constant, batch 32 (NB101: 128).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help="bf16 runs the matmuls on bfloat16 inputs (faster on CPUs with AVX-512 BF16) "
+                   "[default: fp32; --resume keeps the run's].")
+@click.option("--paper", is_flag=True, help="The paper's schedule: 300 epochs, lr 1e-4 reduced on plateau, batch 32 (NB101: 128).")
 @click.option("--resume", is_flag=True, help="Continue the last run of this space from its last checkpoint.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for last.h5 / best.h5 [default: <workdir>/<space>/checkpoints].")
@@ -45,7 +46,7 @@ checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False)
 @click.pass_obj
 def train_vae_cmd(ui: Ui, space: str, dataset: str | None, model_kind: str, epochs: int | None,
                   batch_size: int | None, lr: float | None, limit: int | None, eval_every: int | None,
-                  grad_clip: float | None, precision: str, paper: bool, resume: bool, out_dir: str | None,
+                  grad_clip: float | None, precision: str | None, paper: bool, resume: bool, out_dir: str | None,
                   seed: int, device: str) -> None:
     """Train the SVGe autoencoder, unsupervised, on the architectures of a space.
 
