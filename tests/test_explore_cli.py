@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cells import NB101_BEST, NB101_TINY
 from conftest import TINY, Runner, assert_one_line_error
 
 from svge_cli import checkpoints, store
@@ -19,9 +20,7 @@ from svge_cli.spaces import get_space
 from svge_cli.store import Checkpoint
 
 NB101 = get_space("nb101")
-BEST = ("ops=conv3x3,conv3x3,conv3x3,conv3x3,conv1x1;"
-        "adj=0110101/0000010/0001000/0000100/0000010/0000001/0000000")
-SMALL = "ops=conv3x3;adj=010/001/000"
+BEST, SMALL = NB101_BEST, NB101_TINY
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cells import NB101_BEST, NB101_TINY
 from svge_cli.arch import Arch, from_lists
 from svge_cli.errors import SvgeError
 from svge_cli.extrapolate import (
@@ -19,12 +20,8 @@ from svge_cli.store import Dataset
 NB101 = get_space("nb101")
 ENAS = get_space("enas")
 
-#: the best NB101 cell by validation accuracy, as in the authors' extrapolation script:
-#: rows 0:{1,2,4,6} 1:{5} 2:{3} 3:{4} 4:{5} 5:{6}; ops input, conv3x3 x4, conv1x1, output (9 edges)
-BEST = NB101.parse_native("ops=conv3x3,conv3x3,conv3x3,conv3x3,conv1x1;"
-                          "adj=0110101/0000010/0001000/0000100/0000010/0000001/0000000")
-#: input -> conv3x3 -> output
-TINY = NB101.parse_native("ops=conv3x3;adj=010/001/000")
+BEST = NB101.parse_native(NB101_BEST)
+TINY = NB101.parse_native(NB101_TINY)
 
 
 def edges_count(arch: Arch) -> int:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from cells import NB101_BEST
 from svge_cli.errors import SvgeError
 from svge_cli.render import (
     cell_table,
@@ -22,8 +23,7 @@ from svge_cli.spaces import get_space
 
 NB101 = get_space("nb101")
 ENAS = get_space("enas")
-BEST = NB101.parse_native("ops=conv3x3,conv3x3,conv3x3,conv3x3,conv1x1;"
-                          "adj=0110101/0000010/0001000/0000100/0000010/0000001/0000000")
+BEST = NB101.parse_native(NB101_BEST)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
