@@ -2,7 +2,7 @@
 
     python benchmarks/bo.py [--shared-data DIR] [--tasks nb201,enas] [--trials 10] [--iters 10] [--batch 50]
                             [--init 100] [--workers K] [--checkpoint SPACE=FILE ...] [--enas-epochs E]
-                            [--device auto|cpu|cuda] [--json]
+                            [--device auto|cpu|cuda] [--keep DIR [--resume]] [--json]
 
 Tasks:
   nb201  `svge bo` on the NB201 table (objective cifar10_valid_val, 100 initial random cells + ITERS
@@ -81,6 +81,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--keep", type=Path, default=None,
                    help="Folder for the run's files (workspaces, results per trial) instead of a temporary one")
+    p.add_argument("--resume", action="store_true",
+                   help="NB201: continue each seed from its results file under --keep (finished seeds are only read)")
     p.add_argument("--json", action="store_true")
     return p.parse_args()
 
@@ -109,13 +111,18 @@ def mean_std(values: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- NB201
 
 
-def nb201_trial(ws_root: str, checkpoint: str, settings: Settings, device: str) -> list[dict[str, Any]]:
-    """One seed of BO and its random baseline, in a worker process; per method the cell found."""
+def nb201_trial(ws_root: str, checkpoint: str, settings: Settings, device: str,
+                resume: bool) -> list[dict[str, Any]]:
+    """One seed of BO and its random baseline, in a worker process; per method the cell found.
+
+    With `resume`, a seed whose results file exists continues from it (a finished one is only read).
+    """
     torch.set_num_threads(1)
     ws = Workspace(Path(ws_root))
+    results = Path(ws_root) / f"bo-seed{settings.seed}.json"
     req = Request(space="nb201", settings=settings, checkpoint=checkpoint, objective="benchmark",
-                  target=NB201_TARGET, device=device,
-                  results=str(Path(ws_root) / f"bo-seed{settings.seed}.json"))
+                  target=NB201_TARGET, device=device, results=str(results),
+                  resume=resume and results.exists())
     search = prepare(ws, req, lambda _msg: None)
     t0 = time.perf_counter()
     trials = run(search, lambda _t, _s: None)
@@ -143,7 +150,7 @@ def run_nb201(args: argparse.Namespace, checkpoint: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, args.workers), mp_context=ctx) as pool:
-        futures = [pool.submit(nb201_trial, root, str(checkpoint), s, args.device) for s in jobs]
+        futures = [pool.submit(nb201_trial, root, str(checkpoint), s, args.device, args.resume) for s in jobs]
         rows = [row for f in futures for row in f.result()]
     wall = time.perf_counter() - t0
     for row in rows:
