@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shared_data import ENAS_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 from svge_cli import checkpoints, codec, store  # noqa: E402
 from svge_cli.bo import (  # noqa: E402
     DEFAULT_INDUCING,
@@ -58,14 +58,12 @@ from svge_cli.importers import import_file  # noqa: E402
 from svge_cli.vae_training import TrainRequest, train_vae  # noqa: E402
 from svge_cli.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NB201_FILE, ENAS_FILE = "nb201/nb201_cifar10.csv", "enas/final_structures6.txt"
 NB201_TARGET, NB201_TEST = "cifar10_valid_val", "cifar10_test"
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--shared-data", type=Path, default=Path(os.environ.get("SVGE_SHARED_DATA", DEFAULT_DIR)))
+    add_shared_data_option(p)
     p.add_argument("--tasks", default="nb201,enas")
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)

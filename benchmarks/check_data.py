@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -23,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shared_data import add_shared_data_option  # noqa: E402
 from svge_cli.datasets import summarize  # noqa: E402
 from svge_cli.importers import import_file  # noqa: E402
 from svge_cli.spaces import SPACES, get_space  # noqa: E402
 from svge_cli.store import SPLIT_TEST, SPLIT_TRAIN, Dataset, StoreError  # noqa: E402
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 Check = tuple[str, bool, str]  # (name, passed, detail)
 
 
@@ -104,9 +103,7 @@ def show(files: list[dict[str, Any]], checks: list[Check]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared-data", type=Path,
-                        default=Path(os.environ.get("SVGE_SHARED_DATA", DEFAULT_DIR)),
-                        help="folder with enas/, nb201/, nb101/ (default ../shared/data or $SVGE_SHARED_DATA)")
+    add_shared_data_option(parser)
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args()
     if not args.shared_data.is_dir():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,11 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shared_data import NB101_FILE, add_shared_data_option  # noqa: E402
 from svge_cli.spaces.nb101 import MAX_NODES, NB101Space, default_workers, enumerate_dataset  # noqa: E402
 from svge_cli.store import Dataset  # noqa: E402
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-FILE = Path("nb101") / "nb101_1k.jsonl"
 EXPECTED = 423_624
 
 
@@ -48,8 +46,7 @@ def check_real_cells(ds: Dataset, path: Path) -> dict[str, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared-data", type=Path, default=Path(os.environ.get("SVGE_SHARED_DATA", DEFAULT_DIR)),
-                        help="folder holding nb101/nb101_1k.jsonl (default ../shared/data or $SVGE_SHARED_DATA)")
+    add_shared_data_option(parser, help=f"folder holding {NB101_FILE} (default ../shared/data or $SVGE_SHARED_DATA)")
     parser.add_argument("--workers", type=int, default=default_workers(), help="hashing processes (default: all CPUs)")
     parser.add_argument("--max-vertices", type=int, default=MAX_NODES, help="enumerate cells up to this size (2..7)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
@@ -66,7 +63,7 @@ def main() -> int:
     ok = args.max_vertices != MAX_NODES or len(ds) == EXPECTED
     if args.max_vertices == MAX_NODES:
         print(f"[{'ok' if len(ds) == EXPECTED else 'FAIL'}] {EXPECTED:,} cells expected")
-    path = args.shared_data / FILE
+    path = args.shared_data / NB101_FILE
     if path.is_file():
         real = check_real_cells(ds, path)
         result |= real

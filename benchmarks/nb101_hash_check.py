@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,12 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shared_data import NB101_FILE, add_shared_data_option  # noqa: E402
 from svge_cli.arch import Arch  # noqa: E402
 from svge_cli.spaces.nb101 import NB101Space, hash_arrays  # noqa: E402
 from svge_cli.store import Dataset  # noqa: E402
-
-DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-FILE = Path("nb101") / "nb101_1k.jsonl"
 
 
 def load_cells(path: Path, space: NB101Space) -> tuple[list[Arch], list[str]]:
@@ -41,11 +38,10 @@ def load_cells(path: Path, space: NB101Space) -> tuple[list[Arch], list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared-data", type=Path, default=Path(os.environ.get("SVGE_SHARED_DATA", DEFAULT_DIR)),
-                        help="folder holding nb101/nb101_1k.jsonl (default ../shared/data or $SVGE_SHARED_DATA)")
+    add_shared_data_option(parser, help=f"folder holding {NB101_FILE} (default ../shared/data or $SVGE_SHARED_DATA)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args()
-    path = args.shared_data / FILE
+    path = args.shared_data / NB101_FILE
     if not path.is_file():
         print(f"error: {path}: no such file (pass --shared-data)", file=sys.stderr)
         return 2

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -42,6 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shared_data import ENAS_FILE, NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 from svge_cli import checkpoints, codec, store  # noqa: E402
 from svge_cli.finetune import FinetuneConfig, LabelDraw, draw_labels, finetune  # noqa: E402
 from svge_cli.importers import import_file  # noqa: E402
@@ -51,7 +51,6 @@ from svge_cli.spaces import get_space  # noqa: E402
 from svge_cli.store import Dataset  # noqa: E402
 from svge_cli.workspace import PRETRAINED_DIR  # noqa: E402
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 METHODS = ("svge", "frozen", "onehot")
 METRICS = ("mse", "spearman", "kendall", "pearson")
 HEAD_EPOCHS, HEAD_PATIENCE, HEAD_BATCH, HEAD_LR = 300, 30, 32, 1e-3
@@ -70,10 +69,10 @@ class Task:
 
 
 TASKS = {
-    "nb201-100": Task("nb201", "nb201/nb201_cifar10.csv", "cifar10_valid_val", 100, "all", 100.0, 20),
-    "nb201-1000": Task("nb201", "nb201/nb201_cifar10.csv", "cifar10_valid_val", 1000, "all", 100.0, 3),
-    "nb101-800": Task("nb101", "nb101/nb101_1k.jsonl", "val_acc_108", 800, "all", 1.0, 3),
-    "enas": Task("enas", "enas/final_structures6.txt", "ws_acc", None, "train", 1.0, 3, quick_labels=1000),
+    "nb201-100": Task("nb201", NB201_FILE, "cifar10_valid_val", 100, "all", 100.0, 20),
+    "nb201-1000": Task("nb201", NB201_FILE, "cifar10_valid_val", 1000, "all", 100.0, 3),
+    "nb101-800": Task("nb101", NB101_FILE, "val_acc_108", 800, "all", 1.0, 3),
+    "enas": Task("enas", ENAS_FILE, "ws_acc", None, "train", 1.0, 3, quick_labels=1000),
 }
 
 
@@ -184,8 +183,7 @@ def show(name: str, result: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared-data", type=Path, default=Path(os.environ.get("SVGE_SHARED_DATA", DEFAULT_DIR)),
-                        help="folder with enas/, nb201/, nb101/ (default ../shared/data or $SVGE_SHARED_DATA)")
+    add_shared_data_option(parser)
     parser.add_argument("--seeds", type=int, default=3, help="label draws per task (default 3)")
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {', '.join(TASKS)}")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="SPACE=FILE",

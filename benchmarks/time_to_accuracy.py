@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shared_data import ENAS_FILE, add_shared_data_option  # noqa: E402
 from svge_cli import store  # noqa: E402
 from svge_cli.console import Ui  # noqa: E402
 from svge_cli.importers import import_file  # noqa: E402
@@ -32,15 +32,12 @@ from svge_cli.model import configure_cpu  # noqa: E402
 from svge_cli.vae_training import TrainRequest, train_vae  # noqa: E402
 from svge_cli.workspace import Workspace  # noqa: E402
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-ENAS_FILE = "enas/final_structures6.txt"
-
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--report", type=Path, default=None, help="only report the history of this checkpoint")
     p.add_argument("--data", choices=["dvae", "embedded"], default="dvae")
-    p.add_argument("--shared-data", type=Path, default=Path(os.environ.get("SVGE_SHARED_DATA", DEFAULT_DIR)))
+    add_shared_data_option(p)
     p.add_argument("--epochs", type=int, default=24)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
