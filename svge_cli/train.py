@@ -41,6 +41,9 @@ class TrainConfig:
     zero over ``epochs``, "constant" keeps it.  ``grad_clip`` > 0 clips the global
     gradient norm.  ``eval_every`` epochs (and after the last one) the greedy
     reconstruction accuracy of the test graphs is added to the history.
+    ``warmup_steps`` > 0 ramps the rate linearly from zero over the first steps:
+    fresh Adam moments move every weight by about the full rate at once, which
+    throws a model started from trained weights (``--init-from``) far back.
     ``precision="bf16"`` runs the model's matmuls on bfloat16 inputs (fp32
     weights, accumulation and element-wise work; see `bf16_matmuls`): faster on
     CPUs with AVX512-BF16, with rounding the paper's fp32 runs did not have.
@@ -54,14 +57,15 @@ class TrainConfig:
     lr_schedule: str = "plateau"
     grad_clip: float = 0.0
     precision: str = "fp32"
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, not {self.lr_schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if self.epochs < 0 or self.batch_size < 1 or self.eval_every < 1 or not self.lr > 0:
-            raise ValueError("epochs >= 0, batch_size >= 1, eval_every >= 1 and lr > 0 are required")
+        if self.epochs < 0 or self.batch_size < 1 or self.eval_every < 1 or not self.lr > 0 or self.warmup_steps < 0:
+            raise ValueError("epochs >= 0, batch_size >= 1, eval_every >= 1, lr > 0 and warmup_steps >= 0 are required")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,8 +117,12 @@ def _train_epoch(model: SVGe, optimizer: torch.optim.Optimizer, data: tuple[np.n
     model.train()
     sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
     steps = math.ceil(len(order) / cfg.batch_size)
+    epoch_lr = optimizer.param_groups[0]["lr"]
     for step in range(steps):
         idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        if epoch * steps + step < cfg.warmup_steps:
+            for group in optimizer.param_groups:
+                group["lr"] = epoch_lr * (epoch * steps + step + 1) / cfg.warmup_steps
         with bf16_matmuls() if cfg.precision == "bf16" else contextlib.nullcontext():
             out = model.loss(*_batch(*data, idx))  # the backward pass follows the forward's dtypes
         loss = out["total"].item()

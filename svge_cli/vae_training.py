@@ -40,6 +40,7 @@ class Schedule:
     lr_schedule: str
     grad_clip: float = 0.0
     precision: str = "fp32"
+    warmup_steps: int = 0
 
 
 #: defaults sized so that a first run on a 2-core laptop CPU ends in about 30 minutes
@@ -70,8 +71,10 @@ class TrainRequest:
     eval_every: int | None = None
     grad_clip: float | None = None
     precision: str | None = None
+    warmup_steps: int | None = None
     paper: bool = False
     resume: bool = False
+    init_from: str | None = None
     out_dir: str | None = None
     seed: int = 0
     device: str = "auto"
@@ -87,7 +90,8 @@ def _schedule(req: TrainRequest, base: Schedule | None = None) -> Schedule:
     base = base or (PAPER if req.paper else DEFAULTS)[req.space]
     chosen = {k: v for k, v in (("epochs", req.epochs), ("batch_size", req.batch_size), ("lr", req.lr),
                                 ("eval_every", req.eval_every), ("grad_clip", req.grad_clip),
-                                ("precision", req.precision)) if v is not None}
+                                ("precision", req.precision), ("warmup_steps", req.warmup_steps))
+              if v is not None}
     return replace(base, **chosen)
 
 
@@ -167,10 +171,14 @@ def train_vae(ui: Ui, req: TrainRequest) -> Path:
         config = ModelConfig(vocab_size=sp.vocab_size, max_nodes=max(sp.max_nodes, int(ds.n_nodes.max())),
                              decoder=req.model_kind)
         model = SVGe(config).to(device)
+        if req.init_from:
+            _load_initial_weights(model, sp, req.init_from)
         dataset_path = req.dataset or (ws.dataset_path(sp.name) if imported else None)
         # absolute: --resume and evaluate find it again from any folder
         dataset_src = str(Path(dataset_path).resolve()) if dataset_path else EMBEDDED
         meta = {"dataset": dataset_src, "dataset_digest": dataset_digest(ds), "source": ds.source}
+        if req.init_from:
+            meta["init_from"] = str(Path(req.init_from).resolve())
         history, start = [], 0
     optimizer = make_optimizer(model, sched.lr)
     if req.resume and previous.optimizer:
@@ -179,7 +187,7 @@ def train_vae(ui: Ui, req: TrainRequest) -> Path:
         raise SvgeError(f"the run in {out} already finished {start} epochs; raise --epochs to continue it")
     cfg = TrainConfig(epochs=sched.epochs, batch_size=sched.batch_size, lr=sched.lr, seed=req.seed,
                       eval_every=sched.eval_every, lr_schedule=sched.lr_schedule, grad_clip=sched.grad_clip,
-                      precision=sched.precision)
+                      precision=sched.precision, warmup_steps=sched.warmup_steps)
     fixed = {"config": {"schedule": sched.__dict__, "seed": req.seed},
              "arrays": {"train_rows": train_idx.astype(np.int32), "test_rows": test_idx.astype(np.int32)},
              "meta": meta}
@@ -200,6 +208,20 @@ def train_vae(ui: Ui, req: TrainRequest) -> Path:
             on_step=lambda _e, _s, _n, loss: bar.advance(1, status=f"loss {loss:.3f}"), on_epoch=on_epoch)
     _attach_latent_stats(model.eval(), ds, train_idx, out / "last.h5")
     return out / "last.h5"
+
+
+def _load_initial_weights(model: SVGe, sp: SearchSpace, path: str) -> None:
+    """Start a fresh run from another checkpoint's weights (fp16 exports included).
+
+    Only the weights travel: the new run has its own schedule, optimizer state and
+    split, so a fresh machine can continue from a committed checkpoint.
+    """
+    ck = store.load_checkpoint(path, sp.name)
+    source = checkpoints.model_from_checkpoint(ck)
+    if source.cfg.to_dict() != model.cfg.to_dict():
+        raise SvgeError(f"{path} holds a model of another shape ({source.cfg.to_dict()}) "
+                        f"than this run builds ({model.cfg.to_dict()})")
+    model.load_state_dict(source.state_dict())
 
 
 def _copy(fixed: dict[str, Any]) -> dict[str, Any]:

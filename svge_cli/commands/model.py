@@ -37,8 +37,13 @@ checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False)
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
               help="bf16 runs the matmuls on bfloat16 inputs (faster on CPUs with AVX-512 BF16) "
                    "[default: fp32; --resume keeps the run's].")
+@click.option("--warmup", "warmup_steps", type=click.IntRange(min=0), default=None,
+              help="Ramp the learning rate up over the first N steps [default: 0]; helps with --init-from.")
 @click.option("--paper", is_flag=True, help="The paper's schedule: 300 epochs, lr 1e-4 reduced on plateau, batch 32 (NB101: 128).")
 @click.option("--resume", is_flag=True, help="Continue the last run of this space from its last checkpoint.")
+@click.option("--init-from", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Start a fresh run from this checkpoint's weights (e.g. a shipped one); "
+                   "schedule, optimizer and split are the new run's.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for last.h5 / best.h5 [default: <workdir>/<space>/checkpoints].")
 @seed_option
@@ -46,8 +51,8 @@ checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False)
 @click.pass_obj
 def train_vae_cmd(ui: Ui, space: str, dataset: str | None, model_kind: str, epochs: int | None,
                   batch_size: int | None, lr: float | None, limit: int | None, eval_every: int | None,
-                  grad_clip: float | None, precision: str | None, paper: bool, resume: bool, out_dir: str | None,
-                  seed: int, device: str) -> None:
+                  grad_clip: float | None, precision: str | None, warmup_steps: int | None, paper: bool, resume: bool, init_from: str | None,
+                  out_dir: str | None, seed: int, device: str) -> None:
     """Train the SVGe autoencoder, unsupervised, on the architectures of a space.
 
     Each run gets its own folder; last.h5 is written atomically after every epoch,
@@ -57,9 +62,11 @@ def train_vae_cmd(ui: Ui, space: str, dataset: str | None, model_kind: str, epoc
     Example:
       svge train-vae --space nb201 --epochs 5 --limit 2000
     """
+    if resume and init_from:
+        raise SvgeError("--resume continues a run's own weights; --init-from starts a new run: pass one of them")
     req = TrainRequest(space=space, dataset=dataset, model_kind=model_kind, epochs=epochs, batch_size=batch_size,
                        lr=lr, limit=limit, eval_every=eval_every, grad_clip=grad_clip, precision=precision,
-                       paper=paper, resume=resume, out_dir=out_dir,
+                       warmup_steps=warmup_steps, paper=paper, resume=resume, init_from=init_from, out_dir=out_dir,
                        seed=seed, device=device)
     result = train_vae(ui, req)
     click.echo(f"checkpoint: {result}")
