@@ -85,6 +85,11 @@ def step_seconds(job: Job, ws: Workspace, steps: int, device: str) -> tuple[floa
     return float(np.median(times)), len(train)
 
 
+def init_weights(space: str, init_dir: Path | None) -> Path:
+    """The checkpoint a job starts from: a previous GPU run's export, else the shipped one."""
+    return init_dir / f"{space}-fp32.h5" if init_dir else pretrained_checkpoint(space)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -92,6 +97,9 @@ def main() -> None:
     ap.add_argument("--jobs", default="nb101,enas")
     ap.add_argument("--probe-steps", type=int, default=20)
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--init-dir", type=Path, default=None,
+                    help="start each job from DIR/<space>-fp32.h5 (a previous GPU run) [default: the shipped one]")
+    ap.add_argument("--lr-scale", type=float, default=1.0, help="multiply every job's learning rate")
     ap.add_argument("--overlap", type=float, default=1.6, help="slow-down of each job while the others run")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -106,25 +114,26 @@ def main() -> None:
         epochs = max(1, int(args.budget / epoch_s))
         print(f"{job.space}: {sec * 1000:.1f} ms/step at batch {job.batch_size}, {cells:,} cells, "
               f"~{epoch_s:.0f} s/epoch with overlap -> {epochs} epochs", flush=True)
-        run = ws_root / job.space / "gpu-run"
+        run = ws_root / job.space / time.strftime("gpu-run-%Y%m%d-%H%M%S")
         procs[job.space] = (run, svge("train-vae", "--space", job.space, "--init-from",
-                                      str(pretrained_checkpoint(job.space)), "--epochs", str(epochs),
-                                      "--batch-size", str(job.batch_size), "--lr", str(job.lr),
+                                      str(init_weights(job.space, args.init_dir)), "--epochs", str(epochs),
+                                      "--batch-size", str(job.batch_size), "--lr", str(job.lr * args.lr_scale),
                                       "--warmup", str(job.warmup),
                                       "--limit", str(10**9), "--eval-every", "1", "--device", args.device,
                                       "--out", str(run), workdir=ws_root, log=args.out / f"{job.space}-train.log"))
     for space, (run, proc) in procs.items():
         rc = proc.wait()
         print(f"{space}: train-vae exited {rc} after {time.time() - began:.0f} s", flush=True)
-        if not (run / "last.h5").exists():
+        if rc != 0:
             continue
         for flag, name in (("--fp16", f"{space}-fp16.h5"), (None, f"{space}-fp32.h5")):
             svge("export", str(run / "last.h5"), "-o", str(args.out / name), *([flag] if flag else []),
                  workdir=ws_root).wait()
     evals = []
     for job in jobs:
-        run = ws_root / job.space / "gpu-run" / "last.h5"
-        if run.exists():
+        run, proc = procs[job.space]
+        run = run / "last.h5"
+        if proc.returncode == 0:
             limit = ["--limit", str(job.eval_limit)] if job.eval_limit else []
             evals.append(svge("evaluate", "--space", job.space, "--checkpoint", str(run), "--json",
                               "--device", args.device, *limit, workdir=ws_root,
