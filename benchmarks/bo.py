@@ -42,8 +42,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import ENAS_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
+
 from svge_cli import checkpoints, codec, store  # noqa: E402
-from svge_cli.bo import (  # noqa: E402
+from svge_cli.console import Ui  # noqa: E402
+from svge_cli.search.gp import (  # noqa: E402
     DEFAULT_INDUCING,
     FIT_ITERS,
     FIT_POINTS,
@@ -51,12 +53,11 @@ from svge_cli.bo import (  # noqa: E402
     fit_sparse_gp,
     gp_quality,
 )
-from svge_cli.bo_run import BO, RANDOM, Settings, Trial  # noqa: E402
-from svge_cli.bo_setup import Request, prepare, run  # noqa: E402
-from svge_cli.console import Ui  # noqa: E402
-from svge_cli.importers import import_file  # noqa: E402
-from svge_cli.vae_training import TrainRequest, train_vae  # noqa: E402
-from svge_cli.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
+from svge_cli.search.loop import BO, RANDOM, Settings, Trial  # noqa: E402
+from svge_cli.search.setup import Request, prepare, run  # noqa: E402
+from svge_cli.storage.importers import import_file  # noqa: E402
+from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
+from svge_cli.training.vae import TrainRequest, train_vae  # noqa: E402
 
 NB201_TARGET, NB201_TEST = "cifar10_valid_val", "cifar10_test"
 

@@ -15,7 +15,6 @@ paper's protocol, so a later CPU session can ship or continue it.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import subprocess
@@ -32,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from svge_cli import datasets  # noqa: E402
 from svge_cli.model import ModelConfig, SVGe  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402
-from svge_cli.train import _batch, make_optimizer  # noqa: E402
-from svge_cli.workspace import Workspace, pretrained_checkpoint  # noqa: E402
+from svge_cli.storage.workspace import Workspace, pretrained_checkpoint  # noqa: E402
+from svge_cli.training.loop import batch_rows, make_optimizer  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def step_seconds(job: Job, ws: Workspace, steps: int, device: str) -> tuple[floa
         idx = rng.choice(train, job.batch_size, replace=False)
         sync(device)
         began = time.perf_counter()
-        out = model.loss(*_batch(ds.ops, ds.adj, ds.n_nodes, idx))
+        out = model.loss(*batch_rows(ds.ops, ds.adj, ds.n_nodes, idx))
         opt.zero_grad()
         out["total"].backward()
         opt.step()

@@ -42,14 +42,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import ENAS_FILE, NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
+
 from svge_cli import checkpoints, codec, store  # noqa: E402
-from svge_cli.finetune import FinetuneConfig, LabelDraw, draw_labels, finetune  # noqa: E402
-from svge_cli.importers import import_file  # noqa: E402
+from svge_cli.model.predictor import LabelScale, kendall_tau, mse, pearson, spearman  # noqa: E402
 from svge_cli.model.regressor import Regressor  # noqa: E402
-from svge_cli.prediction import LabelScale, kendall_tau, mse, pearson, spearman  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402
-from svge_cli.store import Dataset  # noqa: E402
-from svge_cli.workspace import PRETRAINED_DIR  # noqa: E402
+from svge_cli.storage.importers import import_file  # noqa: E402
+from svge_cli.storage.store import Dataset  # noqa: E402
+from svge_cli.storage.workspace import PRETRAINED_DIR  # noqa: E402
+from svge_cli.training.finetune import FinetuneConfig, LabelDraw, draw_labels, finetune  # noqa: E402
 
 METHODS = ("svge", "frozen", "onehot")
 METRICS = ("mse", "spearman", "kendall", "pearson")

@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from svge_cli.model import ModelConfig, SVGe, bf16_matmuls, configure_cpu  # noqa: E402
-from svge_cli.train import make_optimizer  # noqa: E402
+from svge_cli.training.loop import make_optimizer  # noqa: E402
 
 SPACES = {"enas": (8, 8), "nb101": (7, 5)}  # nodes, vocabulary
 

@@ -13,11 +13,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from svge_cli.errors import SvgeError
+
 INPUT_TYPE = 0
 OUTPUT_TYPE = 1
 
 
-class ArchError(ValueError):
+class ArchError(SvgeError, ValueError):
     """An architecture that breaks a structural or space rule; the message says which."""
 
 

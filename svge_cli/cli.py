@@ -11,10 +11,11 @@ import traceback
 
 import click
 
-from . import __version__
-from .console import Ui
-from .errors import USER_ERRORS
-from .workspace import Workspace
+from svge_cli import __version__
+from svge_cli.console import Ui
+from svge_cli.errors import USER_ERRORS
+from svge_cli.spaces import use_workspace
+from svge_cli.storage.workspace import Workspace
 
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -76,10 +77,11 @@ def cli(ctx: click.Context, workdir: str | None, debug: bool, quiet: bool, threa
       svge encode archs.jsonl -o - | svge decode -
     """
     if "torch" in sys.modules:  # the command's module is imported before this runs; without torch no threads
-        from .model import configure_cpu
+        from svge_cli.model import configure_cpu
 
         configure_cpu(threads)
     ctx.obj = Ui(Workspace.resolve(workdir), debug=debug, quiet=quiet)
+    use_workspace(ctx.obj.workspace.root)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,8 +1,9 @@
-"""Errors a user can cause; the CLI prints their message as one line and exits non-zero."""
-from __future__ import annotations
+"""Errors a user can cause; the CLI prints their message as one line and exits non-zero.
 
-from .arch import ArchError
-from .store import StoreError
+Every such error is an `SvgeError`: `ArchError` (a cell breaks a rule, in `arch`)
+and `StoreError` (a file cannot be read or written, in `storage.store`) are kinds of it.
+"""
+from __future__ import annotations
 
 
 class SvgeError(Exception):
@@ -10,4 +11,4 @@ class SvgeError(Exception):
 
 
 #: FloatingPointError: training diverged (the message suggests a lower learning rate)
-USER_ERRORS: tuple[type[Exception], ...] = (SvgeError, ArchError, StoreError, FloatingPointError)
+USER_ERRORS: tuple[type[Exception], ...] = (SvgeError, FloatingPointError)

@@ -6,13 +6,13 @@ import functools
 import numpy as np
 import torch
 
-from svge_cli.bo import Scaler
-from svge_cli.bo_run import Pool, Problem
 from svge_cli.model import ModelConfig
-from svge_cli.objectives import BenchmarkObjective
+from svge_cli.search.gp import Scaler
+from svge_cli.search.loop import Pool, Problem
+from svge_cli.search.objectives import BenchmarkObjective
 from svge_cli.spaces import get_space
 from svge_cli.spaces.nb201 import ADJ, OP_OFFSET
-from svge_cli.store import Dataset
+from svge_cli.storage.store import Dataset
 
 NB201 = get_space("nb201")
 TARGET = "acc"

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from svge_cli import checkpoints, codec, store
-from svge_cli.archtext import format_arch
 from svge_cli.cli import main
-from svge_cli.model import ModelConfig, SVGe
+from svge_cli.model import ModelConfig, SVGe, codec
 from svge_cli.spaces import get_space
-from svge_cli.vae_training import dataset_digest
-from svge_cli.workspace import Workspace
+from svge_cli.storage import checkpoints, store
+from svge_cli.storage.archtext import format_arch
+from svge_cli.storage.workspace import Workspace
+from svge_cli.training.vae import dataset_digest
 
 # The test models are tiny: on a shared 2-core machine one thread avoids the
 # oversubscription that makes small torch ops many times slower.
@@ -141,7 +141,7 @@ class Trained:
 
 
 def _overfit(model: SVGe, ops: np.ndarray, adj: np.ndarray, n: np.ndarray) -> None:
-    from svge_cli.recon import reconstruction_accuracy
+    from svge_cli.evaluation.recon import reconstruction_accuracy
 
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(1, 401):

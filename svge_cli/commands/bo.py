@@ -6,13 +6,14 @@ from typing import Any
 
 import click
 
-from ..bo_run import BO, RANDOM, RoundStats, Settings, Trial
-from ..bo_setup import DEFAULT_INIT, OBJECTIVES, Request, prepare, run, summarize
-from ..console import Ui, emit_json, simple_table
-from ..errors import SvgeError
-from ..objectives import DEFAULT_TIMEOUT
-from .common import device_option, json_option, seed_option, space_option
-from .model import checkpoint_option
+from svge_cli.commands.common import device_option, json_option, seed_option, space_option
+from svge_cli.commands.model import checkpoint_option
+from svge_cli.console import Ui, emit_json, simple_table
+from svge_cli.errors import SvgeError
+from svge_cli.search.loop import BO, RANDOM, RoundStats, Settings, Trial
+from svge_cli.search.objectives import DEFAULT_TIMEOUT
+from svge_cli.search.results import summarize
+from svge_cli.search.setup import DEFAULT_INIT, OBJECTIVES, Request, prepare, run
 
 
 @click.command("bo")

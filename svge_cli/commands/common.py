@@ -3,17 +3,33 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, TypeVar
 
 import click
 
-from ..errors import SvgeError
-from ..spaces import SPACES
-from ..store import atomic_path
+from svge_cli.errors import SvgeError
+from svge_cli.spaces import known_spaces, resolve_space
 
 F = TypeVar("F", bound=Callable)
 
-SPACE_CHOICE = click.Choice(sorted(SPACES))
+
+
+class SpaceParam(click.ParamType):
+    """A space's name, or a JSON spec file declaring a user space (kept in the workspace); gives the name."""
+
+    name = "space"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(known_spaces()) + "|FILE.json]"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return resolve_space(value).name
+        except SvgeError as e:
+            self.fail(str(e), param, ctx)
+
+
+SPACE_CHOICE = SpaceParam()
 
 space_argument = click.argument("space", type=SPACE_CHOICE)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
@@ -25,7 +41,7 @@ text_format_option = click.option("--format", "fmt", type=click.Choice(["jsonl",
 
 def space_option(required: bool = False) -> Callable[[F], F]:
     return click.option("--space", type=SPACE_CHOICE, required=required, default=None,
-                        help="Search space (inferred from the input or checkpoint when omitted).")
+                        help="Search space, or a JSON spec of your own (inferred from the input or checkpoint when omitted).")
 
 
 def seed_option(f: F) -> F:
@@ -63,13 +79,3 @@ def refuse_binary_to_terminal(output: str) -> None:
         raise SvgeError("refusing to write binary HDF5 to a terminal: use -o FILE or pipe into another command")
 
 
-def write_text_lines(path: str, lines: Iterable[str]) -> None:
-    """Write lines to stdout, or atomically to a file (the old file survives a failure)."""
-    if path == "-":
-        for line in lines:
-            sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-        return
-    with atomic_path(Path(path)) as tmp, open(tmp, "w") as f:
-        for line in lines:
-            f.write(line + "\n")

@@ -7,14 +7,20 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import datasets, store
-from ..archtext import format_arch
-from ..console import Ui, emit_json
-from ..errors import SvgeError
-from ..importers import import_file
-from ..spaces import SPACES, get_space
-from .common import (json_option, output_option, refuse_binary_to_terminal, space_argument, text_format_option,
-                     write_text_lines)
+from svge_cli.commands.common import (
+    json_option,
+    output_option,
+    refuse_binary_to_terminal,
+    space_argument,
+    text_format_option,
+)
+from svge_cli.console import Ui, emit_json
+from svge_cli.errors import SvgeError
+from svge_cli.spaces import SPACES, get_space
+from svge_cli.storage import datasets, store
+from svge_cli.storage.archtext import format_arch
+from svge_cli.storage.importers import import_file
+from svge_cli.storage.store import write_text_lines
 
 
 @click.group("data")

@@ -11,25 +11,25 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .. import checkpoints, datasets, plots, render, store
-from ..arch import Arch, ArchError
-from ..archtext import format_arch, infer_native_space, parse_json_arch, read_archs
-from ..circle import Walk, chain_cell, step_edits, walk
-from ..console import Ui, emit_json
-from ..errors import SvgeError
-from ..extrapolate import FAMILIES, Ranked, best_labelled, grow, growth_rules
-from ..prediction import load_predictor
-from ..spaces import SearchSpace, get_space
-from ..store import Latents
-from .common import (
+from svge_cli.arch import Arch, ArchError
+from svge_cli.commands.common import (
     device_option,
     json_option,
     read_text_input,
     seed_option,
     space_option,
-    write_text_lines,
 )
-from .model import checkpoint_option
+from svge_cli.commands.model import checkpoint_option
+from svge_cli.console import Ui, emit_json
+from svge_cli.errors import SvgeError
+from svge_cli.explore import plots, render
+from svge_cli.explore.circle import Walk, chain_cell, step_edits, walk
+from svge_cli.explore.extrapolate import FAMILIES, Ranked, best_labelled, grow, growth_rules
+from svge_cli.model.predictor import load_predictor
+from svge_cli.spaces import SearchSpace, get_space
+from svge_cli.storage import checkpoints, datasets, store
+from svge_cli.storage.archtext import format_arch, infer_native_space, parse_json_arch, read_archs
+from svge_cli.storage.store import Latents, write_text_lines
 
 #: node limit when reading a cell to draw or grow: larger cells are the point of these commands
 _ANY_SIZE = 1_000
@@ -142,8 +142,7 @@ def decode_circle_cmd(ui: Ui, space: str | None, checkpoint: str | None, start: 
     start_arch, start_space = read_one_cell(start, "--start", space) if start else (None, None)
     sp = _pick_space(ui, space, start_space)
     start_arch = start_arch if start_arch is not None else chain_cell(sp)
-    ck, ck_path = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
-    model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(device))
+    ck, ck_path, model = checkpoints.load_model(ui.workspace, sp.name, checkpoint, device, ui.note)
     result = walk(model, sp, start_arch, steps, seed, radius)
     if latents_out:
         _save_circle_latents(latents_out, sp, start_arch, result, ck.fingerprint())
@@ -287,8 +286,8 @@ def extrapolate_cmd(ui: Ui, space: str | None, checkpoint: str | None, nodes: in
 
 def _target_nodes(sp: SearchSpace, nodes: int | None, layers: int | None) -> int | None:
     if layers is not None:
-        if sp.name != "enas":
-            raise SvgeError("--layers is for ENAS cells; give --nodes for other spaces")
+        if not sp.layered:
+            raise SvgeError(f"--layers is for spaces of layers such as ENAS, not {sp.name}; give --nodes")
         if nodes is not None and nodes != layers + 2:
             raise SvgeError(f"--layers {layers} means {layers + 2} nodes, but --nodes {nodes} was given")
         return layers + 2
@@ -324,7 +323,7 @@ def _note_family(ui: Ui, sp: SearchSpace, ranked: Ranked, max_edges: int | None,
     if len(ranked.step_sizes) > 1:
         ui.note(f"grown in {len(ranked.step_sizes)} steps, keeping the best cell(s) of each; cells scored per step: "
                 + ", ".join(f"{n:,}" for n in ranked.step_sizes))
-    if hasattr(sp, "max_edges") and max_edges is None:
+    if sp.max_edges is not None and max_edges is None:
         ui.note(f"{sp.name}'s limit of {sp.max_edges} edges is lifted for grown cells (--max-edges sets one)")
 
 

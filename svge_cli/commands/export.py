@@ -6,8 +6,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import store
-from ..console import Ui
+from svge_cli.console import Ui
+from svge_cli.storage import store
 
 
 def slim(ck: store.Checkpoint, fp16: bool) -> store.Checkpoint:

@@ -5,17 +5,27 @@ from dataclasses import asdict
 
 import click
 
-from .. import checkpoints, codec, plots, store
-from ..abilities import evaluate as evaluate_abilities
-from ..archtext import format_arch, read_archs
-from ..console import Ui, emit_json, simple_table
-from ..errors import SvgeError
-from ..prediction import latent_scores
-from ..spaces import get_space
-from ..store import Latents
-from ..vae_training import TrainRequest, held_out_split, train_vae
-from .common import (device_option, json_option, output_option, read_text_input, refuse_binary_to_terminal,
-                     seed_option, space_option, text_format_option, write_text_lines)
+from svge_cli.commands.common import (
+    device_option,
+    json_option,
+    output_option,
+    read_text_input,
+    refuse_binary_to_terminal,
+    seed_option,
+    space_option,
+    text_format_option,
+)
+from svge_cli.console import Ui, emit_json, simple_table
+from svge_cli.errors import SvgeError
+from svge_cli.evaluation.abilities import evaluate as evaluate_abilities
+from svge_cli.explore import plots
+from svge_cli.model import codec
+from svge_cli.model.predictor import latent_scores
+from svge_cli.spaces import get_space
+from svge_cli.storage import checkpoints, store
+from svge_cli.storage.archtext import format_arch, read_archs
+from svge_cli.storage.store import Latents, write_text_lines
+from svge_cli.training.vae import TrainRequest, held_out_split, train_vae
 
 checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                                  help="Checkpoint to use [default: the workspace's latest, else the shipped one].")
@@ -45,7 +55,7 @@ checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False)
               help="Start a fresh run from this checkpoint's weights (e.g. a shipped one); "
                    "schedule, optimizer and split are the new run's.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for last.h5 / best.h5 [default: <workdir>/<space>/checkpoints].")
+              help="Folder for the run's last.h5 [default: <workdir>/<space>/checkpoints/run-<time>].")
 @seed_option
 @device_option
 @click.pass_obj
@@ -94,8 +104,7 @@ def encode_cmd(ui: Ui, archs: str, space: str | None, checkpoint: str | None, ou
     lines, name = read_text_input(archs)
     records = read_archs(lines, get_space(space) if space else None, name)
     sp = records[0].space
-    ck, _ = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
-    model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(device))
+    ck, _, model = checkpoints.load_model(ui.workspace, sp.name, checkpoint, device, ui.note)
     cells = [r.arch for r in records]
     mu, logvar = codec.encode_archs(model, cells)
     if plot is not None:  # drawn first: a bad picture path then leaves no latents file behind
@@ -132,10 +141,9 @@ def decode_cmd(ui: Ui, latents: str, checkpoint: str | None, attempts: int, max_
     """
     lat = store.load_latents(latents)
     sp = get_space(lat.space)
-    ck, _ = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
+    ck, _, model = checkpoints.load_model(ui.workspace, sp.name, checkpoint, device, ui.note)
     if lat.checkpoint and lat.checkpoint != ck.fingerprint():
         ui.note(f"note: these latents were encoded by checkpoint {lat.checkpoint}, decoding with {ck.fingerprint()}")
-    model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(device))
     decoded = codec.decode_latents(model, sp, lat.mu, attempts=attempts, seed=seed, max_nodes=max_nodes)
     write_text_lines(output, (_decoded_line(d, sp, fmt) for d in decoded))
     bad = sum(not d.valid for d in decoded)
@@ -181,8 +189,7 @@ def evaluate_cmd(ui: Ui, space: str | None, checkpoint: str | None, dataset: str
     if space is None:
         raise SvgeError("no space given and no checkpoint in the workspace: pass --space")
     sp = get_space(space)
-    ck, ck_path = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
-    model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(device))
+    ck, ck_path, model = checkpoints.load_model(ui.workspace, sp.name, checkpoint, device, ui.note)
     ds, train_idx, test_idx = held_out_split(ui.workspace, sp, ck, dataset)
     if limit is not None:
         test_idx = test_idx[:limit]

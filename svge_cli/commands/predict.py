@@ -6,17 +6,32 @@ from typing import Any
 import click
 import numpy as np
 
-from .. import checkpoints, plots
-from ..archtext import read_archs
-from ..console import Ui, emit_json, simple_table
-from ..errors import SvgeError
-from ..finetune import DEFAULT_TARGET, POOLS, FinetuneConfig, FinetuneRequest, run_finetune
-from ..prediction import (Predictor, label_column, labelled_dataset, load_predictor, match_truth,
-                          prediction_metrics, used_hashes)
-from ..spaces import get_space
-from .common import (device_option, json_option, output_option, read_text_input, seed_option, space_option,
-                     write_text_lines)
-from .model import checkpoint_option
+from svge_cli.commands.common import (
+    device_option,
+    json_option,
+    output_option,
+    read_text_input,
+    seed_option,
+    space_option,
+)
+from svge_cli.commands.model import checkpoint_option
+from svge_cli.console import Ui, emit_json, simple_table
+from svge_cli.errors import SvgeError
+from svge_cli.explore import plots
+from svge_cli.model.predictor import (
+    Predictor,
+    label_column,
+    labelled_dataset,
+    load_predictor,
+    match_truth,
+    prediction_metrics,
+    used_hashes,
+)
+from svge_cli.spaces import SPACES, get_space
+from svge_cli.storage import checkpoints
+from svge_cli.storage.archtext import read_archs
+from svge_cli.storage.store import write_text_lines
+from svge_cli.training.finetune import POOLS, FinetuneConfig, FinetuneRequest, run_finetune
 
 dataset_option = click.option("--dataset", type=click.Path(dir_okay=False), default=None,
                               help="Labelled dataset HDF5 [default: the workspace's import for the space].")
@@ -28,7 +43,7 @@ DEFAULTS = FinetuneConfig()
 @click.option("--labels", "n_labels", type=int, required=True,
               help="How many labelled cells to fine-tune on (drawn at random, seeded).")
 @click.option("--target", default=None,
-              help=f"Label column to predict [default: {', '.join(f'{k}: {v}' for k, v in DEFAULT_TARGET.items())}].")
+              help=f"Label column to predict [default: {', '.join(f'{k}: {v}' for k, v in ((n, s.default_target) for n, s in SPACES.items()))}].")
 @checkpoint_option
 @dataset_option
 @click.option("--pool", type=click.Choice(POOLS), default="all", show_default=True,

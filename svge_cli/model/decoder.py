@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..arch import INPUT_TYPE, OUTPUT_TYPE
-from .config import ModelConfig
-from .encoder import aggregators, join_halves, split_halves
-from .layers import MLP2, FusedRound, GatedSum, GRUProp, baddbmm, bmm, matmul_operand, smm
+from svge_cli.arch import INPUT_TYPE, OUTPUT_TYPE
+from svge_cli.model.config import ModelConfig
+from svge_cli.model.encoder import aggregators, join_halves, split_halves
+from svge_cli.model.layers import MLP2, FusedRound, GatedSum, GRUProp, baddbmm, bmm, matmul_operand, smm
 
 START_TYPES = (INPUT_TYPE, OUTPUT_TYPE)
 END_TYPES = (OUTPUT_TYPE, INPUT_TYPE)

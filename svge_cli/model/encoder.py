@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .config import ModelConfig
-from .layers import GatedSum, GRUProp
+from svge_cli.model.config import ModelConfig
+from svge_cli.model.layers import GatedSum, GRUProp
 
 
 def aggregators(adj: Tensor) -> Tensor:

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .config import ModelConfig
-from .decoder import Decoder, Generated
-from .encoder import Encoder
+from svge_cli.model.config import ModelConfig
+from svge_cli.model.decoder import Decoder, Generated
+from svge_cli.model.encoder import Encoder
 
 ArrayLike = Any  # numpy array or torch tensor
 

@@ -6,8 +6,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..arch import Arch, ArchError
-from ..store import Dataset
+from svge_cli.arch import Arch, ArchError
+from svge_cli.storage.store import Dataset
+from svge_cli.training.config import LAPTOP, TrainConfig, paper_config
 
 
 class SearchSpace(ABC):
@@ -24,6 +25,20 @@ class SearchSpace(ABC):
     enumerable: bool
     #: short description for `svge --help` and `svge data info`
     description: str
+    #: unique cells in the space, None when it is too large to list
+    size: int | None = None
+    #: edge limit of a cell, None when the space has none
+    max_edges: int | None = None
+    #: a simple cell in native text: the default start of a circle ("flat net")
+    chain_cell: str
+    #: the label column searches and fine-tuning maximise unless --target says otherwise
+    default_target: str | None = None
+    #: `svge train-vae`'s schedule, the paper's, and the size of the default training subset (None: all)
+    default_schedule: TrainConfig = LAPTOP
+    paper_schedule: TrainConfig = paper_config(batch_size=32)
+    default_train_limit: int | None = None
+    #: cells are a chain of layers (ENAS): a depth in layers is nodes - 2
+    layered: bool = False
 
     @property
     def vocab_size(self) -> int:

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..arch import INPUT_TYPE, OUTPUT_TYPE, Arch, ArchError
-from ..store import SPLIT_TEST, SPLIT_TRAIN, Dataset
-from .base import SearchSpace
+from svge_cli.arch import INPUT_TYPE, OUTPUT_TYPE, Arch, ArchError
+from svge_cli.spaces.base import SearchSpace
+from svge_cli.storage.store import SPLIT_TEST, SPLIT_TRAIN, Dataset
 
 OPS = ("conv3x3", "sepconv3x3", "conv5x5", "sepconv5x5", "avgpool3x3", "maxpool3x3")
 DVAE_LABELS = ("conv3", "sep3", "conv5", "sep5", "avg3", "max3")
@@ -39,6 +39,9 @@ class EnasSpace(SearchSpace):
     node_types = ("input", "output") + OPS
     max_nodes = DEFAULT_LAYERS + 2
     enumerable = False
+    chain_cell = "[[1], [1, 0], [1, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]]"
+    default_target = "ws_acc"
+    layered = True
     description = "ENAS macro cells (D-VAE's final_structures6: 6 layers, 6 ops, skip connections)"
 
     def aliases(self) -> dict[str, str]:

@@ -29,9 +29,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..arch import INPUT_TYPE, OUTPUT_TYPE, Arch, ArchError
-from ..store import Dataset
-from .base import SearchSpace
+from svge_cli.arch import INPUT_TYPE, OUTPUT_TYPE, Arch, ArchError
+from svge_cli.spaces.base import SearchSpace
+from svge_cli.storage.store import Dataset
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: cell edges (from cell node, to cell node); edge k is DAG node k + 1
@@ -76,6 +76,9 @@ class NB201Space(SearchSpace):
     node_types = ("input", "output") + OPS
     max_nodes = N_NODES
     enumerable = True
+    size = N_CELLS
+    chain_cell = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"
+    default_target = "cifar10_valid_val"
     description = "NAS-Bench-201 cells (15,625; 6 edges x 5 ops, as 8-node DAGs)"
 
     # ---------------------------------------------------------------- cells

@@ -1,0 +1,2 @@
+"""How good an autoencoder is: reconstruction accuracy and the paper's Table I abilities.
+"""

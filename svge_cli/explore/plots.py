@@ -1,0 +1,94 @@
+"""The pictures of Fig. 3: the latent space in two principal components, and predicted vs true scores.
+
+Figures are built as bare matplotlib Figures (no pyplot, no display, no global
+backend state: PNG goes through Agg, SVG through the SVG writer) and written atomically; the file name's extension (.png or .svg) picks the format.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from svge_cli.errors import SvgeError
+from svge_cli.storage.store import atomic_path
+
+FORMATS = {".png": "png", ".svg": "svg"}
+DPI = 150
+
+
+def figure_format(path: str | Path) -> str:
+    """The image format a path asks for; SvgeError for anything but .png and .svg."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise SvgeError(f"{path}: a picture must end in {' or '.join(FORMATS)}")
+    return fmt
+
+
+def save_figure(fig: Figure, path: str | Path) -> None:
+    """Write `fig` atomically in the format its extension names (white background)."""
+    fmt = figure_format(path)
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", facecolor="white")
+
+
+def principal_components(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of the rows of `x` on its first k principal axes, and each axis's share of the variance.
+
+    Axes beyond the data's rank come out as zero columns, so two points still plot.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    centred = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    coords = np.zeros((len(x), k))
+    used = min(k, vt.shape[0])
+    coords[:, :used] = centred @ vt[:used].T
+    total = float((s ** 2).sum())
+    share = np.zeros(k)
+    share[:used] = (s[:used] ** 2) / total if total > 0 else 0.0
+    return coords, share
+
+
+def latent_pca(path: str | Path, mu: np.ndarray, scores: np.ndarray | None = None,
+               score_label: str = "score", title: str = "latent space") -> None:
+    """Fig. 3 (left): latent points in their first two principal components, coloured by score."""
+    figure_format(path)
+    if len(mu) < 2:
+        raise SvgeError("a latent-space picture needs at least two cells")
+    coords, share = principal_components(mu)
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.add_subplot()
+    style: dict[str, Any] = {"s": 8, "linewidths": 0}
+    if scores is None:
+        ax.scatter(coords[:, 0], coords[:, 1], color="tab:gray", **style)
+    else:
+        order = np.argsort(scores)  # the best cells drawn last, on top
+        points = ax.scatter(coords[order, 0], coords[order, 1], c=np.asarray(scores)[order], cmap="viridis",
+                            **style)
+        fig.colorbar(points, ax=ax, label=score_label)
+    ax.set_xlabel(f"PC 1 ({100 * share[0]:.1f}% of variance)")
+    ax.set_ylabel(f"PC 2 ({100 * share[1]:.1f}% of variance)")
+    ax.set_title(f"{title} ({len(mu):,} cells)")
+    save_figure(fig, path)
+
+
+def prediction_scatter(path: str | Path, truth: np.ndarray, pred: np.ndarray, label: str = "score",
+                       metrics: dict[str, Any] | None = None) -> None:
+    """Fig. 3 (right): predicted against true scores, with the diagonal and the headline metrics."""
+    figure_format(path)
+    if len(truth) == 0:
+        raise SvgeError("a prediction picture needs at least one cell with a true score")
+    fig = Figure(figsize=(5, 5))
+    ax = fig.add_subplot()
+    ax.scatter(truth, pred, s=6, alpha=0.5, linewidths=0, color="tab:blue")
+    low = float(min(np.min(truth), np.min(pred)))
+    high = float(max(np.max(truth), np.max(pred)))
+    ax.plot([low, high], [low, high], color="tab:red", linewidth=1, label="prediction = truth")
+    ax.set_xlabel(f"true {label}")
+    ax.set_ylabel(f"predicted {label}")
+    ax.legend(loc="upper left")
+    if metrics:
+        ax.set_title(f"{len(truth):,} cells: MSE {metrics['mse']:.3g}, Spearman {metrics['spearman']:.3f}, "
+                     f"Kendall {metrics['kendall_tau']:.3f}", fontsize=9)
+    save_figure(fig, path)

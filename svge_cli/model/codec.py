@@ -1,0 +1,92 @@
+"""Cells to latents and back, in batches, with the space's rules applied on the way out."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from svge_cli.arch import Arch, pad_batch, unpad
+from svge_cli.model import SVGe
+from svge_cli.spaces import SearchSpace
+
+ENCODE_BATCH = 1024
+DECODE_BATCH = 512
+
+
+@dataclass
+class Decoded:
+    arch: Arch
+    valid: bool
+    reason: str | None  # why it is not a valid cell of the space
+
+
+def model_device(model: SVGe) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def encode_arrays(model: SVGe, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray,
+                  batch_size: int = ENCODE_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and log-variance of padded cells, batch by batch."""
+    dev = model_device(model)
+    mus, logvars = [], []
+    for s in range(0, len(n_nodes), batch_size):
+        sl = slice(s, s + batch_size)
+        mu, logvar = model.encode(torch.as_tensor(ops[sl], dtype=torch.long, device=dev),
+                                  torch.as_tensor(adj[sl], dtype=torch.float32, device=dev),
+                                  torch.as_tensor(n_nodes[sl], dtype=torch.long, device=dev))
+        mus.append(mu.float().cpu().numpy())
+        logvars.append(logvar.float().cpu().numpy())
+    dim = model.cfg.latent
+    return (np.concatenate(mus) if mus else np.zeros((0, dim), np.float32),
+            np.concatenate(logvars) if logvars else np.zeros((0, dim), np.float32))
+
+
+def encode_archs(model: SVGe, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
+    ops, adj, n = pad_batch(archs)
+    return encode_arrays(model, ops, adj, n)
+
+
+@torch.inference_mode()
+def decode_once(model: SVGe, z: np.ndarray, greedy: bool, max_nodes: int | None,
+                generator: torch.Generator | None) -> list[Arch]:
+    """One decode per latent point (batched)."""
+    dev = model_device(model)
+    out: list[Arch] = []
+    for s in range(0, len(z), DECODE_BATCH):
+        zt = torch.as_tensor(z[s:s + DECODE_BATCH], dtype=torch.float32, device=dev)
+        ops, adj, n = model.decode(zt, greedy=greedy, max_nodes=max_nodes, generator=generator)
+        out.extend(unpad(ops, adj, n))
+    return out
+
+
+def judge(space: SearchSpace, arch: Arch, node_limit: int | None = None) -> Decoded:
+    """A decoded graph with the space's verdict; valid cells come back in canonical form."""
+    reason = space.validate(space.canonical(arch), node_limit)
+    return Decoded(space.canonical(arch) if reason is None else arch, reason is None, reason)
+
+
+def decode_latents(model: SVGe, space: SearchSpace, z: np.ndarray, attempts: int = 1,
+                   seed: int = 0, max_nodes: int | None = None) -> list[Decoded]:
+    """Decode each point; with attempts > 1, keep the first valid of that many sampled decodes.
+
+    One attempt means the deterministic greedy decode.  Invalid results are kept
+    and marked, never dropped, so outputs stay aligned with inputs.
+    """
+    limit = max_nodes if max_nodes and max_nodes > space.max_nodes else None
+    if attempts <= 1:
+        return [judge(space, a, limit) for a in decode_once(model, z, True, max_nodes, None)]
+    gen = torch.Generator(device=model_device(model)).manual_seed(seed)
+    result: list[Decoded | None] = [None] * len(z)
+    pending = np.arange(len(z))
+    for _ in range(attempts):
+        decoded = [judge(space, a, limit) for a in decode_once(model, z[pending], False, max_nodes, gen)]
+        for i, d in zip(pending, decoded):
+            if result[i] is None or (d.valid and not result[i].valid):
+                result[i] = d
+        pending = np.asarray([i for i in pending if not result[i].valid], dtype=np.int64)
+        if pending.size == 0:
+            break
+    return result  # type: ignore[return-value]

@@ -1,0 +1,277 @@
+"""Scores from a fine-tuned checkpoint, and how well they agree with the truth (paper Sec. IV-C).
+
+A fine-tuned checkpoint is a VAE checkpoint plus: the regressor's tensors in its
+state arrays under ``regressor.``, the regressor's widths in ``config["regressor"]``,
+the label scaling and target column in ``meta``, and the rows (and hashes) of the
+cells it was fine-tuned on in ``arrays``, so predictions can be judged on cells
+it has never seen.
+
+The metrics are written out here (numpy only) so that their tie handling is
+explicit: ranks of tied values are averaged (Spearman), Kendall's tau is tau-b.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from svge_cli.arch import Arch, pad_batch
+from svge_cli.errors import SvgeError
+from svge_cli.model import SVGe, codec, load_state_arrays, state_arrays
+from svge_cli.model.regressor import STATE_PREFIX, Regressor
+from svge_cli.spaces import SearchSpace
+from svge_cli.storage import checkpoints, datasets, store
+from svge_cli.storage.store import Checkpoint, Dataset
+from svge_cli.storage.workspace import Workspace
+
+USED_HASHES = "used_hashes"  # arrays key: hashes of every cell the regressor was fitted or validated on
+
+
+@dataclass(frozen=True)
+class LabelScale:
+    """Standardisation of a label column: the regressor learns (y - mean) / std."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> "LabelScale":
+        std = float(np.std(values))
+        return cls(float(np.mean(values)), std if std > 0 else 1.0)
+
+    def normalize(self, values: np.ndarray) -> np.ndarray:
+        return (np.asarray(values, dtype=np.float64) - self.mean) / self.std
+
+    def restore(self, scores: np.ndarray) -> np.ndarray:
+        return np.asarray(scores, dtype=np.float64) * self.std + self.mean
+
+
+@dataclass
+class Predictor:
+    """A fine-tuned model: the encoder's posterior mean, then the regressor, then the label scale."""
+
+    model: SVGe
+    head: Regressor
+    scale: LabelScale
+    target: str
+
+    @torch.inference_mode()
+    def from_latents(self, mu: np.ndarray) -> np.ndarray:
+        """Scores, in the label's own units, of latent points (posterior means)."""
+        self.head.eval()
+        z = torch.as_tensor(np.asarray(mu), dtype=torch.float32, device=codec.model_device(self.model))
+        return self.scale.restore(self.head(z).cpu().numpy()) if len(z) else np.zeros(0)
+
+    def from_arrays(self, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        mu, _ = codec.encode_arrays(self.model, ops, adj, n_nodes)
+        return self.from_latents(mu)
+
+    def from_archs(self, archs: Sequence[Arch]) -> np.ndarray:
+        return self.from_arrays(*pad_batch(archs))
+
+
+def is_finetuned(ck: Checkpoint) -> bool:
+    return "regressor" in ck.config
+
+
+def predictor_state(predictor: Predictor) -> dict[str, np.ndarray]:
+    """VAE and regressor tensors in one dict, the regressor's under STATE_PREFIX."""
+    head = {STATE_PREFIX + k: v for k, v in state_arrays(predictor.head).items()}
+    return state_arrays(predictor.model) | head
+
+
+def load_predictor(ck: Checkpoint, device: torch.device | str = "cpu") -> Predictor:
+    """Rebuild the fine-tuned model a checkpoint holds; SvgeError when it holds a plain VAE."""
+    if not is_finetuned(ck):
+        raise SvgeError(f"this {ck.space} checkpoint has no regressor: run `svge finetune --space {ck.space}` "
+                        "first, or pass a fine-tuned one with --checkpoint")
+    model = checkpoints.model_from_checkpoint(ck, device)
+    try:
+        head = Regressor.from_config(ck.config["regressor"])
+        load_state_arrays(head, {k[len(STATE_PREFIX):]: v for k, v in ck.state.items() if k.startswith(STATE_PREFIX)})
+        scale = LabelScale(float(ck.meta["label_mean"]), float(ck.meta["label_std"]))
+        target = str(ck.meta["target"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise SvgeError(f"the fine-tuned checkpoint is incomplete or damaged ({e})") from None
+    return Predictor(model, head.to(device).eval(), scale, target)
+
+
+def latent_scores(ck: Checkpoint, mu: np.ndarray) -> np.ndarray | None:
+    """Predicted scores of latent points when `ck` is fine-tuned, else None (nothing to colour by)."""
+    return load_predictor(ck).from_latents(mu) if is_finetuned(ck) else None
+
+
+def used_hashes(ck: Checkpoint) -> set[str]:
+    """Hashes of the cells a fine-tuned checkpoint was fitted or validated on."""
+    raw = ck.arrays.get(USED_HASHES, np.zeros(0, dtype="S1"))
+    return {h.decode() if isinstance(h, bytes) else str(h) for h in raw.tolist()}
+
+
+def labelled_dataset(ws: Workspace, space: SearchSpace, path: str | None) -> tuple[Dataset, str]:
+    """An explicit dataset file, else the workspace's import for the space; and a name for messages."""
+    if path is not None:
+        return store.load_dataset(path, space.name), path
+    ds = datasets.workspace_dataset(space, ws)
+    if ds is None:
+        raise SvgeError(f"no imported {space.name} dataset in {ws.root}: run `svge data import {space.name} FILE` "
+                        "or pass --dataset FILE")
+    return ds, str(ws.dataset_path(space.name))
+
+
+def label_column(ds: Dataset, column: str, source: str) -> np.ndarray:
+    """The values of a label column; SvgeError naming the available ones when it is missing."""
+    if column not in ds.labels:
+        available = ", ".join(sorted(ds.labels)) or "none"
+        raise SvgeError(f"{source} has no label column {column!r} (available: {available})")
+    return np.asarray(ds.labels[column], dtype=np.float64)
+
+
+@dataclass
+class TruthMatch:
+    """Which input cells can be judged: their positions in the input and their true values."""
+
+    positions: np.ndarray
+    truth: np.ndarray
+    used: int  # cells left out because the regressor saw them
+    unknown: int  # cells not in the dataset, or without a value in the column
+
+
+def match_truth(hashes: Sequence[str], ds: Dataset, values: np.ndarray, exclude: set[str]) -> TruthMatch:
+    """Look input cells up in a dataset by hash, leaving out those in `exclude` and those without truth."""
+    row_of: dict[str, int] = {}
+    for i, h in enumerate(ds.hashes.tolist()):
+        row_of.setdefault(h, i)
+    positions, truth, used, unknown = [], [], 0, 0
+    for pos, h in enumerate(hashes):
+        row = row_of.get(h)
+        if h in exclude:
+            used += 1
+        elif row is None or not np.isfinite(values[row]):
+            unknown += 1
+        else:
+            positions.append(pos)
+            truth.append(values[row])
+    return TruthMatch(np.asarray(positions, dtype=np.int64), np.asarray(truth, dtype=np.float64), used, unknown)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def _pair(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t, p = np.asarray(truth, dtype=np.float64).ravel(), np.asarray(pred, dtype=np.float64).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"truth and prediction differ in length ({t.size} vs {p.size})")
+    if t.size == 0:
+        raise ValueError("no values to compare")
+    return t, p
+
+
+def mse(truth: np.ndarray, pred: np.ndarray) -> float:
+    t, p = _pair(truth, pred)
+    return float(np.mean((t - p) ** 2))
+
+
+def rmse(truth: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.sqrt(mse(truth, pred)))
+
+
+def pearson(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Linear correlation; NaN when either side is constant (it is undefined there)."""
+    t, p = _pair(truth, pred)
+    dt, dp = t - t.mean(), p - p.mean()
+    denom = np.sqrt((dt ** 2).sum() * (dp ** 2).sum())
+    return float((dt * dp).sum() / denom) if denom > 0 else float("nan")
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, tied values sharing the mean of the ranks they span."""
+    v = np.asarray(values, dtype=np.float64)
+    order = np.argsort(v, kind="mergesort")
+    sorted_v = v[order]
+    starts = np.r_[True, sorted_v[1:] != sorted_v[:-1]]
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], v.size] - 1
+    ranks = np.empty(v.size)
+    ranks[order] = (first[group] + last[group]) / 2 + 1
+    return ranks
+
+
+def spearman(truth: np.ndarray, pred: np.ndarray) -> float:
+    t, p = _pair(truth, pred)
+    return pearson(average_ranks(t), average_ranks(p))
+
+
+def _tied_pairs(sorted_values: np.ndarray) -> int:
+    """Pairs of equal values in a sorted array (sum of t(t-1)/2 over runs)."""
+    if sorted_values.size == 0:
+        return 0
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1], True])
+    runs = np.diff(starts)
+    return int((runs * (runs - 1) // 2).sum())
+
+
+def _inversions(values: np.ndarray) -> int:
+    """Pairs i < j with values[i] > values[j] (ties are not inversions): bottom-up merge sort in numpy.
+
+    Each level merges neighbouring sorted blocks of `width`; keys offset by the
+    block pair's number keep every pair apart, so one searchsorted per level
+    counts, for each right-block element, the larger elements of its left block.
+    """
+    v = np.unique(values, return_inverse=True)[1].astype(np.int64)
+    n, span, total, width = v.size, int(v.max(initial=0)) + 1, 0, 1
+    pos = np.arange(n)
+    while width < n:
+        pair = pos // (2 * width)
+        right = (pos // width) % 2 == 1
+        key = pair * span + v
+        left_keys = key[~right]
+        block_end = np.searchsorted(left_keys, (pair[right] + 1) * span, side="left")
+        total += int((block_end - np.searchsorted(left_keys, key[right], side="right")).sum())
+        v = np.sort(key) - pair * span
+        width *= 2
+    return total
+
+
+def kendall_tau(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Kendall's tau-b (ties in either ranking handled), in O(n log^2 n) (Knight's method)."""
+    t, p = _pair(truth, pred)
+    order = np.lexsort((p, t))
+    t, p = t[order], p[order]
+    n0 = t.size * (t.size - 1) // 2
+    ties_t = _tied_pairs(t)
+    joint_starts = np.r_[True, (t[1:] != t[:-1]) | (p[1:] != p[:-1])]
+    runs = np.diff(np.r_[np.flatnonzero(joint_starts), t.size])
+    ties_both = int((runs * (runs - 1) // 2).sum())
+    ties_p = _tied_pairs(np.sort(p))
+    swaps = _inversions(p)
+    denom = np.sqrt(float(n0 - ties_t) * float(n0 - ties_p))
+    if denom == 0:
+        return float("nan")
+    return float((n0 - ties_t - ties_p + ties_both - 2 * swaps) / denom)
+
+
+def top_k_overlap(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
+    """Share of the k best cells by truth that are also among the k best by prediction (higher = better).
+
+    Ties at the k-th place are broken by input order, on both sides alike.
+    """
+    t, p = _pair(truth, pred)
+    k = min(int(k), t.size)
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    best_t = np.argsort(-t, kind="mergesort")[:k]
+    best_p = np.argsort(-p, kind="mergesort")[:k]
+    return len(np.intersect1d(best_t, best_p)) / k
+
+
+def prediction_metrics(truth: np.ndarray, pred: np.ndarray, top_k: int = 10) -> dict[str, Any]:
+    """Every figure `svge predict --truth` reports, by name."""
+    t, p = _pair(truth, pred)
+    k = min(int(top_k), t.size)
+    return {"cells": int(t.size), "mse": mse(t, p), "rmse": rmse(t, p), "pearson": pearson(t, p),
+            "spearman": spearman(t, p), "kendall_tau": kendall_tau(t, p), "top_k": k,
+            "top_k_overlap": top_k_overlap(t, p, k)}

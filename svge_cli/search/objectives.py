@@ -1,0 +1,272 @@
+"""What a proposed cell scores: a benchmark table, an external evaluator, or a surrogate regressor.
+
+Every objective answers a batch of cells with one `Outcome` per cell, in order.
+A cell that could not be scored (missing from the table, an evaluator that
+crashed, timed out or answered nonsense) gets ``score=None`` and a note saying
+why: the search records it and goes on, and no score already obtained is lost.
+
+The evaluator protocol (see examples/evaluator.py): the command is started once
+per batch, without a shell; it reads one JSON line per cell on stdin (the cell
+as ``svge encode`` reads it, plus ``"native"``, the space's own string) and
+writes one score per line on stdout, in the same order.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from svge_cli.arch import Arch, pad_batch
+from svge_cli.errors import SvgeError
+from svge_cli.spaces import SearchSpace
+from svge_cli.storage.archtext import format_arch
+from svge_cli.storage.store import Dataset
+
+DEFAULT_TIMEOUT = 3600.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    score: float | None
+    note: str | None = None  # why there is no score, or where it came from
+
+
+class Objective(Protocol):
+    name: str  # benchmark | evaluator | surrogate
+    description: str  # one line for tables and results files
+
+    def evaluate(self, space: SearchSpace, archs: Sequence[Arch]) -> list[Outcome]: ...
+
+
+def default_target(space: SearchSpace, table: Dataset) -> str:
+    """The space's usual column when the table has it, else the table's only label column."""
+    want = space.default_target
+    if want in table.labels:
+        return want
+    if len(table.labels) == 1:
+        return next(iter(table.labels))
+    raise SvgeError(f"which label column to maximise? pass --target (columns: {', '.join(table.labels) or 'none'})")
+
+
+def target_column(table: Dataset, target: str) -> np.ndarray:
+    if target not in table.labels:
+        raise SvgeError(f"the dataset has no label column {target!r} (columns: {', '.join(table.labels) or 'none'})")
+    return table.labels[target]
+
+
+def covers_space(space: SearchSpace, table: Dataset, target: str) -> bool:
+    """Whether the table labels every cell of the space, so that lookups can stand in for training."""
+    if space.size is None:
+        return False
+    labelled = np.isfinite(target_column(table, target))
+    return len(np.unique(table.hashes[labelled])) >= space.size
+
+
+def lookup_table(table: Dataset, target: str) -> dict[str, float]:
+    """Canonical hash -> score for every row with a finite score (NaN cells are left out)."""
+    values = target_column(table, target)
+    keep = np.isfinite(values)
+    return dict(zip(table.hashes[keep].tolist(), values[keep].tolist()))
+
+
+# ---------------------------------------------------------------- benchmark
+
+
+@dataclass
+class BenchmarkObjective:
+    """Scores looked up in an imported benchmark table by the cell's canonical hash."""
+
+    table: Dataset
+    target: str
+    name: str = "benchmark"
+    scores: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scores = lookup_table(self.table, self.target)
+
+    @property
+    def description(self) -> str:
+        return f"benchmark table lookup of {self.target!r} ({len(self.scores):,} cells)"
+
+    def evaluate(self, space: SearchSpace, archs: Sequence[Arch]) -> list[Outcome]:
+        out = []
+        for arch in archs:
+            score = self.scores.get(space.hash(arch))
+            out.append(Outcome(score) if score is not None else
+                       Outcome(None, f"not in the benchmark table (no {self.target!r} for this cell)"))
+        return out
+
+
+# ---------------------------------------------------------------- external evaluator
+
+
+@dataclass
+class EvaluatorObjective:
+    """An external program: cells as JSON lines on stdin, one score per line on stdout."""
+
+    command: str
+    timeout: float | None = DEFAULT_TIMEOUT  # seconds per batch; None = no limit
+    name: str = "evaluator"
+    argv: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        try:
+            self.argv = shlex.split(self.command)
+        except ValueError as e:
+            raise SvgeError(f"--evaluator {self.command!r}: cannot split into words ({e})") from None
+        if not self.argv:
+            raise SvgeError("--evaluator needs a command")
+        if shutil.which(self.argv[0]) is None:
+            raise SvgeError(f"--evaluator: cannot start {self.argv[0]!r} (no such program, or not executable)")
+
+    @property
+    def description(self) -> str:
+        return f"external evaluator `{self.command}`"
+
+    def evaluate(self, space: SearchSpace, archs: Sequence[Arch]) -> list[Outcome]:
+        if not archs:
+            return []
+        payload = "".join(format_arch(a, space, "jsonl", {"native": space.format_native(a)}) + "\n" for a in archs)
+        stdout, failure = self._run(payload)
+        return parse_answers(stdout, len(archs), failure)
+
+    def _run(self, payload: str) -> tuple[str, str | None]:
+        """The program's stdout (all of it, or what came before a timeout) and what went wrong, if anything."""
+        try:
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                    start_new_session=True)
+        except OSError as e:
+            raise SvgeError(f"--evaluator: cannot start {self.argv[0]!r} ({e.strerror or e})") from None
+        try:
+            stdout, _ = proc.communicate(payload, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            stdout, _ = proc.communicate()
+            return stdout or "", f"the evaluator timed out after {self.timeout:g} s"
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+        if proc.returncode != 0:
+            return stdout or "", f"the evaluator exited with status {proc.returncode}"
+        return stdout or "", None
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Stop the evaluator and anything it started (it runs in its own process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+
+
+def parse_answers(stdout: str, count: int, failure: str | None) -> list[Outcome]:
+    """One outcome per cell from the evaluator's lines; missing and non-numeric answers say why."""
+    lines = stdout.splitlines()
+    out = []
+    for i in range(count):
+        if i >= len(lines):
+            why = failure or "the evaluator exited without answering"
+            out.append(Outcome(None, f"no answer: {why} after {len(lines)} of {count} answers"))
+            continue
+        text = lines[i].strip()
+        try:
+            score = float(text)
+        except ValueError:
+            out.append(Outcome(None, f"the evaluator answered {text[:40]!r}, not a number"))
+            continue
+        out.append(Outcome(score) if math.isfinite(score) else
+                   Outcome(None, f"the evaluator answered {text!r}, not a finite number"))
+    return out
+
+
+# ---------------------------------------------------------------- surrogate
+
+
+SURROGATE_HIDDEN = 128
+SURROGATE_EPOCHS = 300
+SURROGATE_LR = 3e-3
+
+
+def cell_features(ops: np.ndarray, adj: np.ndarray, vocab: int) -> np.ndarray:
+    """A fixed-length encoding independent of the VAE: one-hot node types by position + adjacency bits."""
+    m = adj.shape[1]
+    onehot = np.zeros((len(ops), m, vocab), dtype=np.float32)
+    rows, cols = np.nonzero(ops >= 0)
+    onehot[rows, cols, ops[rows, cols]] = 1.0
+    upper = np.triu_indices(m, 1)
+    return np.concatenate([onehot.reshape(len(ops), -1), adj[:, upper[0], upper[1]].astype(np.float32)], axis=1)
+
+
+@dataclass
+class SurrogateObjective:
+    """A regressor fitted on the labelled table scores cells the table lacks; table cells keep their label.
+
+    The regressor (an MLP on one-hot node types and adjacency bits) deliberately does
+    not use the VAE's latent space, so BO cannot simply exploit its own features.
+    Every score it produces is marked as a surrogate prediction.
+    """
+
+    table: Dataset
+    target: str
+    vocab: int
+    seed: int = 0
+    name: str = "surrogate"
+    scores: dict[str, float] = field(init=False)
+    width: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scores = lookup_table(self.table, self.target)
+        self.width = self.table.adj.shape[1]
+        values = target_column(self.table, self.target)
+        keep = np.isfinite(values)
+        if keep.sum() < 2:
+            raise SvgeError(f"the surrogate needs labelled cells, and {self.target!r} has {int(keep.sum())}")
+        feats = cell_features(self.table.ops[keep].astype(np.int64), self.table.adj[keep], self.vocab)
+        self._net, self._scale = _fit_mlp(feats, values[keep], self.seed)
+
+    @property
+    def description(self) -> str:
+        return (f"SURROGATE predictions of {self.target!r} (an MLP fitted on {len(self.scores):,} labelled cells; "
+                "cells in the table keep their label)")
+
+    def evaluate(self, space: SearchSpace, archs: Sequence[Arch]) -> list[Outcome]:
+        if not archs:
+            return []
+        known = [self.scores.get(space.hash(a)) for a in archs]
+        ops, adj, _ = pad_batch(list(archs), self.width)
+        with torch.no_grad():
+            pred = self._net(torch.as_tensor(cell_features(ops, adj, self.vocab))).squeeze(-1).numpy()
+        pred = pred * self._scale[1] + self._scale[0]
+        return [Outcome(k, "label from the table") if k is not None else Outcome(float(p), "surrogate prediction")
+                for k, p in zip(known, pred)]
+
+
+def _fit_mlp(feats: np.ndarray, values: np.ndarray, seed: int) -> tuple[torch.nn.Module, tuple[float, float]]:
+    """A small MLP trained full-batch on standardised targets (seconds for ~20k cells)."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    mean, std = float(values.mean()), float(values.std() or 1.0)
+    x = torch.as_tensor(feats)
+    y = torch.as_tensor((values - mean) / std, dtype=torch.float32)
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], SURROGATE_HIDDEN), torch.nn.ReLU(),
+                              torch.nn.Linear(SURROGATE_HIDDEN, SURROGATE_HIDDEN), torch.nn.ReLU(),
+                              torch.nn.Linear(SURROGATE_HIDDEN, 1))
+    opt = torch.optim.Adam(net.parameters(), lr=SURROGATE_LR, weight_decay=1e-5)
+    batch = 512
+    for _ in range(SURROGATE_EPOCHS):
+        for idx in torch.randperm(len(x), generator=gen).split(batch):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(net(x[idx]).squeeze(-1), y[idx])
+            loss.backward()
+            opt.step()
+    return net.eval(), (mean, std)

@@ -1,0 +1,98 @@
+"""Where a command's architectures come from: imported tables, enumerations, samples."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from svge_cli.arch import Arch
+from svge_cli.errors import SvgeError
+from svge_cli.spaces import SearchSpace
+from svge_cli.storage import store
+from svge_cli.storage.store import Dataset
+from svge_cli.storage.workspace import Workspace
+
+DEFAULT_SPLIT_SEED = 0
+TEST_SHARE = 0.1
+
+
+def enumeration(space: SearchSpace, ws: Workspace) -> Dataset:
+    """The whole space as a dataset, computed once and cached in the workspace."""
+    if not space.enumerable:
+        raise SvgeError(f"space {space.name} is too large to enumerate; use `svge data sample {space.name}`")
+    path = ws.enumeration_path(space.name)
+    if path.exists():
+        try:
+            return store.load_dataset(path, space.name)
+        except store.StoreError:
+            pass  # a damaged cache is rebuilt, never trusted
+    ds = space.enumerate_dataset()
+    ds.source = f"enumeration of {space.name}"
+    store.save_dataset(path, ds)
+    return ds
+
+
+def sample_cells(space: SearchSpace, ws: Workspace, n: int, seed: int) -> list[Arch]:
+    """`n` cells drawn uniformly: from the cached enumeration where the space has one."""
+    if not space.enumerable:
+        return space.sample(n, seed)
+    ds = enumeration(space, ws)
+    idx = np.random.default_rng(seed).choice(len(ds), size=min(n, len(ds)), replace=False)
+    return list(ds.archs(idx))
+
+
+def embedded_default(space: SearchSpace, ws: Workspace) -> Dataset:
+    """The training set used when nothing was imported: the enumerated space, or ENAS samples."""
+    ds = enumeration(space, ws) if space.enumerable else space.default_dataset()
+    if ds.split is None:
+        ds.split = random_split(len(ds), DEFAULT_SPLIT_SEED)
+    return ds
+
+
+def workspace_dataset(space: SearchSpace, ws: Workspace) -> Dataset | None:
+    path = ws.dataset_path(space.name)
+    return store.load_dataset(path, space.name) if path.exists() else None
+
+
+def training_dataset(space: SearchSpace, ws: Workspace, path: str | None = None) -> Dataset:
+    """An explicit file, else the workspace's imported dataset, else the embedded default."""
+    if path is not None:
+        ds = store.load_dataset(path, space.name)
+    else:
+        ds = workspace_dataset(space, ws) or embedded_default(space, ws)
+    if ds.split is None:
+        ds.split = random_split(len(ds), DEFAULT_SPLIT_SEED)
+    return ds
+
+
+def random_split(n: int, seed: int) -> np.ndarray:
+    """A seeded 90/10 split: the last tenth of a permutation is the test set."""
+    split = np.full(n, store.SPLIT_TRAIN, dtype=np.int8)
+    perm = np.random.default_rng(seed).permutation(n)
+    split[perm[n - int(round(n * TEST_SHARE)):]] = store.SPLIT_TEST
+    return split
+
+
+def summarize(ds: Dataset) -> dict[str, Any]:
+    """Counts, node and edge statistics, split sizes and label ranges of a dataset."""
+    edges = ds.adj.reshape(len(ds), -1).sum(axis=1)
+    out: dict[str, Any] = {
+        "space": ds.space, "rows": len(ds), "source": ds.source,
+        "unique_hashes": int(len(np.unique(ds.hashes))),
+        "nodes": [int(ds.n_nodes.min()), int(ds.n_nodes.max())] if len(ds) else [0, 0],
+        "edges": [int(edges.min()), int(edges.max())] if len(ds) else [0, 0],
+        "labels": {},
+    }
+    if ds.split is not None:
+        out["split"] = {"train": int((ds.split == store.SPLIT_TRAIN).sum()),
+                        "test": int((ds.split == store.SPLIT_TEST).sum())}
+    for name, col in ds.labels.items():
+        finite = col[np.isfinite(col)]
+        out["labels"][name] = {
+            "count": int(finite.size),
+            "min": float(finite.min()) if finite.size else None,
+            "max": float(finite.max()) if finite.size else None,
+            "mean": float(finite.mean()) if finite.size else None,
+        }
+    return out
+

@@ -1,0 +1,111 @@
+"""What every importer shares: reading text, checking cells, label columns, the final Dataset."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svge_cli.arch import Arch, ArchError
+from svge_cli.spaces import SearchSpace
+from svge_cli.spaces.nb201 import NB201Space
+from svge_cli.storage.store import Dataset, StoreError
+
+_TEXT = object()  # marks a value that is not a number
+
+
+def where(path: Path, line: int) -> str:
+    """How messages name a line of a file."""
+    return f"{path}, line {line}"
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; StoreError when it is missing or binary."""
+    try:
+        return path.read_bytes().decode("utf-8").splitlines()
+    except FileNotFoundError:
+        raise StoreError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise StoreError(f"{path}: is a directory, expected a file") from None
+    except UnicodeDecodeError:
+        raise StoreError(f"{path}: not UTF-8 text") from None
+
+
+def check_cell(space: SearchSpace, arch: Arch, place: str, node_limit: int | None = None) -> Arch:
+    """The canonical cell, or StoreError naming the place and the broken rule."""
+    try:
+        return space.check(arch, node_limit)
+    except ArchError as e:
+        raise StoreError(f"{place}: {e}") from None
+
+
+def parse_native(space: SearchSpace, text: str, place: str, node_limit: int | None = None) -> Arch:
+    """Parse and check a native string, with the place in any error."""
+    try:
+        arch = space.parse_native(text)
+    except ArchError as e:
+        raise StoreError(f"{place}: {e}") from None
+    return check_cell(space, arch, place, node_limit)
+
+
+def _number(value: Any) -> Any:
+    """float for numbers and numeric text, NaN for missing or empty, _TEXT otherwise."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        return _TEXT
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        if not value.strip():
+            return math.nan
+        try:
+            return float(value)
+        except ValueError:
+            return _TEXT
+    return _TEXT
+
+
+class LabelColumns:
+    """Label values gathered row by row.
+
+    A key becomes a float64 column when its values are numbers (missing -> NaN);
+    a key whose values are all text (names, notes) is left out; a key that mixes
+    numbers and text is an error, since a typo would otherwise silently drop or
+    corrupt a column.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+        self._places: list[str] = []
+
+    def add(self, values: dict[str, Any], place: str) -> None:
+        self._rows.append({k: _number(v) for k, v in values.items()})
+        self._places.append(place)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        keys = dict.fromkeys(k for row in self._rows for k in row)
+        out: dict[str, np.ndarray] = {}
+        for key in keys:
+            values = [row.get(key, math.nan) for row in self._rows]
+            text = [i for i, v in enumerate(values) if v is _TEXT]
+            if not text:
+                out[key] = np.asarray(values, dtype=np.float64)
+            elif any(v is not _TEXT and not math.isnan(v) for v in values):
+                raise StoreError(f"{self._places[text[0]]}: {key!r} is not a number, "
+                                 f"but other rows give numbers for it")
+        return out
+
+
+def make_dataset(space: SearchSpace, archs: list[Arch], labels: dict[str, np.ndarray], source: str,
+                 split: np.ndarray | None = None, hashes: list[str] | None = None) -> Dataset:
+    """The Dataset of checked cells: hashes from the space, plus NB201's equivalence classes."""
+    if not archs:
+        raise StoreError(f"{source}: no architectures in the file")
+    labels = dict(labels)
+    if isinstance(space, NB201Space):
+        labels["equiv_class"] = space.equivalence_classes(archs).astype(np.float64)
+    hashes = hashes if hashes is not None else [space.hash(a) for a in archs]
+    max_nodes = max(space.max_nodes, max(a.n_nodes for a in archs))
+    return Dataset.from_archs(space.name, archs, hashes, max_nodes, labels=labels, split=split, source=source)

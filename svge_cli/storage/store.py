@@ -1,0 +1,375 @@
+"""HDF5 files for datasets, latents and checkpoints; "-" means stdin/stdout.
+
+Layouts are documented in docs/formats.md.  Every file carries the attributes
+``svge_kind`` (dataset | latents | checkpoint), ``format_version`` and ``space``,
+so a file of the wrong kind, space or version is refused with one clear line.
+Writes are atomic: a temporary file beside the target is renamed over it, so a
+failure never leaves a partial file or destroys the previous one.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import h5py
+import numpy as np
+
+from svge_cli.arch import Arch, pad_batch
+from svge_cli.errors import SvgeError
+
+FORMAT_VERSION = 1
+STDIO = "-"
+SPLIT_TRAIN, SPLIT_TEST = 0, 1
+
+
+class StoreError(SvgeError):
+    """A file that cannot be used: missing, corrupt, of another kind, space or version."""
+
+
+@dataclass
+class Dataset:
+    """Architectures of one space as padded arrays, with label columns and a split.
+
+    Arrays rather than Arch objects: the full NB101 space (423,624 cells) must fit
+    comfortably in memory and feed the model without per-cell Python work.
+    """
+
+    space: str
+    ops: np.ndarray  # (M, N) int8, padded with -1
+    adj: np.ndarray  # (M, N, N) uint8
+    n_nodes: np.ndarray  # (M,) int16
+    hashes: np.ndarray  # (M,) str
+    labels: dict[str, np.ndarray] = field(default_factory=dict)  # column -> (M,) float64, NaN = unknown
+    split: np.ndarray | None = None  # (M,) int8: SPLIT_TRAIN / SPLIT_TEST
+    source: str = ""
+
+    def __len__(self) -> int:
+        return int(self.ops.shape[0])
+
+    @classmethod
+    def from_archs(cls, space: str, archs: list[Arch], hashes: list[str], max_nodes: int | None = None,
+                   **kw: Any) -> "Dataset":
+        ops, adj, n = pad_batch(archs, max_nodes)
+        return cls(space, ops.astype(np.int8), adj, n.astype(np.int16), np.asarray(hashes, dtype=str), **kw)
+
+    def arch(self, i: int) -> Arch:
+        n = int(self.n_nodes[i])
+        return Arch(self.ops[i, :n], self.adj[i, :n, :n])
+
+    def archs(self, idx: np.ndarray | None = None) -> Iterator[Arch]:
+        for i in (range(len(self)) if idx is None else idx):
+            yield self.arch(int(i))
+
+    def subset(self, idx: np.ndarray) -> "Dataset":
+        return Dataset(self.space, self.ops[idx], self.adj[idx], self.n_nodes[idx], self.hashes[idx],
+                       {k: v[idx] for k, v in self.labels.items()},
+                       None if self.split is None else self.split[idx], self.source)
+
+    def split_indices(self, which: int) -> np.ndarray:
+        if self.split is None:
+            raise StoreError("the dataset has no train/test split")
+        return np.nonzero(self.split == which)[0]
+
+
+@dataclass
+class Latents:
+    """Posterior parameters of encoded cells, with the cells themselves for round trips."""
+
+    space: str
+    mu: np.ndarray  # (M, D) float32
+    logvar: np.ndarray  # (M, D) float32
+    hashes: np.ndarray  # (M,) str, "" where unknown (e.g. points that came from BO)
+    checkpoint: str = ""  # fingerprint of the checkpoint that encoded them
+    ops: np.ndarray | None = None
+    adj: np.ndarray | None = None
+    n_nodes: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.mu.shape[0])
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to rebuild and resume a model: config, weights, optimizer, history."""
+
+    space: str
+    config: dict[str, Any]
+    state: dict[str, np.ndarray]
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    optimizer: bytes = b""  # torch.save of the optimizer state dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # split, latent stats, label scaling ...
+    meta: dict[str, Any] = field(default_factory=dict)  # small JSON facts: dataset source, label target ...
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode())
+        for k in sorted(self.state):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(self.state[k]).tobytes())
+        return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- low level
+
+
+def _str_array(values: np.ndarray) -> np.ndarray:
+    return np.asarray([str(v).encode() for v in values], dtype=object)
+
+
+def _dec(values: np.ndarray) -> np.ndarray:
+    return np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=str)
+
+
+def _stamp(f: h5py.File, kind: str, space: str) -> None:
+    f.attrs["svge_kind"] = kind
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["space"] = space
+
+
+def _write(path: str | Path, kind: str, space: str, fill: Callable[[h5py.File], None]) -> None:
+    """Build the file in memory or a temp file, then publish it in one step."""
+    if str(path) == STDIO:
+        buf = io.BytesIO()
+        with h5py.File(buf, "w") as f:
+            _stamp(f, kind, space)
+            fill(f)
+        out = sys.stdout.buffer
+        out.write(buf.getvalue())
+        out.flush()
+        return
+    with atomic_path(Path(path)) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _stamp(f, kind, space)
+            fill(f)
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` that replaces it only when the block completes.
+
+    A failure (or Ctrl-C) removes the temporary file, so `target` is either the
+    complete new file or untouched.  The file gets the permissions a plain
+    ``open(target, "w")`` would give it, not mkstemp's private 0600.
+    """
+    with _unwritable(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with _unwritable(target):
+            os.chmod(tmp, _mode_for(target))
+            os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _unwritable(target: Path) -> Iterator[None]:
+    """A file-system refusal (no such folder, no permission, a directory in the way) as one line."""
+    try:
+        yield
+    except OSError as e:
+        raise StoreError(f"{target}: cannot write there ({e.strerror or e})") from None
+
+
+def _mode_for(target: Path) -> int:
+    """The existing file's mode, or the umask's default for a new file."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _read_source(path: str | Path) -> Any:
+    if str(path) == STDIO:
+        if sys.stdin.isatty():
+            raise StoreError("expected an HDF5 file on stdin, but stdin is a terminal")
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise StoreError("stdin is empty: expected an HDF5 file")
+        return io.BytesIO(data)
+    p = Path(path)
+    if not p.exists():
+        raise StoreError(f"{path}: no such file")
+    if p.is_dir():
+        raise StoreError(f"{path}: is a directory, expected an HDF5 file")
+    return str(p)
+
+
+def _open(path: str | Path, kind: str, space: str | None) -> h5py.File:
+    src = _read_source(path)
+    name = "stdin" if str(path) == STDIO else str(path)
+    try:
+        f = h5py.File(src, "r")
+    except (OSError, ValueError) as e:
+        raise StoreError(f"{name}: not a readable HDF5 file ({_unreadable_reason(e)})") from None
+    try:
+        got = f.attrs.get("svge_kind")
+        got = got.decode() if isinstance(got, bytes) else got
+        if got != kind:
+            raise StoreError(f"{name}: is {'an svge ' + str(got) if got else 'not an svge'} file, expected an svge {kind} file")
+        version = int(f.attrs.get("format_version", -1))
+        if version != FORMAT_VERSION:
+            raise StoreError(f"{name}: format version {version}, this svge reads version {FORMAT_VERSION}")
+        fspace = str(f.attrs.get("space"))
+        if space is not None and fspace != space:
+            raise StoreError(f"{name}: holds a {fspace} {kind}, but space {space} was asked for")
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _unreadable_reason(e: Exception) -> str:
+    """HDF5's own words for the two common cases, a cut-off file and a file of another kind."""
+    text = str(e)
+    if "truncated" in text:
+        return "truncated: shorter than its header says"
+    if "signature not found" in text:
+        return "no HDF5 signature"
+    return e.__class__.__name__
+
+
+def peek(path: str | Path) -> tuple[str, str]:
+    """(kind, space) of an svge file on disk, without loading it."""
+    try:
+        with h5py.File(_read_source(path), "r") as f:
+            return str(f.attrs.get("svge_kind", "")), str(f.attrs.get("space", ""))
+    except (OSError, ValueError):
+        raise StoreError(f"{path}: not a readable HDF5 file") from None
+
+
+def _guard(name: str, fn: Callable[[], Any]) -> Any:
+    """Turn a truncated or damaged file's low-level errors into one clear line."""
+    try:
+        return fn()
+    except StoreError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise StoreError(f"{name}: damaged or incomplete svge file ({e})") from None
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def save_dataset(path: str | Path, ds: Dataset) -> None:
+    def fill(f: h5py.File) -> None:
+        f.attrs["source"] = ds.source
+        f.create_dataset("ops", data=ds.ops.astype(np.int8), compression="gzip")
+        f.create_dataset("adj", data=ds.adj.astype(np.uint8), compression="gzip")
+        f.create_dataset("n_nodes", data=ds.n_nodes.astype(np.int16))
+        f.create_dataset("hash", data=_str_array(ds.hashes), dtype=h5py.string_dtype())
+        g = f.create_group("labels")
+        for k, v in ds.labels.items():
+            g.create_dataset(k, data=np.asarray(v, dtype=np.float64))
+        if ds.split is not None:
+            f.create_dataset("split", data=ds.split.astype(np.int8))
+
+    _write(path, "dataset", ds.space, fill)
+
+
+def load_dataset(path: str | Path, space: str | None = None) -> Dataset:
+    name = str(path)
+
+    def read() -> Dataset:
+        with _open(path, "dataset", space) as f:
+            return Dataset(
+                str(f.attrs["space"]), f["ops"][()], f["adj"][()], f["n_nodes"][()], _dec(f["hash"][()]),
+                {k: f["labels"][k][()] for k in f["labels"]},
+                f["split"][()] if "split" in f else None, str(f.attrs.get("source", "")))
+
+    return _guard(name, read)
+
+
+# ---------------------------------------------------------------- latents
+
+
+def save_latents(path: str | Path, lat: Latents) -> None:
+    def fill(f: h5py.File) -> None:
+        f.attrs["checkpoint"] = lat.checkpoint
+        f.create_dataset("mu", data=lat.mu.astype(np.float32))
+        f.create_dataset("logvar", data=lat.logvar.astype(np.float32))
+        f.create_dataset("hash", data=_str_array(lat.hashes), dtype=h5py.string_dtype())
+        if lat.ops is not None:
+            f.create_dataset("ops", data=lat.ops.astype(np.int8))
+            f.create_dataset("adj", data=lat.adj.astype(np.uint8))
+            f.create_dataset("n_nodes", data=lat.n_nodes.astype(np.int16))
+
+    _write(path, "latents", lat.space, fill)
+
+
+def load_latents(path: str | Path, space: str | None = None) -> Latents:
+    def read() -> Latents:
+        with _open(path, "latents", space) as f:
+            has = "ops" in f
+            return Latents(str(f.attrs["space"]), f["mu"][()], f["logvar"][()], _dec(f["hash"][()]),
+                           str(f.attrs.get("checkpoint", "")),
+                           f["ops"][()] if has else None, f["adj"][()] if has else None,
+                           f["n_nodes"][()] if has else None)
+
+    lat = _guard(str(path), read)
+    if lat.mu.ndim != 2 or lat.mu.shape != lat.logvar.shape or len(lat.hashes) != len(lat.mu):
+        raise StoreError(f"{path}: latents have inconsistent shapes")
+    if not np.isfinite(lat.mu).all():
+        raise StoreError(f"{path}: latents contain NaN or infinite values")
+    return lat
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | Path, ck: Checkpoint) -> None:
+    def fill(f: h5py.File) -> None:
+        f.attrs["config"] = json.dumps(ck.config, sort_keys=True)
+        f.attrs["epoch"] = ck.epoch
+        f.attrs["history"] = json.dumps(ck.history)
+        f.attrs["meta"] = json.dumps(ck.meta, sort_keys=True)
+        f.attrs["fingerprint"] = ck.fingerprint()
+        g = f.create_group("state")
+        for k, v in ck.state.items():
+            g.create_dataset(k, data=v)
+        a = f.create_group("arrays")
+        for k, v in ck.arrays.items():
+            a.create_dataset(k, data=v)
+        if ck.optimizer:
+            f.create_dataset("optimizer", data=np.void(ck.optimizer))
+
+    _write(path, "checkpoint", ck.space, fill)
+
+
+def load_checkpoint(path: str | Path, space: str | None = None, with_optimizer: bool = False) -> Checkpoint:
+    def read() -> Checkpoint:
+        with _open(path, "checkpoint", space) as f:
+            return Checkpoint(
+                str(f.attrs["space"]), json.loads(f.attrs["config"]),
+                {k: f["state"][k][()] for k in f["state"]}, int(f.attrs["epoch"]),
+                json.loads(f.attrs["history"]),
+                bytes(f["optimizer"][()].tobytes()) if with_optimizer and "optimizer" in f else b"",
+                {k: f["arrays"][k][()] for k in f["arrays"]}, json.loads(f.attrs.get("meta", "{}")))
+
+    return _guard(str(path), read)
+
+
+def write_text_lines(path: str, lines: Iterable[str]) -> None:
+    """Write lines to stdout, or atomically to a file (the old file survives a failure)."""
+    if path == "-":
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        return
+    with atomic_path(Path(path)) as tmp, open(tmp, "w") as f:
+        for line in lines:
+            f.write(line + "\n")
