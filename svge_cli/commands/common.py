@@ -20,7 +20,7 @@ class SpaceParam(click.ParamType):
     name = "space"
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return "[" + "|".join(known_spaces()) + "|FILE.json]"
+        return "SPACE"
 
     def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
@@ -41,7 +41,7 @@ text_format_option = click.option("--format", "fmt", type=click.Choice(["jsonl",
 
 def space_option(required: bool = False) -> Callable[[F], F]:
     return click.option("--space", type=SPACE_CHOICE, required=required, default=None,
-                        help="Search space, or a JSON spec of your own (inferred from the input or checkpoint when omitted).")
+                        help=f"Search space ({', '.join(known_spaces())}) or a JSON spec of your own (inferred from the input or checkpoint when omitted).")
 
 
 def seed_option(f: F) -> F:

@@ -16,7 +16,7 @@ from svge_cli.commands.common import (
 )
 from svge_cli.console import Ui, emit_json
 from svge_cli.errors import SvgeError
-from svge_cli.spaces import SPACES, get_space
+from svge_cli.spaces import SPACES, add_user_space, get_space, known_spaces
 from svge_cli.storage import datasets, store
 from svge_cli.storage.archtext import format_arch
 from svge_cli.storage.importers import import_file
@@ -88,6 +88,9 @@ def sample_cmd(ui: Ui, space: str, count: int, seed: int, output: str, fmt: str)
     sp = get_space(space)
     cells = datasets.sample_cells(sp, ui.workspace, count, seed)
     write_text_lines(output, (format_arch(a, sp, fmt) for a in cells))
+    if len(cells) < count:
+        held = f"holds {sp.size:,} cells" if sp.size is not None else f"gave {len(cells):,} distinct cells to sampling"
+        ui.note(f"asked for {count:,} cells, but {sp.name} {held}: all {len(cells):,} were written")
 
 
 @data.command("import")
@@ -122,6 +125,35 @@ def import_cmd(ui: Ui, space: str, file: str, output: str | None, force: bool) -
     split = info.get("split")
     split_text = f" ({split['train']:,} train / {split['test']:,} test)" if split else ""
     ui.note(f"imported {info['rows']:,} {space} cells{split_text} into {target}")
+
+
+@data.group("space")
+def space_group() -> None:
+    """User-defined cell spaces kept in the workspace (declared in a JSON spec, see docs/spaces.md)."""
+
+
+@space_group.command("add")
+@click.argument("spec", type=click.Path(dir_okay=False, exists=True))
+@click.pass_obj
+def space_add_cmd(ui: Ui, spec: str) -> None:
+    """Check the JSON spec SPEC and keep it in the workspace, so commands know the space by its name.
+
+    `--space SPEC.json` on any command does the same.
+
+    \b
+    Example:
+      svge data space add examples/toy_space.json && svge train-vae --space toy
+    """
+    sp = add_user_space(Path(spec))
+    click.echo(f"{sp.name}: {sp.description}")
+
+
+@space_group.command("list")
+@click.pass_obj
+def space_list_cmd(ui: Ui) -> None:
+    """The spaces svge knows: built-in ones and the workspace's user spaces."""
+    for name in known_spaces():
+        click.echo(f"{name}\t{get_space(name).description}")
 
 
 @data.command("info")

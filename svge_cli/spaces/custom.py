@@ -25,8 +25,10 @@ NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 RESERVED = ("input", "output")
 #: cells sampled for the embedded training set unless the spec says `default_cells`
 DEFAULT_CELLS = 20_000
-#: draws per wanted cell before sampling gives up on finding more distinct cells
-DRAWS_PER_CELL = 50
+#: sampling stops after this many draws in a row found nothing new (times the cells found so far,
+#: at least MIN_FRUITLESS): the space then holds few more distinct cells, if any
+DRAWS_PER_CELL = 5
+MIN_FRUITLESS = 2_000
 
 
 class CellSpace(SearchSpace):
@@ -81,19 +83,21 @@ class CellSpace(SearchSpace):
 
         Each draw picks the node count in proportion to how many labelled DAGs it
         allows, so every valid labelled matrix is equally likely; a small space may
-        hold fewer than `n` distinct cells, and then all that were found come back.
+        hold fewer than `n` distinct cells, and then (nearly) all of them come back.
         """
         rng = np.random.default_rng(seed)
         sizes = np.arange(2, self.max_nodes + 1)
         weights = np.array([2.0 ** (k * (k - 1) / 2) * (self.vocab_size - 2) ** (k - 2) for k in sizes])
         found: dict[str, Arch] = {}
-        for _ in range(DRAWS_PER_CELL * n):
-            if len(found) >= n:
-                break
+        fruitless = 0
+        while len(found) < n and fruitless < max(MIN_FRUITLESS, DRAWS_PER_CELL * len(found)):
             k = int(rng.choice(sizes, p=weights / weights.sum()))
             arch = self._random_cell(rng, k)
-            if arch is not None:
-                found.setdefault(self.hash(arch), arch)
+            key = None if arch is None else self.hash(arch)
+            if key is None or key in found:
+                fruitless += 1
+                continue
+            found[key], fruitless = arch, 0
         return list(found.values())
 
     def _random_cell(self, rng: np.random.Generator, k: int) -> Arch | None:
