@@ -99,8 +99,11 @@ def sample_cmd(ui: Ui, space: str, count: int, seed: int, output: str, fmt: str)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write the dataset here instead of the workspace (- for stdout).")
 @click.option("--force", is_flag=True, help="Replace the workspace's dataset for SPACE without asking.")
+@click.option("--trust-pickle", is_flag=True,
+              help="Let a .pth file hold any Python object. Full unpickling runs whatever code the file "
+                   "carries: use it only for files from a source you trust [default: plain data and tensors].")
 @click.pass_obj
-def import_cmd(ui: Ui, space: str, file: str, output: str | None, force: bool) -> None:
+def import_cmd(ui: Ui, space: str, file: str, output: str | None, force: bool, trust_pickle: bool) -> None:
     """Import a benchmark FILE (D-VAE ENAS text, NB201 CSV or .pth, NB101 .tfrecord, JSON lines).
 
     The dataset goes into the workspace, where train-vae, finetune and bo find it.
@@ -119,8 +122,10 @@ def import_cmd(ui: Ui, space: str, file: str, output: str | None, force: bool) -
             raise SvgeError(f"{target} already holds the {space} dataset; pass --force to replace it")
         if not click.confirm(f"replace the {space} dataset in {target}?", err=True):
             raise SvgeError(f"kept the {space} dataset in {target}")
-    ds = import_file(sp.name, Path(file))
+    ds = import_file(sp.name, Path(file), trust_pickle=trust_pickle)
     store.save_dataset(target, ds)
+    for note in ds.notes:
+        ui.note(note)
     info = datasets.summarize(ds)
     split = info.get("split")
     split_text = f" ({split['train']:,} train / {split['test']:,} test)" if split else ""

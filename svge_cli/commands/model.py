@@ -144,6 +144,9 @@ def decode_cmd(ui: Ui, latents: str, checkpoint: str | None, attempts: int, max_
     ck, _, model = checkpoints.load_model(ui.workspace, sp.name, checkpoint, device, ui.note)
     if lat.checkpoint and lat.checkpoint != ck.fingerprint():
         ui.note(f"note: these latents were encoded by checkpoint {lat.checkpoint}, decoding with {ck.fingerprint()}")
+    if lat.mu.shape[1] != model.cfg.latent:
+        raise SvgeError(f"{'stdin' if latents == '-' else latents}: latents of dimension {lat.mu.shape[1]}, but the "
+                        f"checkpoint's model decodes dimension {model.cfg.latent}")
     decoded = codec.decode_latents(model, sp, lat.mu, attempts=attempts, seed=seed, max_nodes=max_nodes)
     write_text_lines(output, (_decoded_line(d, sp, fmt) for d in decoded))
     bad = sum(not d.valid for d in decoded)

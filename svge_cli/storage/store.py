@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ SPLIT_TRAIN, SPLIT_TEST = 0, 1
 class StoreError(SvgeError):
     """A file that cannot be used: missing, corrupt, of another kind, space or version."""
 
+#: a temporary written by `atomic_path`: .<file name>.<pid>-<random>.tmp
+_TMP_NAME = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
 
 @dataclass
 class Dataset:
@@ -50,6 +53,8 @@ class Dataset:
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # column -> (M,) float64, NaN = unknown
     split: np.ndarray | None = None  # (M,) int8: SPLIT_TRAIN / SPLIT_TEST
     source: str = ""
+    #: what an importer wants the user to know (rows it merged ...); not stored in the file
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.ops.shape[0])
@@ -161,7 +166,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """
     with _unwritable(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        _remove_stale_temporaries(target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -172,6 +178,28 @@ def atomic_path(target: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporaries of svge's own naming whose writer is gone (killed with SIGKILL, say).
+
+    Each name carries its writer's process id (``.NAME.<pid>-<random>.tmp``); one
+    whose process no longer runs can never be completed.
+    """
+    for tmp in folder.glob(".*.tmp"):
+        match = _TMP_NAME.match(tmp.name)
+        if match and not _process_alive(int(match.group(1))):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager

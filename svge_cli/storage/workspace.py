@@ -14,7 +14,7 @@ from pathlib import Path
 
 DEFAULT_WORKDIR = ".svge"
 ENV_WORKDIR = "SVGE_WORKDIR"
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
 
 @dataclass(frozen=True)

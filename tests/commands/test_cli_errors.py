@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import Result, Runner, Trained, assert_one_line_error, shell
 
@@ -295,3 +296,60 @@ def test_ctrl_c_while_writing_hdf5_leaves_the_old_file(svge: Runner, enas_ws: Pa
     result = svge("encode", str(trained.archs_jsonl), "-o", "out.h5")
     assert result.code == 130 and result.stderr.strip() == "svge: interrupted"
     assert_untouched(tmp_path / "out.h5")
+
+
+def test_latents_of_another_dimension(svge: Runner, enas_ws: Path, tmp_path: Path) -> None:
+    z = np.zeros((3, 10), dtype=np.float32)
+    store.save_latents(tmp_path / "ten.h5", store.Latents("enas", z, z, np.full(3, "")))
+    (tmp_path / "out.txt").write_bytes(OLD)
+    assert_one_line_error(svge("decode", "ten.h5", "-o", "out.txt"), "ten.h5", "dimension 10", "dimension 8")
+    assert_untouched(tmp_path / "out.txt")
+
+
+NB201_HEADER = "index,arch,cifar10_valid_val,cifar10_valid_test,cifar10_test,params_mb\n"
+NB201_ROW = "{i},|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|,{acc},90.0,91.0,0.5\n"
+
+
+def test_repeated_cells_in_an_import_are_reported_or_refused(svge: Runner, workdir: Path, tmp_path: Path) -> None:
+    same = tmp_path / "same.csv"
+    same.write_text(NB201_HEADER + NB201_ROW.format(i=0, acc=85.0) * 3)
+    result = svge("data", "import", "nb201", str(same))
+    assert result.code == 0 and "2 repeated rows" in result.stderr
+    assert "imported 1 nb201 cells" in result.stderr
+    conflict = tmp_path / "conflict.csv"
+    conflict.write_text(NB201_HEADER + NB201_ROW.format(i=0, acc=85.0) + NB201_ROW.format(i=0, acc=70.0))
+    assert_one_line_error(svge("data", "import", "nb201", str(conflict), "--force"),
+                          "line 3", "line 2", "cifar10_valid_val")
+
+
+def test_a_pth_file_with_code_in_it_is_not_unpickled(svge: Runner, workdir: Path, tmp_path: Path) -> None:
+    import torch
+
+    torch.save({"meta_archs": [], "arch2infos": {}, "payload": _Planted()}, tmp_path / "bench.pth")
+    result = svge("data", "import", "nb201", str(tmp_path / "bench.pth"))
+    assert_one_line_error(result, "--trust-pickle")
+    assert not _Planted.ran
+
+
+class _Planted:
+    """Unpickling this would run `_Planted.mark`: a stand-in for code hidden in a downloaded file."""
+
+    ran = False
+
+    def __reduce__(self) -> tuple:
+        return (_Planted.mark, ())
+
+    @staticmethod
+    def mark() -> None:
+        _Planted.ran = True
+
+
+def test_temporaries_of_killed_writers_are_removed_on_the_next_write(svge: Runner, enas_ws: Path,
+                                                                      trained: Trained, tmp_path: Path) -> None:
+    dead = tmp_path / ".lat.h5.999999999-abc.tmp"  # no such process can exist
+    alive = tmp_path / f".lat.h5.{os.getpid()}-abc.tmp"  # a writer still at work
+    foreign = tmp_path / ".notes.tmp"  # not svge's naming
+    for path in (dead, alive, foreign):
+        path.write_bytes(b"partial")
+    assert svge("encode", str(trained.archs_jsonl), "-o", "lat.h5").code == 0
+    assert not dead.exists() and alive.exists() and foreign.exists()

@@ -29,11 +29,13 @@ FORMAT_SPACE = {"tfrecord": "nb101", "nb201-pth": "nb201", "dvae-enas": "enas"}
 SNIFF_BYTES = 4096
 
 
-def import_file(space_name: str, path: Path, *, burn_in: int = BURN_IN, node_limit: int | None = None) -> Dataset:
+def import_file(space_name: str, path: Path, *, burn_in: int = BURN_IN, node_limit: int | None = None,
+                trust_pickle: bool = False) -> Dataset:
     """Read a benchmark file of `space_name` cells; StoreError (one line) when it cannot.
 
     `burn_in` applies to D-VAE ENAS text only; `node_limit` admits larger cells
-    than the space's default (ENAS with 12 layers, NB101 with 8 nodes).
+    than the space's default (ENAS with 12 layers, NB101 with 8 nodes);
+    `trust_pickle` lets a .pth file hold arbitrary Python objects (see nb201._load_pth).
     """
     space = _space(space_name)
     path = Path(path)
@@ -50,7 +52,7 @@ def import_file(space_name: str, path: Path, *, burn_in: int = BURN_IN, node_lim
 
         return read_nb101_tfrecord(path, space)
     if fmt == "nb201-pth":
-        return read_nb201_pth(path, space)
+        return read_nb201_pth(path, space, trust_pickle)
     if fmt == "dvae-enas":
         return read_dvae_enas(path, space, burn_in, node_limit)
     if fmt == "csv":

@@ -80,6 +80,10 @@ class LabelColumns:
         self._rows: list[dict[str, Any]] = []
         self._places: list[str] = []
 
+    @property
+    def places(self) -> list[str]:
+        return list(self._places)
+
     def add(self, values: dict[str, Any], place: str) -> None:
         self._rows.append({k: _number(v) for k, v in values.items()})
         self._places.append(place)
@@ -96,6 +100,35 @@ class LabelColumns:
                 raise StoreError(f"{self._places[text[0]]}: {key!r} is not a number, "
                                  f"but other rows give numbers for it")
         return out
+
+
+def drop_repeats(archs: list[Arch], hashes: list[str], labels: dict[str, np.ndarray],
+                 places: list[str]) -> tuple[list[Arch], list[str], dict[str, np.ndarray], list[str]]:
+    """The rows without repeated cells, and a note on how many were dropped.
+
+    A benchmark table holds each cell once; a repeat with the same labels is
+    harmless and dropped (said in the note), a repeat with other labels is an
+    error naming both lines: silently keeping either would change the benchmark.
+    """
+    first: dict[str, int] = {}
+    keep: list[int] = []
+    for i, h in enumerate(hashes):
+        j = first.setdefault(h, i)
+        if j == i:
+            keep.append(i)
+            continue
+        differ = [k for k, col in labels.items() if not _same(col[i], col[j])]
+        if differ:
+            k = differ[0]
+            raise StoreError(f"{places[i]} repeats the cell of {places[j].rsplit(', ', 1)[-1]} with another {k} "
+                             f"({labels[k][i]:g} vs {labels[k][j]:g}); keep one row per cell")
+    dropped = len(hashes) - len(keep)
+    notes = [f"{dropped:,} repeated rows of cells listed earlier with the same labels were skipped"] if dropped else []
+    return ([archs[i] for i in keep], [hashes[i] for i in keep], {k: v[keep] for k, v in labels.items()}, notes)
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
 
 
 def make_dataset(space: SearchSpace, archs: list[Arch], labels: dict[str, np.ndarray], source: str,

@@ -12,7 +12,7 @@ from pathlib import Path
 from svge_cli.arch import Arch, ArchError
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage.archtext import parse_json_arch
-from svge_cli.storage.importers._common import LabelColumns, check_cell, make_dataset, read_lines, where
+from svge_cli.storage.importers._common import LabelColumns, check_cell, drop_repeats, make_dataset, read_lines, where
 from svge_cli.storage.store import Dataset, StoreError
 
 HASH_KEY = "hash"
@@ -40,4 +40,7 @@ def read_jsonl(path: Path, space: SearchSpace, node_limit: int | None = None) ->
         archs.append(arch)
         hashes.append(digest)
         labels.add(extra, place)
-    return make_dataset(space, archs, labels.arrays(), f"{path} (JSON lines)", hashes=hashes)
+    archs, hashes, columns, notes = drop_repeats(archs, hashes, labels.arrays(), labels.places)
+    ds = make_dataset(space, archs, columns, f"{path} (JSON lines)", hashes=hashes)
+    ds.notes = notes
+    return ds

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import math
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ import numpy as np
 
 from svge_cli.arch import Arch
 from svge_cli.spaces import SearchSpace
-from svge_cli.storage.importers._common import LabelColumns, make_dataset, parse_native, read_lines, where
+from svge_cli.storage.importers._common import LabelColumns, drop_repeats, make_dataset, parse_native, read_lines, where
 from svge_cli.storage.store import Dataset, StoreError
 
 ARCH_COLUMN = "arch"
@@ -67,15 +69,19 @@ def read_arch_csv(path: Path, space: SearchSpace, node_limit: int | None = None)
             raise StoreError(f"{place}: {len(row)} fields, but the header has {len(header)}")
         archs.append(parse_native(space, row[col], place, node_limit))
         labels.add({h: v for i, (h, v) in enumerate(zip(header, row)) if i != col}, place)
-    return make_dataset(space, archs, labels.arrays(), f"{path} (CSV)")
+    hashes = [space.hash(a) for a in archs]
+    archs, hashes, columns, notes = drop_repeats(archs, hashes, labels.arrays(), labels.places)
+    ds = make_dataset(space, archs, columns, f"{path} (CSV)", hashes=hashes)
+    ds.notes = notes
+    return ds
 
 
 # ---------------------------------------------------------------- .pth
 
 
-def read_nb201_pth(path: Path, space: SearchSpace) -> Dataset:
+def read_nb201_pth(path: Path, space: SearchSpace, trust_pickle: bool = False) -> Dataset:
     """Every cell of an official NAS-Bench-201 file, with seed-mean final-epoch accuracies."""
-    data = _load_pth(path)
+    data = _load_pth(path, trust_pickle)
     meta = _field(data, "meta_archs", list, path)
     infos = _field(data, "arch2infos", dict, path)
     archs = [parse_native(space, str(s), f"{path}: meta_archs[{i}]") for i, s in enumerate(meta)]
@@ -91,11 +97,13 @@ def read_nb201_pth(path: Path, space: SearchSpace) -> Dataset:
     return make_dataset(space, archs, labels, f"{path} (NAS-Bench-201 .pth, {len(infos)} evaluated)")
 
 
-def _load_pth(path: Path) -> Any:
+def _load_pth(path: Path, trust_pickle: bool) -> Any:
     """Unpickle the file, after checking it is a torch zip or legacy pickle file.
 
-    The benchmark stores plain dicts, but only full unpickling reads torch's legacy
-    format; like any pickle, a .pth file should come from a source you trust.
+    The benchmark holds plain dicts, lists, numbers, strings and tensors, which
+    torch's restricted unpickler (``weights_only=True``) reads in both the zip and
+    the legacy format; anything else in a file is refused unless `trust_pickle`,
+    because full unpickling runs whatever code a downloaded file carries.
     """
     with path.open("rb") as f:
         head = f.read(4)
@@ -105,7 +113,14 @@ def _load_pth(path: Path) -> Any:
     import torch  # deferred: importing torch takes a second and only this format needs it
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=False, mmap=is_zip)
+        return torch.load(path, map_location="cpu", weights_only=not trust_pickle, mmap=is_zip)
+    except pickle.UnpicklingError as e:
+        if trust_pickle:
+            raise StoreError(f"{path}: cannot be read as a NAS-Bench-201 file (UnpicklingError: {e})") from None
+        found = next(iter(re.findall(r"GLOBAL ([\w.]+)", str(e))), "")
+        raise StoreError(f"{path}: holds Python objects beyond plain data and tensors{f' ({found})' if found else ''}; "
+                         "if you trust its source, pass --trust-pickle (full unpickling runs code the file "
+                         "carries)") from None
     except Exception as e:  # unpickling damaged or foreign files fails in many ways
         raise StoreError(f"{path}: cannot be read as a NAS-Bench-201 file ({type(e).__name__}: {e})") from None
 
