@@ -24,6 +24,7 @@ a smoke run; the artefact is never shipped) into a scratch folder unless a check
 The default run is minutes on a CPU: 3 NB201 trials of 10 rounds of 50; --trials 10 is the issue's
 protocol.  --workers K runs NB201 trials in K processes (one torch thread each).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,15 +74,27 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--checkpoint", action="append", default=[], metavar="SPACE=FILE")
     p.add_argument("--enas-epochs", type=int, default=3)
-    p.add_argument("--gp-iters", default=str(FIT_ITERS),
-                   help="ENAS: Adam steps of the GP fit; a comma list compares several")
-    p.add_argument("--gp-fit-points", type=int, default=FIT_POINTS,
-                   help="ENAS: training points the GP's hyper-parameters are learned on (all: 17118)")
+    p.add_argument(
+        "--gp-iters", default=str(FIT_ITERS), help="ENAS: Adam steps of the GP fit; a comma list compares several"
+    )
+    p.add_argument(
+        "--gp-fit-points",
+        type=int,
+        default=FIT_POINTS,
+        help="ENAS: training points the GP's hyper-parameters are learned on (all: 17118)",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--keep", type=Path, default=None,
-                   help="Folder for the run's files (workspaces, results per trial) instead of a temporary one")
-    p.add_argument("--resume", action="store_true",
-                   help="NB201: continue each seed from its results file under --keep (finished seeds are only read)")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="Folder for the run's files (workspaces, results per trial) instead of a temporary one",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="NB201: continue each seed from its results file under --keep (finished seeds are only read)",
+    )
     p.add_argument("--json", action="store_true")
     return p.parse_args()
 
@@ -110,8 +123,7 @@ def mean_std(values: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- NB201
 
 
-def nb201_trial(ws_root: str, checkpoint: str, settings: Settings, device: str,
-                resume: bool) -> list[dict[str, Any]]:
+def nb201_trial(ws_root: str, checkpoint: str, settings: Settings, device: str, resume: bool) -> list[dict[str, Any]]:
     """One seed of BO and its random baseline, in a worker process; per method the cell found.
 
     With `resume`, a seed whose results file exists continues from it (a finished one is only read).
@@ -119,9 +131,16 @@ def nb201_trial(ws_root: str, checkpoint: str, settings: Settings, device: str,
     torch.set_num_threads(1)
     ws = Workspace(Path(ws_root))
     results = Path(ws_root) / f"bo-seed{settings.seed}.json"
-    req = Request(space="nb201", settings=settings, checkpoint=checkpoint, objective="benchmark",
-                  target=NB201_TARGET, device=device, results=str(results),
-                  resume=resume and results.exists())
+    req = Request(
+        space="nb201",
+        settings=settings,
+        checkpoint=checkpoint,
+        objective="benchmark",
+        target=NB201_TARGET,
+        device=device,
+        results=str(results),
+        resume=resume and results.exists(),
+    )
     search = prepare(ws, req, lambda _msg: None)
     t0 = time.perf_counter()
     trials = run(search, lambda _t, _s: None)
@@ -132,11 +151,18 @@ def nb201_trial(ws_root: str, checkpoint: str, settings: Settings, device: str,
 def outcome(trial: Trial, seconds: float) -> dict[str, Any]:
     best = trial.best()
     shares = [r.valid_share for r in trial.rounds if r.valid_share is not None]
-    return {"seed": trial.seed, "method": trial.method, "queries": len(trial.spent()),
-            "distinct": len({q.hash for q in trial.spent()}), "best_arch": best.arch, "best_val": best.score,
-            "valid_share": float(np.mean(shares)) if shares else None,
-            "gp_round1": trial.rounds[1].gp if len(trial.rounds) > 1 else None,
-            "per_round_best": [r.best for r in trial.rounds], "seconds": round(seconds, 1)}
+    return {
+        "seed": trial.seed,
+        "method": trial.method,
+        "queries": len(trial.spent()),
+        "distinct": len({q.hash for q in trial.spent()}),
+        "best_arch": best.arch,
+        "best_val": best.score,
+        "valid_share": float(np.mean(shares)) if shares else None,
+        "gp_round1": trial.rounds[1].gp if len(trial.rounds) > 1 else None,
+        "per_round_best": [r.best for r in trial.rounds],
+        "seconds": round(seconds, 1),
+    }
 
 
 def run_nb201(args: argparse.Namespace, checkpoint: Path) -> dict[str, Any]:
@@ -144,8 +170,18 @@ def run_nb201(args: argparse.Namespace, checkpoint: Path) -> dict[str, Any]:
     test_acc = dict(zip(table.hashes.tolist(), table.labels[NB201_TEST].tolist()))
     root = str(scratch(args, "nb201"))
     store.save_dataset(Workspace(Path(root)).dataset_path("nb201"), table)
-    jobs = [Settings(init=args.init, iters=args.iters, batch=args.batch, inducing=DEFAULT_INDUCING, seed=s,
-                     trials=1, random_baseline=True) for s in range(args.trials)]
+    jobs = [
+        Settings(
+            init=args.init,
+            iters=args.iters,
+            batch=args.batch,
+            inducing=DEFAULT_INDUCING,
+            seed=s,
+            trials=1,
+            random_baseline=True,
+        )
+        for s in range(args.trials)
+    ]
     t0 = time.perf_counter()
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, args.workers), mp_context=ctx) as pool:
@@ -154,14 +190,23 @@ def run_nb201(args: argparse.Namespace, checkpoint: Path) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     for row in rows:
         row["best_test"] = test_acc[row["best_arch"]]
-    out: dict[str, Any] = {"checkpoint": str(checkpoint), "trials": args.trials, "iters": args.iters,
-                           "batch": args.batch, "init": args.init, "wall_seconds": round(wall, 1),
-                           "space_best_test": max(test_acc.values())}
+    out: dict[str, Any] = {
+        "checkpoint": str(checkpoint),
+        "trials": args.trials,
+        "iters": args.iters,
+        "batch": args.batch,
+        "init": args.init,
+        "wall_seconds": round(wall, 1),
+        "space_best_test": max(test_acc.values()),
+    }
     for method in (BO, RANDOM):
         mine = [r for r in rows if r["method"] == method]
-        out[method] = {"test_acc": mean_std([r["best_test"] for r in mine]),
-                       "val_acc": mean_std([r["best_val"] for r in mine]),
-                       "queries": mean_std([r["queries"] for r in mine]), "per_trial": mine}
+        out[method] = {
+            "test_acc": mean_std([r["best_test"] for r in mine]),
+            "val_acc": mean_std([r["best_val"] for r in mine]),
+            "queries": mean_std([r["queries"] for r in mine]),
+            "per_trial": mine,
+        }
     return out
 
 
@@ -175,8 +220,9 @@ def enas_checkpoint(args: argparse.Namespace, dataset: Path) -> Path:
             return Path(item.partition("=")[2])
     root = scratch(args, "enas-vae")
     ui = Ui(Workspace(root), quiet=True)
-    req = TrainRequest(space="enas", dataset=str(dataset), epochs=args.enas_epochs, device=args.device,
-                       out_dir=str(root / "run"))
+    req = TrainRequest(
+        space="enas", dataset=str(dataset), epochs=args.enas_epochs, device=args.device, out_dir=str(root / "run")
+    )
     return train_vae(ui, req)
 
 
@@ -187,8 +233,9 @@ def run_enas(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     ck_path = enas_checkpoint(args, folder / "dataset.h5")
     train_seconds = time.perf_counter() - t0
-    model = checkpoints.model_from_checkpoint(store.load_checkpoint(ck_path, "enas"),
-                                              checkpoints.pick_device(args.device))
+    model = checkpoints.model_from_checkpoint(
+        store.load_checkpoint(ck_path, "enas"), checkpoints.pick_device(args.device)
+    )
     train, test = ds.split_indices(store.SPLIT_TRAIN), ds.split_indices(store.SPLIT_TEST)
     z_train, _ = codec.encode_arrays(model, ds.ops[train], ds.adj[train], ds.n_nodes[train])
     z_test, _ = codec.encode_arrays(model, ds.ops[test], ds.adj[test], ds.n_nodes[test])
@@ -196,14 +243,35 @@ def run_enas(args: argparse.Namespace) -> dict[str, Any]:
     fits = []
     for iters in (int(i) for i in args.gp_iters.split(",")):
         t0 = time.perf_counter()
-        gp = fit_sparse_gp(z_train, y[train], Scaler.fit(z_train, axis=0), Scaler.fit(y[train]), DEFAULT_INDUCING,
-                           iters=iters, fit_points=args.gp_fit_points, device=codec.model_device(model))
+        gp = fit_sparse_gp(
+            z_train,
+            y[train],
+            Scaler.fit(z_train, axis=0),
+            Scaler.fit(y[train]),
+            DEFAULT_INDUCING,
+            iters=iters,
+            fit_points=args.gp_fit_points,
+            device=codec.model_device(model),
+        )
         q = gp_quality(gp, z_test, y[test])
-        fits.append({"gp_iters": iters, "rmse": q.rmse, "loglik": q.loglik, "pearson": q.pearson,
-                     "gp_seconds": round(time.perf_counter() - t0, 1)})
-    return {"checkpoint": str(ck_path), "vae_epochs": store.load_checkpoint(ck_path).epoch,
-            "train": len(train), "test": len(test), "gp_fit_points": min(args.gp_fit_points, len(train)),
-            "fits": fits, "vae_seconds": round(train_seconds, 1)}
+        fits.append(
+            {
+                "gp_iters": iters,
+                "rmse": q.rmse,
+                "loglik": q.loglik,
+                "pearson": q.pearson,
+                "gp_seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
+    return {
+        "checkpoint": str(ck_path),
+        "vae_epochs": store.load_checkpoint(ck_path).epoch,
+        "train": len(train),
+        "test": len(test),
+        "gp_fit_points": min(args.gp_fit_points, len(train)),
+        "fits": fits,
+        "vae_seconds": round(train_seconds, 1),
+    }
 
 
 # ---------------------------------------------------------------- main
@@ -221,16 +289,23 @@ def main() -> None:
             r = report["tasks"]["nb201"] = run_nb201(args, ck)
             for method, name in ((BO, "BO"), (RANDOM, "random search")):
                 m = r[method]
-                print(f"nb201 {name}: best cell's CIFAR-10 test acc {m['test_acc']['mean']:.2f} +/- "
-                      f"{m['test_acc']['std']:.2f} (validation {m['val_acc']['mean']:.2f} +/- "
-                      f"{m['val_acc']['std']:.2f}), {m['queries']['mean']:.0f} queries, {args.trials} trials")
-            print(f"nb201: {r['wall_seconds']:.0f} s with {args.workers} worker(s); space best {r['space_best_test']:.2f}")
+                print(
+                    f"nb201 {name}: best cell's CIFAR-10 test acc {m['test_acc']['mean']:.2f} +/- "
+                    f"{m['test_acc']['std']:.2f} (validation {m['val_acc']['mean']:.2f} +/- "
+                    f"{m['val_acc']['std']:.2f}), {m['queries']['mean']:.0f} queries, {args.trials} trials"
+                )
+            print(
+                f"nb201: {r['wall_seconds']:.0f} s with {args.workers} worker(s); space best {r['space_best_test']:.2f}"
+            )
     if "enas" in tasks:
         r = report["tasks"]["enas"] = run_enas(args)
         for f in r["fits"]:
-            print(f"enas: sparse GP on {r['train']:,} train latents ({f['gp_iters']} Adam steps on "
-                  f"{r['gp_fit_points']:,}), test {r['test']:,}: RMSE {f['rmse']:.3f}, log-likelihood "
-                  f"{f['loglik']:.3f}, Pearson r {f['pearson']:.3f} (VAE {r['vae_epochs']} epochs; {f['gp_seconds']:.0f} s)")
+            print(
+                f"enas: sparse GP on {r['train']:,} train latents ({f['gp_iters']} Adam steps on "
+                f"{r['gp_fit_points']:,}), test {r['test']:,}: RMSE {f['rmse']:.3f}, log-likelihood "
+                f"{f['loglik']:.3f}, Pearson r {f['pearson']:.3f} "
+                f"(VAE {r['vae_epochs']} epochs; {f['gp_seconds']:.0f} s)"
+            )
     if args.json:
         print(json.dumps(report))
 

@@ -8,6 +8,7 @@ NB201 best CIFAR-10 test accuracy of 94.37 and 6,466 functional classes, the
 NB101 official hashes of 1,000 cells).  Exits non-zero when a check fails.
 With --json the last line is one JSON object with everything printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,13 +40,20 @@ def check_enas(ds: Dataset, path: Path) -> list[Check]:
     pairs = [ln.rsplit(",", 1) for ln in path.read_text().splitlines()[1000:]]
     random.Random(0).shuffle(pairs)
     space = get_space("enas")
-    same = all(space.format_native(ds.arch(i)) == row.strip() and abs(acc[i] - float(y)) < 1e-12
-               for i, (row, y) in enumerate(pairs))
-    return [("enas D-VAE split 17,118 / 1,902", (train, test) == (17_118, 1_902), f"{train} / {test}"),
-            ("enas rows in D-VAE's shuffled order", same, f"first train row {space.format_native(ds.arch(0))}"),
-            ("enas ws_acc within 0.702-0.750", 0.7015 <= acc.min() and acc.max() <= 0.7505,
-             f"{acc.min():.4f}-{acc.max():.4f}"),
-            ("enas distinct cells", True, f"{len(np.unique(ds.hashes))} of {len(ds)} (D-VAE's file repeats some)")]
+    same = all(
+        space.format_native(ds.arch(i)) == row.strip() and abs(acc[i] - float(y)) < 1e-12
+        for i, (row, y) in enumerate(pairs)
+    )
+    return [
+        ("enas D-VAE split 17,118 / 1,902", (train, test) == (17_118, 1_902), f"{train} / {test}"),
+        ("enas rows in D-VAE's shuffled order", same, f"first train row {space.format_native(ds.arch(0))}"),
+        (
+            "enas ws_acc within 0.702-0.750",
+            0.7015 <= acc.min() and acc.max() <= 0.7505,
+            f"{acc.min():.4f}-{acc.max():.4f}",
+        ),
+        ("enas distinct cells", True, f"{len(np.unique(ds.hashes))} of {len(ds)} (D-VAE's file repeats some)"),
+    ]
 
 
 def check_nb201(ds: Dataset, path: Path) -> list[Check]:
@@ -55,11 +63,13 @@ def check_nb201(ds: Dataset, path: Path) -> list[Check]:
     best = float(np.max(ds.labels["cifar10_test"]))
     best_val = float(np.max(ds.labels["cifar10_valid_val"]))
     classes = len(np.unique(ds.labels["equiv_class"]))
-    return [("nb201 rows 15,625", len(ds) == 15_625, str(len(ds))),
-            ("nb201 best cifar10_test 94.37", round(best, 2) == 94.37, f"{best:.4f}"),
-            ("nb201 best cifar10_valid_val 91.61", round(best_val, 2) == 91.61, f"{best_val:.4f}"),
-            ("nb201 functional classes 6,466", classes == 6_466, str(classes)),
-            ("nb201 index = enumeration order", bool(np.all(enum_hashes[index] == ds.hashes)), "all rows")]
+    return [
+        ("nb201 rows 15,625", len(ds) == 15_625, str(len(ds))),
+        ("nb201 best cifar10_test 94.37", round(best, 2) == 94.37, f"{best:.4f}"),
+        ("nb201 best cifar10_valid_val 91.61", round(best_val, 2) == 91.61, f"{best_val:.4f}"),
+        ("nb201 functional classes 6,466", classes == 6_466, str(classes)),
+        ("nb201 index = enumeration order", bool(np.all(enum_hashes[index] == ds.hashes)), "all rows"),
+    ]
 
 
 def check_nb101(ds: Dataset, path: Path) -> list[Check]:
@@ -68,7 +78,10 @@ def check_nb101(ds: Dataset, path: Path) -> list[Check]:
 
 
 CHECKS: dict[str, Callable[[Dataset, Path], list[Check]]] = {
-    "final_structures6.txt": check_enas, "nb201_cifar10.csv": check_nb201, "nb101_1k.jsonl": check_nb101}
+    "final_structures6.txt": check_enas,
+    "nb201_cifar10.csv": check_nb201,
+    "nb101_1k.jsonl": check_nb101,
+}
 
 
 def import_all(root: Path) -> tuple[list[dict[str, Any]], list[Check]]:
@@ -94,8 +107,10 @@ def import_all(root: Path) -> tuple[list[dict[str, Any]], list[Check]]:
 def show(files: list[dict[str, Any]], checks: list[Check]) -> None:
     for f in files:
         split = f" split {f['split']['train']:,}/{f['split']['test']:,}" if "split" in f else ""
-        print(f"{f['file']}: {f['rows']:,} {f['space']} rows ({f['unique_hashes']:,} unique){split}, "
-              f"imported in {f['seconds']:.2f} s")
+        print(
+            f"{f['file']}: {f['rows']:,} {f['space']} rows ({f['unique_hashes']:,} unique){split}, "
+            f"imported in {f['seconds']:.2f} s"
+        )
         for name, col in f["labels"].items():
             print(f"    {name:<20} {col['min']:>12.6g} .. {col['max']:<12.6g} (n={col['count']:,})")
     for name, ok, detail in checks:
@@ -114,8 +129,11 @@ def main() -> int:
     show(files, checks)
     ok = bool(checks) and all(passed for _, passed, _ in checks)
     if args.json:
-        print(json.dumps({"files": files, "checks": [{"name": n, "ok": bool(p), "detail": d} for n, p, d in checks],
-                          "ok": ok}))
+        print(
+            json.dumps(
+                {"files": files, "checks": [{"name": n, "ok": bool(p), "detail": d} for n, p, d in checks], "ok": ok}
+            )
+        )
     return 0 if ok else 1
 
 

@@ -8,6 +8,7 @@ that each of those real cells is in the enumeration under its official hash,
 as the very same cell (the official generator's representative).  Exits
 non-zero when a check fails.  With --json the last line is one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,13 @@ def main() -> int:
     ds = enumerate_dataset(args.max_vertices, workers=args.workers)
     seconds = time.perf_counter() - start
     per_size = {int(n): int(c) for n, c in zip(*np.unique(ds.n_nodes, return_counts=True))}
-    result: dict = {"cells": len(ds), "seconds": round(seconds, 2), "workers": args.workers,
-                    "max_vertices": args.max_vertices, "per_vertex_count": per_size}
+    result: dict = {
+        "cells": len(ds),
+        "seconds": round(seconds, 2),
+        "workers": args.workers,
+        "max_vertices": args.max_vertices,
+        "per_vertex_count": per_size,
+    }
     print(f"nb101 enumeration: {len(ds):,} unique cells in {seconds:.1f} s ({args.workers} workers)")
     print("    per vertex count: " + ", ".join(f"{n}: {c:,}" for n, c in per_size.items()))
     ok = args.max_vertices != MAX_NODES or len(ds) == EXPECTED
@@ -70,8 +76,10 @@ def main() -> int:
         result |= real
         good = real["identical"] == real["found"] == real["real_cells"] or args.max_vertices != MAX_NODES
         ok &= good
-        print(f"[{'ok' if good else 'FAIL'}] {real['found']} / {real['real_cells']} real cells found by hash, "
-              f"{real['identical']} as the identical cell")
+        print(
+            f"[{'ok' if good else 'FAIL'}] {real['found']} / {real['real_cells']} real cells found by hash, "
+            f"{real['identical']} as the identical cell"
+        )
     else:
         print(f"    ({path} not found: real-cell check skipped)")
     result["ok"] = ok

@@ -12,6 +12,7 @@ paper's protocol, so a later CPU session can ship or continue it.
 
     python benchmarks/gpu_training.py --out "$OUT" --budget 420
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,8 +97,12 @@ def main() -> None:
     ap.add_argument("--jobs", default="nb101,enas")
     ap.add_argument("--probe-steps", type=int, default=20)
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--init-dir", type=Path, default=None,
-                    help="start each job from DIR/<space>-fp32.h5 (a previous GPU run) [default: the shipped one]")
+    ap.add_argument(
+        "--init-dir",
+        type=Path,
+        default=None,
+        help="start each job from DIR/<space>-fp32.h5 (a previous GPU run) [default: the shipped one]",
+    )
     ap.add_argument("--lr-scale", type=float, default=1.0, help="multiply every job's learning rate")
     ap.add_argument("--overlap", type=float, default=1.6, help="slow-down of each job while the others run")
     args = ap.parse_args()
@@ -111,32 +116,70 @@ def main() -> None:
         sec, cells = step_seconds(job, ws, args.probe_steps, args.device)
         epoch_s = math.ceil(cells / job.batch_size) * sec * args.overlap
         epochs = max(1, int(args.budget / epoch_s))
-        print(f"{job.space}: {sec * 1000:.1f} ms/step at batch {job.batch_size}, {cells:,} cells, "
-              f"~{epoch_s:.0f} s/epoch with overlap -> {epochs} epochs", flush=True)
+        print(
+            f"{job.space}: {sec * 1000:.1f} ms/step at batch {job.batch_size}, {cells:,} cells, "
+            f"~{epoch_s:.0f} s/epoch with overlap -> {epochs} epochs",
+            flush=True,
+        )
         run = ws_root / job.space / time.strftime("gpu-run-%Y%m%d-%H%M%S")
-        procs[job.space] = (run, svge("train-vae", "--space", job.space, "--init-from",
-                                      str(init_weights(job.space, args.init_dir)), "--epochs", str(epochs),
-                                      "--batch-size", str(job.batch_size), "--lr", str(job.lr * args.lr_scale),
-                                      "--warmup", str(job.warmup),
-                                      "--limit", str(10**9), "--eval-every", "1", "--device", args.device,
-                                      "--out", str(run), workdir=ws_root, log=args.out / f"{job.space}-train.log"))
+        procs[job.space] = (
+            run,
+            svge(
+                "train-vae",
+                "--space",
+                job.space,
+                "--init-from",
+                str(init_weights(job.space, args.init_dir)),
+                "--epochs",
+                str(epochs),
+                "--batch-size",
+                str(job.batch_size),
+                "--lr",
+                str(job.lr * args.lr_scale),
+                "--warmup",
+                str(job.warmup),
+                "--limit",
+                str(10**9),
+                "--eval-every",
+                "1",
+                "--device",
+                args.device,
+                "--out",
+                str(run),
+                workdir=ws_root,
+                log=args.out / f"{job.space}-train.log",
+            ),
+        )
     for space, (run, proc) in procs.items():
         rc = proc.wait()
         print(f"{space}: train-vae exited {rc} after {time.time() - began:.0f} s", flush=True)
         if rc != 0:
             continue
         for flag, name in (("--fp16", f"{space}-fp16.h5"), (None, f"{space}-fp32.h5")):
-            svge("export", str(run / "last.h5"), "-o", str(args.out / name), *([flag] if flag else []),
-                 workdir=ws_root).wait()
+            svge(
+                "export", str(run / "last.h5"), "-o", str(args.out / name), *([flag] if flag else []), workdir=ws_root
+            ).wait()
     evals = []
     for job in jobs:
         run, proc = procs[job.space]
         run = run / "last.h5"
         if proc.returncode == 0:
             limit = ["--limit", str(job.eval_limit)] if job.eval_limit else []
-            evals.append(svge("evaluate", "--space", job.space, "--checkpoint", str(run), "--json",
-                              "--device", args.device, *limit, workdir=ws_root,
-                              log=args.out / f"{job.space}-evaluate.json"))
+            evals.append(
+                svge(
+                    "evaluate",
+                    "--space",
+                    job.space,
+                    "--checkpoint",
+                    str(run),
+                    "--json",
+                    "--device",
+                    args.device,
+                    *limit,
+                    workdir=ws_root,
+                    log=args.out / f"{job.space}-evaluate.json",
+                )
+            )
     for proc in evals:
         proc.wait()
     print(f"done after {time.time() - began:.0f} s", flush=True)

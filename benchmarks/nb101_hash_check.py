@@ -7,6 +7,7 @@ cell with the reference implementation (one cell at a time) and with the
 vectorised one the enumeration uses, and prints how many of each match.
 Exits non-zero when any hash differs.  With --json the last line is one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,16 +60,28 @@ def main() -> int:
 
     matched = sum(a == b for a, b in zip(reference, official))
     matched_vectorised = sum(a == b for a, b in zip(vectorised, official))
-    print(f"{path}: {matched} / {len(cells)} official hashes match (reference, {seconds_reference:.3f} s); "
-          f"{matched_vectorised} / {len(cells)} (vectorised, {seconds_vectorised:.3f} s)")
+    print(
+        f"{path}: {matched} / {len(cells)} official hashes match (reference, {seconds_reference:.3f} s); "
+        f"{matched_vectorised} / {len(cells)} (vectorised, {seconds_vectorised:.3f} s)"
+    )
     for cell, ours, theirs in zip(cells, reference, official):
         if ours != theirs:
             print(f"    mismatch: {space.format_native(cell)} official {theirs} svge {ours}")
     ok = matched == matched_vectorised == len(cells)
     if args.json:
-        print(json.dumps({"file": str(path), "cells": len(cells), "matched": matched,
-                          "matched_vectorised": matched_vectorised, "seconds_reference": round(seconds_reference, 4),
-                          "seconds_vectorised": round(seconds_vectorised, 4), "ok": ok}))
+        print(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "cells": len(cells),
+                    "matched": matched,
+                    "matched_vectorised": matched_vectorised,
+                    "seconds_reference": round(seconds_reference, 4),
+                    "seconds_vectorised": round(seconds_vectorised, 4),
+                    "ok": ok,
+                }
+            )
+        )
     return 0 if ok else 1
 
 

@@ -26,6 +26,7 @@ Those few epochs under-train the joint model: read its figures as a check that e
 for ENAS even on a GPU.  A VAE checkpoint per space comes from --checkpoint SPACE=FILE, else
 svge_cli/pretrained/<space>.h5; a task whose checkpoint is missing is skipped and says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,8 +91,15 @@ def one_hot_features(ds: Dataset, vocab: int) -> np.ndarray:
     return np.concatenate([onehot, ds.adj[:, rows, cols]], axis=1).astype(np.float32)
 
 
-def fit_head(x: np.ndarray, values: np.ndarray, draw: LabelDraw, test: np.ndarray, hidden: tuple[int, ...],
-             seed: int, device: torch.device) -> np.ndarray:
+def fit_head(
+    x: np.ndarray,
+    values: np.ndarray,
+    draw: LabelDraw,
+    test: np.ndarray,
+    hidden: tuple[int, ...],
+    seed: int,
+    device: torch.device,
+) -> np.ndarray:
     """The regressor alone on fixed features, early-stopped on the validation rows; predictions for `test`."""
     scale = LabelScale.fit(values[draw.train])
     y = torch.as_tensor(scale.normalize(values), dtype=torch.float32, device=device)
@@ -106,7 +114,7 @@ def fit_head(x: np.ndarray, values: np.ndarray, draw: LabelDraw, test: np.ndarra
         head.train()
         order = rng.permutation(draw.train)
         for s in range(0, len(order), HEAD_BATCH):
-            idx = torch.as_tensor(order[s:s + HEAD_BATCH], device=device)
+            idx = torch.as_tensor(order[s : s + HEAD_BATCH], device=device)
             loss = torch.mean((head(feats[idx]) - y[idx]) ** 2)
             opt.zero_grad()
             loss.backward()
@@ -126,8 +134,9 @@ def fit_head(x: np.ndarray, values: np.ndarray, draw: LabelDraw, test: np.ndarra
         return scale.restore(head(feats[torch.as_tensor(test, device=device)]).cpu().numpy())
 
 
-def run_task(task: Task, ds: Dataset, base: store.Checkpoint, seeds: int, cfg: FinetuneConfig, full: bool,
-             device: torch.device) -> dict[str, Any]:
+def run_task(
+    task: Task, ds: Dataset, base: store.Checkpoint, seeds: int, cfg: FinetuneConfig, full: bool, device: torch.device
+) -> dict[str, Any]:
     """Every method on `seeds` label draws of one task."""
     values = ds.labels[task.target]
     pool = ds.split_indices(store.SPLIT_TRAIN) if task.pool == "train" else None
@@ -156,12 +165,23 @@ def run_task(task: Task, ds: Dataset, base: store.Checkpoint, seeds: int, cfg: F
             pred = fit_head(x, values, draw, test, hidden, seed, device)
             seconds[name] += time.perf_counter() - began
             per_seed[name].append(scores(truth, pred, task.unit))
-    return {"space": task.space, "target": task.target, "labels": n, "fit": len(draw.train),
-            "validation": len(draw.validation), "test": len(test),
-            "methods": {m: {"mean": {k: float(np.mean([r[k] for r in rows])) for k in METRICS},
-                            "std": {k: float(np.std([r[k] for r in rows])) for k in METRICS},
-                            "per_seed": rows, "seconds": round(seconds[m], 1)}
-                        for m, rows in per_seed.items()}}
+    return {
+        "space": task.space,
+        "target": task.target,
+        "labels": n,
+        "fit": len(draw.train),
+        "validation": len(draw.validation),
+        "test": len(test),
+        "methods": {
+            m: {
+                "mean": {k: float(np.mean([r[k] for r in rows])) for k in METRICS},
+                "std": {k: float(np.std([r[k] for r in rows])) for k in METRICS},
+                "per_seed": rows,
+                "seconds": round(seconds[m], 1),
+            }
+            for m, rows in per_seed.items()
+        },
+    }
 
 
 def checkpoint_paths(pairs: list[str]) -> dict[str, Path]:
@@ -175,8 +195,10 @@ def checkpoint_paths(pairs: list[str]) -> dict[str, Path]:
 
 
 def show(name: str, result: dict[str, Any]) -> None:
-    print(f"{name}: {result['target']}, {result['labels']:,} labels ({result['fit']:,} fitted, "
-          f"{result['validation']:,} validation), {result['test']:,} test cells")
+    print(
+        f"{name}: {result['target']}, {result['labels']:,} labels ({result['fit']:,} fitted, "
+        f"{result['validation']:,} validation), {result['test']:,} test cells"
+    )
     for method, r in result["methods"].items():
         cells = "  ".join(f"{k} {r['mean'][k]:.4g} +/- {r['std'][k]:.2g}" for k in METRICS)
         print(f"    {method:<7} {cells}  ({r['seconds']:.0f} s)")
@@ -187,13 +209,22 @@ def main() -> int:
     add_shared_data_option(parser)
     parser.add_argument("--seeds", type=int, default=3, help="label draws per task (default 3)")
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {', '.join(TASKS)}")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="SPACE=FILE",
-                        help="VAE checkpoint of a space (default svge_cli/pretrained/<space>.h5)")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="SPACE=FILE",
+        help="VAE checkpoint of a space (default svge_cli/pretrained/<space>.h5)",
+    )
     parser.add_argument("--full", action="store_true", help="finetune's full schedule and every ENAS train label")
     parser.add_argument("--epochs", type=int, default=None, help="joint epochs for every task (overrides both)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a shared small machine more threads are slower)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared small machine more threads are slower)",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -222,11 +253,23 @@ def main() -> int:
         cfg = FinetuneConfig(epochs=epochs)
         base = store.load_checkpoint(paths[task.space], task.space)
         results[name] = run_task(task, data[task.file], base, args.seeds, cfg, args.full, device) | {
-            "checkpoint": str(paths[task.space]), "epochs": epochs}
+            "checkpoint": str(paths[task.space]),
+            "epochs": epochs,
+        }
         show(name, results[name])
     if args.json:
-        print(json.dumps({"tasks": results, "skipped": skipped, "seeds": args.seeds, "full": args.full,
-                          "device": str(device), "threads": args.threads}))
+        print(
+            json.dumps(
+                {
+                    "tasks": results,
+                    "skipped": skipped,
+                    "seeds": args.seeds,
+                    "full": args.full,
+                    "device": str(device),
+                    "threads": args.threads,
+                }
+            )
+        )
     return 0
 
 

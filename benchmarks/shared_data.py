@@ -2,6 +2,7 @@
 
 The data is never part of the repository; `--shared-data DIR` or `$SVGE_SHARED_DATA` points elsewhere.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,11 @@ NB201_FILE = "nb201/nb201_cifar10.csv"
 NB101_FILE = "nb101/nb101_1k.jsonl"
 
 
-def add_shared_data_option(parser: argparse.ArgumentParser,
-                           help: str = "folder with enas/, nb201/, nb101/ "
-                                       "(default ../shared/data or $SVGE_SHARED_DATA)") -> None:
+def add_shared_data_option(
+    parser: argparse.ArgumentParser,
+    help: str = "folder with enas/, nb201/, nb101/ (default ../shared/data or $SVGE_SHARED_DATA)",
+) -> None:
     """The --shared-data option every benchmark takes, defaulting to $SVGE_SHARED_DATA or ../shared/data."""
-    parser.add_argument("--shared-data", type=Path, default=Path(os.environ.get("SVGE_SHARED_DATA", DEFAULT_DIR)),
-                        help=help)
+    parser.add_argument(
+        "--shared-data", type=Path, default=Path(os.environ.get("SVGE_SHARED_DATA", DEFAULT_DIR)), help=help
+    )

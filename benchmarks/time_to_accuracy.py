@@ -13,6 +13,7 @@ first reached.  `--report` reads the same figures from a finished run's history 
 The paper's figure (10 encodes x 10 decodes per test cell) is `svge evaluate` on the final
 checkpoint; greedy accuracy is what can be checked every epoch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,9 +61,17 @@ def train(args: argparse.Namespace) -> Path:
         dataset = root / "dvae.h5"
         store.save_dataset(dataset, import_file("enas", args.shared_data / ENAS_FILE))
     configure_cpu(args.threads)
-    req = TrainRequest(space="enas", dataset=str(dataset) if dataset else None, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
-                       precision=args.precision, seed=args.seed, out_dir=str(root / "run"))
+    req = TrainRequest(
+        space="enas",
+        dataset=str(dataset) if dataset else None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        eval_every=args.eval_every,
+        precision=args.precision,
+        seed=args.seed,
+        out_dir=str(root / "run"),
+    )
     return train_vae(Ui(Workspace(root)), req)
 
 
@@ -72,8 +81,13 @@ def timeline(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for entry in history:
         seconds += entry.get("seconds", 0.0)
         if entry.get("test_recon_greedy") is not None:
-            rows.append({"epoch": entry["epoch"], "minutes": round(seconds / 60, 2),
-                         "greedy": round(100 * entry["test_recon_greedy"], 2)})
+            rows.append(
+                {
+                    "epoch": entry["epoch"],
+                    "minutes": round(seconds / 60, 2),
+                    "greedy": round(100 * entry["test_recon_greedy"], 2),
+                }
+            )
     return rows
 
 
@@ -85,12 +99,24 @@ def main() -> None:
     for row in rows:
         print(f"epoch {row['epoch']:3d}  {row['minutes']:7.2f} min  greedy test reconstruction {row['greedy']:6.2f}%")
     reached = next((r for r in rows if r["greedy"] >= 100 * args.target), None)
-    verdict = (f"reached {100 * args.target:.2f}% at epoch {reached['epoch']} after {reached['minutes']:.1f} min"
-               if reached else f"did not reach {100 * args.target:.2f}% in {len(ck.history)} epochs")
+    verdict = (
+        f"reached {100 * args.target:.2f}% at epoch {reached['epoch']} after {reached['minutes']:.1f} min"
+        if reached
+        else f"did not reach {100 * args.target:.2f}% in {len(ck.history)} epochs"
+    )
     print(f"{path}: {verdict}")
     if args.json:
-        print(json.dumps({"checkpoint": str(path), "schedule": ck.config.get("schedule"), "timeline": rows,
-                          "target": args.target, "reached": reached}))
+        print(
+            json.dumps(
+                {
+                    "checkpoint": str(path),
+                    "schedule": ck.config.get("schedule"),
+                    "timeline": rows,
+                    "target": args.target,
+                    "reached": reached,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ chosen before the node limit, so every graph is grown to the full 8 (ENAS) or
 7 (NB101) nodes, like decoding a trained model on those spaces.  `--precision bf16`
 measures the optional bfloat16-matmul mode (svge_cli.model.bf16_matmuls).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,7 @@ def nb101_like(rng: np.random.Generator, count: int, nodes: int, vocab: int) -> 
         lonely = adj[:, :v, v].sum(1) == 0
         adj[lonely, rng.integers(0, v, lonely.sum()), v] = 1
     for v in range(nodes - 1):
-        lonely = adj[:, v, v + 1:].sum(1) == 0
+        lonely = adj[:, v, v + 1 :].sum(1) == 0
         adj[lonely, v, rng.integers(v + 1, nodes, lonely.sum())] = 1
     return ops, adj, n
 
@@ -125,8 +126,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="measuring time per figure")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="matmul input precision")
-    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                    help="wall time, or this process's CPU time (use with --threads 1 on a busy machine)")
+    ap.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall time, or this process's CPU time (use with --threads 1 on a busy machine)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shared-data", default="../shared/data", help="unused: the graphs are generated")
     ap.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
@@ -139,8 +144,13 @@ def main() -> None:
     make = enas_like if args.space == "enas" else nb101_like
     data = make(np.random.default_rng(args.seed), 4096, nodes, vocab)
     batches = [args.batch_size] if args.batch_size else [32, 128]
-    result: dict[str, object] = {"space": args.space, "threads": args.threads, "precision": args.precision,
-                                 "clock": args.clock, "torch": torch.__version__}
+    result: dict[str, object] = {
+        "space": args.space,
+        "threads": args.threads,
+        "precision": args.precision,
+        "clock": args.clock,
+        "torch": torch.__version__,
+    }
     tag = f"{args.space} {args.precision}"
     train = {}
     with bf16_matmuls(enabled=args.precision == "bf16"):
@@ -149,11 +159,18 @@ def main() -> None:
             train[str(b)] = {"best": round(best, 1), "median": round(median, 1)}
             print(f"train  {tag} batch {b:4d}: {best:8.1f} graphs/s (median {median:.1f})", flush=True)
         best, median, mean_nodes = decode_rate(meter, SVGe(ModelConfig(vocab_size=vocab, max_nodes=nodes)), 128)
-    print(f"decode {tag} batch  128: {best:8.1f} graphs/s (median {median:.1f}, greedy, "
-          f"{mean_nodes:.1f} nodes/graph)", flush=True)
-    result.update(train_graphs_per_s=train[str(batches[0])]["best"], train_batch_size=batches[0],
-                  train_by_batch=train, decode_graphs_per_s=round(best, 1),
-                  decode_median_graphs_per_s=round(median, 1), decode_batch_size=128)
+    print(
+        f"decode {tag} batch  128: {best:8.1f} graphs/s (median {median:.1f}, greedy, {mean_nodes:.1f} nodes/graph)",
+        flush=True,
+    )
+    result.update(
+        train_graphs_per_s=train[str(batches[0])]["best"],
+        train_batch_size=batches[0],
+        train_by_batch=train,
+        decode_graphs_per_s=round(best, 1),
+        decode_median_graphs_per_s=round(median, 1),
+        decode_batch_size=128,
+    )
     if args.json:
         print(json.dumps(result))
 

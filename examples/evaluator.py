@@ -12,6 +12,7 @@ nothing beyond Python's standard library.
 
   svge bo --space nb201 --evaluator 'python examples/evaluator.py' --iters 3 --batch 10
 """
+
 import json
 import sys
 

@@ -6,6 +6,7 @@ triangular.  Node types are indices into the space's vocabulary, where index 0
 is always ``input`` and index 1 always ``output`` (D-VAE's numbering), so the
 model never needs to know which space it is in beyond the vocabulary size.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

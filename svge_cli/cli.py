@@ -3,6 +3,7 @@
 Errors a user can cause end as one line on stderr and a non-zero exit code; a
 traceback only with --debug.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -60,12 +61,22 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="svge")
-@click.option("--workdir", type=click.Path(file_okay=False), default=None, envvar="SVGE_WORKDIR",
-              help="Workspace folder that remembers datasets and checkpoints per space [default: .svge/].")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="SVGE_WORKDIR",
+    help="Workspace folder that remembers datasets and checkpoints per space [default: .svge/].",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables on stderr.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, envvar="SVGE_THREADS",
-              help="CPU threads for the model [default: one per core; use 1 on a busy machine].")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="SVGE_THREADS",
+    help="CPU threads for the model [default: one per core; use 1 on a busy machine].",
+)
 @click.pass_context
 def cli(ctx: click.Context, workdir: str | None, debug: bool, quiet: bool, threads: int | None) -> None:
     """svge: neural architecture search in a smooth variational graph embedding (SVGe).

@@ -3,6 +3,7 @@
 Progress and tables go to stderr so that stdout stays clean for pipelines; both
 stay quiet when stderr is not a terminal or with --quiet.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,9 +47,17 @@ class Ui:
         if not self.interactive:
             yield ProgressHandle(None, None)
             return
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                       TextColumn("{task.fields[status]}"), console=self.err, transient=False)
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.err,
+            transient=False,
+        )
         with bar:
             task = bar.add_task(description, total=total, status="")
             yield ProgressHandle(bar, task)

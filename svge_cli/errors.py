@@ -3,6 +3,7 @@
 Every such error is an `SvgeError`: `ArchError` (a cell breaks a rule, in `arch`)
 and `StoreError` (a file cannot be read or written, in `storage.store`) are kinds of it.
 """
+
 from __future__ import annotations
 
 

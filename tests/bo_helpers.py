@@ -1,4 +1,5 @@
 """Fixtures shared by the BO tests: a synthetic NB201 table and a decoder whose latent space is known."""
+
 from __future__ import annotations
 
 import functools
@@ -81,8 +82,18 @@ def grid_problem(table: Dataset | None = None, start_cells: int = 400, seed: int
     def no_random(count, seed, exclude):
         raise AssertionError("random search is not part of this test")
 
-    return Problem(NB201, GridDecoder(), BenchmarkObjective(table, TARGET), latents.min(0), latents.max(0),
-                   Scaler.fit(latents, axis=0), start, labelled_start=False, random_cells=no_random, test=test)
+    return Problem(
+        NB201,
+        GridDecoder(),
+        BenchmarkObjective(table, TARGET),
+        latents.min(0),
+        latents.max(0),
+        Scaler.fit(latents, axis=0),
+        start,
+        labelled_start=False,
+        random_cells=no_random,
+        test=test,
+    )
 
 
 def score_of(native: str) -> float:

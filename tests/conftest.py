@@ -4,6 +4,7 @@ The CLI runs through `svge_cli.cli.main`, the console script's entry point, so
 that tests see exactly what a shell user sees: the exit code, stdout (bytes:
 latents travel as binary HDF5) and the one-line errors on stderr.
 """
+
 from __future__ import annotations
 
 import io
@@ -85,8 +86,11 @@ def svge(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Runner:
 
     def run(*args: str, stdin: bytes | str = b"", tty: tuple[str, ...] = ()) -> Result:
         data = stdin.encode() if isinstance(stdin, str) else stdin
-        streams = {"stdin": _Stream(data, "stdin" in tty), "stdout": _Stream(tty="stdout" in tty),
-                   "stderr": _Stream(tty="stderr" in tty)}
+        streams = {
+            "stdin": _Stream(data, "stdin" in tty),
+            "stdout": _Stream(tty="stdout" in tty),
+            "stderr": _Stream(tty="stderr" in tty),
+        }
         saved = {name: getattr(sys, name) for name in streams}
         monkeypatch.setattr(sys, "argv", ["svge", *args])
         try:
@@ -117,8 +121,9 @@ def assert_one_line_error(result: Result, *words: str) -> None:
 def shell(command: str, cwd: Path, env: dict[str, str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
     """Run a real shell command line (pipes between `svge` processes included)."""
     full = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)} | env
-    return subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=full, input=stdin,
-                          capture_output=True, timeout=120)
+    return subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=full, input=stdin, capture_output=True, timeout=120
+    )
 
 
 # ---------------------------------------------------------------- a tiny trained ENAS model
@@ -167,11 +172,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     _overfit(model, ds.ops, ds.adj, ds.n_nodes)
     mu, _ = codec.encode_arrays(model.eval(), ds.ops, ds.adj, ds.n_nodes)
     ck = checkpoints.snapshot(
-        "enas", model, epoch=1,
-        arrays={"train_rows": np.arange(TRAIN_CELLS, dtype=np.int32),
-                "test_rows": np.arange(TRAIN_CELLS, ENAS_CELLS, dtype=np.int32),
-                "latent_mean": mu.mean(0), "latent_std": mu.std(0)},
-        meta={"dataset": str(folder / "dataset.h5"), "dataset_digest": dataset_digest(ds)})
+        "enas",
+        model,
+        epoch=1,
+        arrays={
+            "train_rows": np.arange(TRAIN_CELLS, dtype=np.int32),
+            "test_rows": np.arange(TRAIN_CELLS, ENAS_CELLS, dtype=np.int32),
+            "latent_mean": mu.mean(0),
+            "latent_std": mu.std(0),
+        },
+        meta={"dataset": str(folder / "dataset.h5"), "dataset_digest": dataset_digest(ds)},
+    )
     store.save_checkpoint(folder / "last.h5", ck)
     (folder / "archs.jsonl").write_text("".join(format_arch(a, sp) + "\n" for a in ds.archs()))
     return Trained(folder / "last.h5", folder / "dataset.h5", folder / "archs.jsonl")
@@ -182,4 +193,3 @@ def enas_ws(workdir: Path, trained: Trained) -> Path:
     """A workspace whose latest ENAS checkpoint is the tiny trained model."""
     trained.remember_in(workdir)
     return workdir
-

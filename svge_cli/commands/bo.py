@@ -1,4 +1,5 @@
 """`svge bo`: batch Bayesian optimisation with a sparse GP in the latent space (paper IV-D)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -19,40 +20,95 @@ from svge_cli.search.setup import DEFAULT_INIT, OBJECTIVES, Request, prepare, ru
 @click.command("bo")
 @space_option()
 @checkpoint_option
-@click.option("--init", type=click.IntRange(min=2), default=None,
-              help=f"Initial cells, queried at random [default: {DEFAULT_INIT}; with a surrogate objective, "
-                   "every labelled training cell, as in D-VAE, not counted as queries].")
+@click.option(
+    "--init",
+    type=click.IntRange(min=2),
+    default=None,
+    help=f"Initial cells, queried at random [default: {DEFAULT_INIT}; with a surrogate objective, "
+    "every labelled training cell, as in D-VAE, not counted as queries].",
+)
 @click.option("--iters", type=click.IntRange(min=0), default=10, show_default=True, help="BO rounds.")
 @click.option("--batch", type=click.IntRange(min=1), default=50, show_default=True, help="Points selected per round.")
-@click.option("--inducing", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Inducing points of the sparse GP.")
-@click.option("--attempts", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Decodes per selected point (1 greedy, then sampled) until a valid cell not scored before.")
-@click.option("--objective", type=click.Choice(OBJECTIVES), default=None,
-              help="benchmark = look cells up in the imported table; surrogate = a regressor fitted on it "
-                   "[default: benchmark when the table labels every cell of the space, else surrogate].")
-@click.option("--evaluator", metavar="CMD", default=None,
-              help="Score cells with an external program (run without a shell): JSON lines in on stdin, "
-                   "one score per line out.")
-@click.option("--evaluator-timeout", type=click.FloatRange(min=0), default=DEFAULT_TIMEOUT, show_default=True,
-              help="Seconds the evaluator may take per batch (0 = no limit).")
-@click.option("--target", metavar="COLUMN", default=None,
-              help="Label column to maximise [default: cifar10_valid_val / val_acc_108 / ws_acc].")
-@click.option("--trials", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Repeat with seeds SEED .. SEED+TRIALS-1.")
+@click.option(
+    "--inducing", type=click.IntRange(min=1), default=500, show_default=True, help="Inducing points of the sparse GP."
+)
+@click.option(
+    "--attempts",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Decodes per selected point (1 greedy, then sampled) until a valid cell not scored before.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(OBJECTIVES),
+    default=None,
+    help="benchmark = look cells up in the imported table; surrogate = a regressor fitted on it "
+    "[default: benchmark when the table labels every cell of the space, else surrogate].",
+)
+@click.option(
+    "--evaluator",
+    metavar="CMD",
+    default=None,
+    help="Score cells with an external program (run without a shell): JSON lines in on stdin, one score per line out.",
+)
+@click.option(
+    "--evaluator-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds the evaluator may take per batch (0 = no limit).",
+)
+@click.option(
+    "--target",
+    metavar="COLUMN",
+    default=None,
+    help="Label column to maximise [default: cifar10_valid_val / val_acc_108 / ws_acc].",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Repeat with seeds SEED .. SEED+TRIALS-1.",
+)
 @click.option("--random-baseline", is_flag=True, help="Also run random search at the same number of queries.")
-@click.option("--results", type=click.Path(dir_okay=False), default=None,
-              help="Results file (JSON) [default: <workdir>/<space>/bo/bo-<time>.json].")
-@click.option("--resume", is_flag=True,
-              help="Continue the search in --results (default: the newest in the workspace), same options.")
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Results file (JSON) [default: <workdir>/<space>/bo/bo-<time>.json].",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the search in --results (default: the newest in the workspace), same options.",
+)
 @json_option
 @seed_option
 @device_option
 @click.pass_obj
-def bo_cmd(ui: Ui, space: str | None, checkpoint: str | None, init: int | None, iters: int, batch: int,
-           inducing: int, attempts: int, objective: str | None, evaluator: str | None, evaluator_timeout: float,
-           target: str | None, trials: int, random_baseline: bool, results: str | None, resume: bool,
-           as_json: bool, seed: int, device: str) -> None:
+def bo_cmd(
+    ui: Ui,
+    space: str | None,
+    checkpoint: str | None,
+    init: int | None,
+    iters: int,
+    batch: int,
+    inducing: int,
+    attempts: int,
+    objective: str | None,
+    evaluator: str | None,
+    evaluator_timeout: float,
+    target: str | None,
+    trials: int,
+    random_baseline: bool,
+    results: str | None,
+    resume: bool,
+    as_json: bool,
+    seed: int,
+    device: str,
+) -> None:
     """Search the latent space for the best cell: batch BO with a sparse GP and expected improvement.
 
     Each round fits a sparse GP to the labelled latent points, selects BATCH points
@@ -70,19 +126,38 @@ def bo_cmd(ui: Ui, space: str | None, checkpoint: str | None, init: int | None, 
     """
     if results == "-":
         raise SvgeError("--results needs a file name (stdout carries the best cell)")
-    settings = Settings(init=init, iters=iters, batch=batch, inducing=inducing, attempts=attempts, seed=seed,
-                        trials=trials, random_baseline=random_baseline)
-    req = Request(space=space, settings=settings, checkpoint=checkpoint, objective=objective, evaluator=evaluator,
-                  evaluator_timeout=evaluator_timeout or None, target=target, device=device, results=results,
-                  resume=resume)
+    settings = Settings(
+        init=init,
+        iters=iters,
+        batch=batch,
+        inducing=inducing,
+        attempts=attempts,
+        seed=seed,
+        trials=trials,
+        random_baseline=random_baseline,
+    )
+    req = Request(
+        space=space,
+        settings=settings,
+        checkpoint=checkpoint,
+        objective=objective,
+        evaluator=evaluator,
+        evaluator_timeout=evaluator_timeout or None,
+        target=target,
+        device=device,
+        results=results,
+        resume=resume,
+    )
     search = prepare(ui.workspace, req, ui.note)
     ui.note(f"objective: {search.meta['objective_description']}")
     ui.note(f"results file: {search.results}")
     try:
         done = run(search, lambda t, s: ui.note(_round_line(t, s)))
     except KeyboardInterrupt:
-        ui.note(f"interrupted: the finished rounds are in {search.results}; continue with "
-                f"`svge bo --resume --results {search.results}` and the same options")
+        ui.note(
+            f"interrupted: the finished rounds are in {search.results}; continue with "
+            f"`svge bo --resume --results {search.results}` and the same options"
+        )
         raise
     seeds = range(seed, seed + trials)
     for t in done:
@@ -115,19 +190,33 @@ def _round_line(trial: Trial, s: RoundStats) -> str:
     gp = ""
     if s.gp:
         gp = f"  GP test RMSE {s.gp['rmse']:.3f} ll {s.gp['loglik']:.3f} r {s.gp['pearson']:.3f}"
-    return (f"[{trial.method} seed {trial.seed}] round {s.round}: best {_fmt(s.best)}  batch mean "
-            f"{_fmt(s.batch_mean)}  valid {_fmt(s.valid_share, 2)}  distinct {s.distinct}  queries {s.queries}  "
-            f"({s.seconds:.1f} s){gp}")
+    return (
+        f"[{trial.method} seed {trial.seed}] round {s.round}: best {_fmt(s.best)}  batch mean "
+        f"{_fmt(s.batch_mean)}  valid {_fmt(s.valid_share, 2)}  distinct {s.distinct}  queries {s.queries}  "
+        f"({s.seconds:.1f} s){gp}"
+    )
 
 
 def _trial_table(trial: Trial, meta: dict[str, Any]):
     name = "random search" if trial.method == RANDOM else "BO"
     title = f"{meta['space']} {name}, seed {trial.seed}: {_score_name(meta)}"
-    rows = [[s.round, s.queries, _fmt(s.best), _fmt(s.batch_mean), _fmt(s.valid_share, 2), s.distinct,
-             "" if not s.gp else f"{s.gp['rmse']:.3f} / {s.gp['loglik']:.3f} / {s.gp['pearson']:.3f}"]
-            for s in trial.rounds]
-    return simple_table(title, ["round", "queries", "best so far", "batch mean", "share valid", "distinct cells",
-                                "GP test RMSE / ll / r"], rows)
+    rows = [
+        [
+            s.round,
+            s.queries,
+            _fmt(s.best),
+            _fmt(s.batch_mean),
+            _fmt(s.valid_share, 2),
+            s.distinct,
+            "" if not s.gp else f"{s.gp['rmse']:.3f} / {s.gp['loglik']:.3f} / {s.gp['pearson']:.3f}",
+        ]
+        for s in trial.rounds
+    ]
+    return simple_table(
+        title,
+        ["round", "queries", "best so far", "batch mean", "share valid", "distinct cells", "GP test RMSE / ll / r"],
+        rows,
+    )
 
 
 def _summary_table(summary: dict[str, Any], meta: dict[str, Any]):
@@ -135,10 +224,19 @@ def _summary_table(summary: dict[str, Any], meta: dict[str, Any]):
     rows = []
     for i, r in enumerate(bo):
         other = rnd[i] if i < len(rnd) else None
-        rows.append([r["round"], f"{r['queries']:.0f}", f"{_fmt(r['best_mean'])} ± {_fmt(r['best_std'])}",
-                     "-" if other is None else f"{_fmt(other['best_mean'])} ± {_fmt(other['best_std'])}"])
-    return simple_table(f"{meta['space']}: best {_score_name(meta)} over {bo[0]['trials']} trials (mean ± std)",
-                        ["round", "queries", "BO", "random search"], rows)
+        rows.append(
+            [
+                r["round"],
+                f"{r['queries']:.0f}",
+                f"{_fmt(r['best_mean'])} ± {_fmt(r['best_std'])}",
+                "-" if other is None else f"{_fmt(other['best_mean'])} ± {_fmt(other['best_std'])}",
+            ]
+        )
+    return simple_table(
+        f"{meta['space']}: best {_score_name(meta)} over {bo[0]['trials']} trials (mean ± std)",
+        ["round", "queries", "BO", "random search"],
+        rows,
+    )
 
 
 COMMANDS = [bo_cmd]

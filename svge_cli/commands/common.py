@@ -1,4 +1,5 @@
 """Options and I/O shared by the subcommands, so every command spells them the same way."""
+
 from __future__ import annotations
 
 import sys
@@ -11,7 +12,6 @@ from svge_cli.errors import SvgeError
 from svge_cli.spaces import known_spaces, resolve_space
 
 F = TypeVar("F", bound=Callable)
-
 
 
 class SpaceParam(click.ParamType):
@@ -33,15 +33,33 @@ SPACE_CHOICE = SpaceParam()
 
 space_argument = click.argument("space", type=SPACE_CHOICE)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-output_option = click.option("-o", "--output", default="-", show_default=True,
-                             type=click.Path(dir_okay=False, allow_dash=True), help="Output file; - is stdout.")
-text_format_option = click.option("--format", "fmt", type=click.Choice(["jsonl", "native"]), default="jsonl",
-                                  show_default=True, help="Architecture text: JSON lines or the space's native string.")
+output_option = click.option(
+    "-o",
+    "--output",
+    default="-",
+    show_default=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Output file; - is stdout.",
+)
+text_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "native"]),
+    default="jsonl",
+    show_default=True,
+    help="Architecture text: JSON lines or the space's native string.",
+)
 
 
 def space_option(required: bool = False) -> Callable[[F], F]:
-    return click.option("--space", type=SPACE_CHOICE, required=required, default=None,
-                        help=f"Search space ({', '.join(known_spaces())}) or a JSON spec of your own (inferred from the input or checkpoint when omitted).")
+    return click.option(
+        "--space",
+        type=SPACE_CHOICE,
+        required=required,
+        default=None,
+        help=f"Search space ({', '.join(known_spaces())}) or a JSON spec of your own "
+        "(inferred from the input or checkpoint when omitted).",
+    )
 
 
 def seed_option(f: F) -> F:
@@ -49,8 +67,13 @@ def seed_option(f: F) -> F:
 
 
 def device_option(f: F) -> F:
-    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                        help="Where the model runs.")(f)
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda"]),
+        default="auto",
+        show_default=True,
+        help="Where the model runs.",
+    )(f)
 
 
 def read_text_input(path: str) -> tuple[list[str], str]:
@@ -77,5 +100,3 @@ def refuse_binary_to_terminal(output: str) -> None:
     """HDF5 bytes on a screen help nobody and can upset the terminal."""
     if output == "-" and sys.stdout.isatty():
         raise SvgeError("refusing to write binary HDF5 to a terminal: use -o FILE or pipe into another command")
-
-

@@ -1,4 +1,5 @@
 """`svge data ...`: enumerate, sample, import and inspect architecture datasets."""
+
 from __future__ import annotations
 
 import sys
@@ -35,8 +36,13 @@ def data() -> None:
 
 @data.command("enumerate")
 @space_argument
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Also write the enumeration as an HDF5 dataset here (-: stdout, and the summary goes to stderr).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Also write the enumeration as an HDF5 dataset here (-: stdout, and the summary goes to stderr).",
+)
 @json_option
 @click.pass_obj
 def enumerate_cmd(ui: Ui, space: str, output: str | None, as_json: bool) -> None:
@@ -96,12 +102,20 @@ def sample_cmd(ui: Ui, space: str, count: int, seed: int, output: str, fmt: str)
 @data.command("import")
 @space_argument
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Write the dataset here instead of the workspace (- for stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Write the dataset here instead of the workspace (- for stdout).",
+)
 @click.option("--force", is_flag=True, help="Replace the workspace's dataset for SPACE without asking.")
-@click.option("--trust-pickle", is_flag=True,
-              help="Let a .pth file hold any Python object. Full unpickling runs whatever code the file "
-                   "carries: use it only for files from a source you trust [default: plain data and tensors].")
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Let a .pth file hold any Python object. Full unpickling runs whatever code the file "
+    "carries: use it only for files from a source you trust [default: plain data and tensors].",
+)
 @click.pass_obj
 def import_cmd(ui: Ui, space: str, file: str, output: str | None, force: bool, trust_pickle: bool) -> None:
     """Import a benchmark FILE (D-VAE ENAS text, NB201 CSV or .pth, NB101 .tfrecord, JSON lines).
@@ -172,8 +186,9 @@ def info_cmd(ui: Ui, file: str | None, as_json: bool) -> None:
     Example:
       svge data info .svge/nb201/dataset.h5
     """
-    paths = [file] if file else [str(ui.workspace.dataset_path(s)) for s in SPACES
-                                 if ui.workspace.dataset_path(s).exists()]
+    paths = (
+        [file] if file else [str(ui.workspace.dataset_path(s)) for s in SPACES if ui.workspace.dataset_path(s).exists()]
+    )
     if not paths:
         raise SvgeError(f"no datasets in the workspace {ui.workspace.root}; import one with `svge data import`")
     summaries = [datasets.summarize(store.load_dataset(p)) | {"file": p} for p in paths]
@@ -193,8 +208,10 @@ def _format_summary(s: dict) -> str:
         lines.append(f"  split: {s['split']['train']:,} train / {s['split']['test']:,} test")
     if s["labels"]:
         lines.append("  labels:")
-        lines += [f"    {k:<22} n={v['count']:<7} min={_num(v['min']):<10} max={_num(v['max']):<10} "
-                  f"mean={_num(v['mean'])}" for k, v in s["labels"].items()]
+        lines += [
+            f"    {k:<22} n={v['count']:<7} min={_num(v['min']):<10} max={_num(v['max']):<10} mean={_num(v['mean'])}"
+            for k, v in s["labels"].items()
+        ]
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Exploration commands: decode-circle, extrapolate, show."""
+
 from __future__ import annotations
 
 import sys
@@ -36,8 +37,9 @@ _ANY_SIZE = 1_000
 #: width of tables written to a pipe or file, wide enough for a cell's native text on one line
 _PIPE_WIDTH = 200
 
-picture_option = click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-                              help="Also draw a picture here (.png or .svg).")
+picture_option = click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also draw a picture here (.png or .svg)."
+)
 
 
 # ---------------------------------------------------------------- reading one cell
@@ -108,23 +110,46 @@ def _stdout_console() -> Console:
 @click.command("decode-circle")
 @space_option()
 @checkpoint_option
-@click.option("--start", default=None, metavar="ARCH",
-              help="Cell the circle passes through: native string, JSON line, or a file holding one "
-                   "[default: the space's simple chain cell].")
-@click.option("--steps", type=click.IntRange(min=2), default=14, show_default=True,
-              help="Equidistant steps around the circle.")
-@click.option("--radius", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Radius [default: the start's norm, i.e. the great circle around the origin].")
+@click.option(
+    "--start",
+    default=None,
+    metavar="ARCH",
+    help="Cell the circle passes through: native string, JSON line, or a file holding one "
+    "[default: the space's simple chain cell].",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=2), default=14, show_default=True, help="Equidistant steps around the circle."
+)
+@click.option(
+    "--radius",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Radius [default: the start's norm, i.e. the great circle around the origin].",
+)
 @picture_option
-@click.option("--latents-out", type=click.Path(dir_okay=False), default=None,
-              help="Save the circle's latent points (HDF5 latents, step 0 .. STEPS).")
+@click.option(
+    "--latents-out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Save the circle's latent points (HDF5 latents, step 0 .. STEPS).",
+)
 @json_option
 @seed_option
 @device_option
 @click.pass_obj
-def decode_circle_cmd(ui: Ui, space: str | None, checkpoint: str | None, start: str | None, steps: int,
-                      radius: float | None, output: str | None, latents_out: str | None, as_json: bool, seed: int,
-                      device: str) -> None:
+def decode_circle_cmd(
+    ui: Ui,
+    space: str | None,
+    checkpoint: str | None,
+    start: str | None,
+    steps: int,
+    radius: float | None,
+    output: str | None,
+    latents_out: str | None,
+    as_json: bool,
+    seed: int,
+    device: str,
+) -> None:
     """Walk a circle through a cell's latent point in a random orthogonal direction, decoding each step.
 
     The circle passes through the start cell's latent mean z0 and leaves it in a
@@ -147,8 +172,10 @@ def decode_circle_cmd(ui: Ui, space: str | None, checkpoint: str | None, start: 
     if latents_out:
         _save_circle_latents(latents_out, sp, start_arch, result, ck.fingerprint())
     if output:
-        title = (f"{sp.name}: circle through the latent point of the start cell\n"
-                 f"{steps} steps, radius {result.circle.radius:.3g}, seed {seed}\n{ck_path.name}")
+        title = (
+            f"{sp.name}: circle through the latent point of the start cell\n"
+            f"{steps} steps, radius {result.circle.radius:.3g}, seed {seed}\n{ck_path.name}"
+        )
         render.save_circle_picture(output, sp, [(d.arch, d.valid) for d in result.decoded[:-1]], title)
         ui.note(f"wrote {output}")
     if as_json:
@@ -158,8 +185,10 @@ def decode_circle_cmd(ui: Ui, space: str | None, checkpoint: str | None, start: 
 
 
 def _circle_rows(sp: SearchSpace, result: Walk) -> list[dict[str, Any]]:
-    return [{"step": k, "arch": _native_if_possible(sp, d.arch), "valid": d.valid, "reason": d.reason, "edits": e}
-            for k, (d, e) in enumerate(zip(result.decoded, result.edits))]
+    return [
+        {"step": k, "arch": _native_if_possible(sp, d.arch), "valid": d.valid, "reason": d.reason, "edits": e}
+        for k, (d, e) in enumerate(zip(result.decoded, result.edits))
+    ]
 
 
 def _native_if_possible(sp: SearchSpace, arch: Arch) -> str | None:
@@ -176,17 +205,26 @@ def _native_if_possible(sp: SearchSpace, arch: Arch) -> str | None:
 
 def _circle_facts(sp: SearchSpace, start: Arch, result: Walk, seed: int, ck_path: Path) -> dict[str, Any]:
     valid = sum(d.valid for d in result.decoded[:-1])
-    return {"space": sp.name, "checkpoint": str(ck_path), "start": sp.format_native(start),
-            "steps": result.circle.steps, "radius": result.circle.radius, "seed": seed,
-            "valid": valid, "distinct": len({sp.hash(d.arch) for d in result.decoded[:-1] if d.valid}),
-            "points": _circle_rows(sp, result)}
+    return {
+        "space": sp.name,
+        "checkpoint": str(ck_path),
+        "start": sp.format_native(start),
+        "steps": result.circle.steps,
+        "radius": result.circle.radius,
+        "seed": seed,
+        "valid": valid,
+        "distinct": len({sp.hash(d.arch) for d in result.decoded[:-1] if d.valid}),
+        "points": _circle_rows(sp, result),
+    }
 
 
 def _circle_table(sp: SearchSpace, start: Arch, result: Walk, seed: int) -> Table:
     """One row for the start cell, then one per step; edits count changes from the row above."""
     steps = result.circle.steps
-    table = Table(title=f"{sp.name}: circle of {steps} steps (radius {result.circle.radius:.3g}, seed {seed})",
-                  title_justify="left")
+    table = Table(
+        title=f"{sp.name}: circle of {steps} steps (radius {result.circle.radius:.3g}, seed {seed})",
+        title_justify="left",
+    )
     table.add_column("step", justify="right")
     table.add_column("cell")
     table.add_column("edits", justify="right")
@@ -214,33 +252,92 @@ def _save_circle_latents(path: str, sp: SearchSpace, start: Arch, result: Walk, 
 @click.command("extrapolate")
 @space_option()
 @checkpoint_option
-@click.option("--nodes", type=click.IntRange(min=3), default=None,
-              help="Nodes of the grown cells [default: one more than the seed].")
-@click.option("--layers", type=click.IntRange(min=1), default=None,
-              help="ENAS: layers of the grown cells (nodes = layers + 2), e.g. 12 or 14.")
-@click.option("--from", "seed_cell", default=None, metavar="ARCH",
-              help="Seed cell: native string, JSON line, or a file holding one "
-                   "[default: the best labelled cell of the imported data].")
-@click.option("--family", type=click.Choice(FAMILIES), default="single", show_default=True,
-              help="single = every single-node insertion; paper = the SVGe authors' 1,384 NB101 graphs.")
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=3),
+    default=None,
+    help="Nodes of the grown cells [default: one more than the seed].",
+)
+@click.option(
+    "--layers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="ENAS: layers of the grown cells (nodes = layers + 2), e.g. 12 or 14.",
+)
+@click.option(
+    "--from",
+    "seed_cell",
+    default=None,
+    metavar="ARCH",
+    help="Seed cell: native string, JSON line, or a file holding one "
+    "[default: the best labelled cell of the imported data].",
+)
+@click.option(
+    "--family",
+    type=click.Choice(FAMILIES),
+    default="single",
+    show_default=True,
+    help="single = every single-node insertion; paper = the SVGe authors' 1,384 NB101 graphs.",
+)
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="How many cells to print.")
-@click.option("--beam", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells kept and grown further at each step when growing by several nodes.")
-@click.option("--max-candidates", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Score at most this many cells per step (a seeded sample of larger families).")
-@click.option("--max-edges", type=click.IntRange(min=1), default=None,
-              help="NB101: keep an edge limit for grown cells [default: none, as in the paper].")
-@click.option("-o", "--output", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="Where the top cells go; - is stdout.")
-@click.option("--format", "fmt", type=click.Choice(["native", "jsonl"]), default="native", show_default=True,
-              help="Native strings (scores in # comments) or JSON lines with rank and score.")
+@click.option(
+    "--beam",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Cells kept and grown further at each step when growing by several nodes.",
+)
+@click.option(
+    "--max-candidates",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="Score at most this many cells per step (a seeded sample of larger families).",
+)
+@click.option(
+    "--max-edges",
+    type=click.IntRange(min=1),
+    default=None,
+    help="NB101: keep an edge limit for grown cells [default: none, as in the paper].",
+)
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    show_default=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Where the top cells go; - is stdout.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["native", "jsonl"]),
+    default="native",
+    show_default=True,
+    help="Native strings (scores in # comments) or JSON lines with rank and score.",
+)
 @json_option
 @seed_option
 @device_option
 @click.pass_obj
-def extrapolate_cmd(ui: Ui, space: str | None, checkpoint: str | None, nodes: int | None, layers: int | None,
-                    seed_cell: str | None, family: str, top: int, beam: int, max_candidates: int,
-                    max_edges: int | None, output: str, fmt: str, as_json: bool, seed: int, device: str) -> None:
+def extrapolate_cmd(
+    ui: Ui,
+    space: str | None,
+    checkpoint: str | None,
+    nodes: int | None,
+    layers: int | None,
+    seed_cell: str | None,
+    family: str,
+    top: int,
+    beam: int,
+    max_candidates: int,
+    max_edges: int | None,
+    output: str,
+    fmt: str,
+    as_json: bool,
+    seed: int,
+    device: str,
+) -> None:
     """Rank cells larger than any in training, grown from a seed cell, with a fine-tuned checkpoint.
 
     Every cell with one more node than the seed (a new node of any op at any
@@ -267,18 +364,39 @@ def extrapolate_cmd(ui: Ui, space: str | None, checkpoint: str | None, nodes: in
     target_nodes = target_nodes or seed_arch.n_nodes + 1
     seed_score = float(predictor.from_archs([seed_arch])[0])
     with ui.progress("extrapolate", total=None) as bar:
-        ranked = grow(rules, seed_arch, target_nodes, predictor.from_archs, family=family, beam=beam,
-                      limit=max_candidates, rng_seed=seed, on_step=lambda n, status: bar.advance(n, status))
-    ui.note(f"seed cell ({seed_origin}; {seed_arch.n_nodes} nodes), predicted {predictor.target} {seed_score:.4f}: "
-            f"{sp.format_native(seed_arch)}")
+        ranked = grow(
+            rules,
+            seed_arch,
+            target_nodes,
+            predictor.from_archs,
+            family=family,
+            beam=beam,
+            limit=max_candidates,
+            rng_seed=seed,
+            on_step=lambda n, status: bar.advance(n, status),
+        )
+    ui.note(
+        f"seed cell ({seed_origin}; {seed_arch.n_nodes} nodes), predicted {predictor.target} {seed_score:.4f}: "
+        f"{sp.format_native(seed_arch)}"
+    )
     _note_family(ui, sp, ranked, max_edges, max_candidates)
     best = ranked.top(top)
     if as_json:
-        emit_json({"space": sp.name, "checkpoint": str(ck_path), "target": predictor.target, "family": family,
-                   "seed": sp.format_native(seed_arch), "seed_predicted": seed_score, "nodes": target_nodes,
-                   "counts": _family_counts(ranked),
-                   "top": [{"rank": i, "predicted": s, "arch": sp.format_native(a)}
-                           for i, (a, s) in enumerate(best, start=1)]})
+        emit_json(
+            {
+                "space": sp.name,
+                "checkpoint": str(ck_path),
+                "target": predictor.target,
+                "family": family,
+                "seed": sp.format_native(seed_arch),
+                "seed_predicted": seed_score,
+                "nodes": target_nodes,
+                "counts": _family_counts(ranked),
+                "top": [
+                    {"rank": i, "predicted": s, "arch": sp.format_native(a)} for i, (a, s) in enumerate(best, start=1)
+                ],
+            }
+        )
         if output == "-":
             return
     write_text_lines(output, _top_lines(sp, best, predictor.target, fmt))
@@ -298,31 +416,45 @@ def _best_imported(ui: Ui, sp: SearchSpace, column: str) -> tuple[Arch, str]:
     """The best labelled cell of the workspace's imported dataset, and where it came from (for a note)."""
     ds = datasets.workspace_dataset(sp, ui.workspace)
     if ds is None:
-        raise SvgeError(f"no imported {sp.name} dataset in {ui.workspace.root} to take the best cell from: "
-                        f"pass --from ARCH, or import labelled data with `svge data import {sp.name} FILE`")
+        raise SvgeError(
+            f"no imported {sp.name} dataset in {ui.workspace.root} to take the best cell from: "
+            f"pass --from ARCH, or import labelled data with `svge data import {sp.name} FILE`"
+        )
     arch, value = best_labelled(ds, column)
     return arch, f"the best labelled cell of {ui.workspace.dataset_path(sp.name)}, {column} = {value:.4g}"
 
 
 def _family_counts(ranked: Ranked) -> dict[str, Any]:
     fam = ranked.family
-    return {"cells": len(fam), "parts": fam.parts, "candidates": fam.candidates, "valid": fam.valid,
-            "sampled": fam.sampled, "per_step": ranked.step_sizes}
+    return {
+        "cells": len(fam),
+        "parts": fam.parts,
+        "candidates": fam.candidates,
+        "valid": fam.valid,
+        "sampled": fam.sampled,
+        "per_step": ranked.step_sizes,
+    }
 
 
 def _note_family(ui: Ui, sp: SearchSpace, ranked: Ranked, max_edges: int | None, limit: int) -> None:
     fam = ranked.family
     nodes = fam.cells[0].n_nodes
     if fam.sampled:
-        ui.note(f"{fam.name} family at {nodes} nodes: {fam.valid:,} valid of {fam.candidates:,} candidate "
-                f"insertions; a seeded sample of {len(fam):,} distinct cells was scored (--max-candidates {limit:,})")
+        ui.note(
+            f"{fam.name} family at {nodes} nodes: {fam.valid:,} valid of {fam.candidates:,} candidate "
+            f"insertions; a seeded sample of {len(fam):,} distinct cells was scored (--max-candidates {limit:,})"
+        )
     else:
         parts = f" = {' + '.join(f'{n:,} {part}' for part, n in fam.parts.items())}" if len(fam.parts) > 1 else ""
-        ui.note(f"{fam.name} family at {nodes} nodes: {len(fam):,} distinct valid cells{parts} "
-                f"({fam.valid:,} valid of {fam.candidates:,} candidates)")
+        ui.note(
+            f"{fam.name} family at {nodes} nodes: {len(fam):,} distinct valid cells{parts} "
+            f"({fam.valid:,} valid of {fam.candidates:,} candidates)"
+        )
     if len(ranked.step_sizes) > 1:
-        ui.note(f"grown in {len(ranked.step_sizes)} steps, keeping the best cell(s) of each; cells scored per step: "
-                + ", ".join(f"{n:,}" for n in ranked.step_sizes))
+        ui.note(
+            f"grown in {len(ranked.step_sizes)} steps, keeping the best cell(s) of each; cells scored per step: "
+            + ", ".join(f"{n:,}" for n in ranked.step_sizes)
+        )
     if sp.max_edges is not None and max_edges is None:
         ui.note(f"{sp.name}'s limit of {sp.max_edges} edges is lifted for grown cells (--max-edges sets one)")
 

@@ -1,4 +1,5 @@
 """`svge export`: a checkpoint made small enough to share (no optimizer state, optional fp16)."""
+
 from __future__ import annotations
 
 from pathlib import Path

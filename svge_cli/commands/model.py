@@ -1,4 +1,5 @@
 """Model commands: train-vae, encode, decode, evaluate."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -27,42 +28,98 @@ from svge_cli.storage.archtext import format_arch, read_archs
 from svge_cli.storage.store import Latents, write_text_lines
 from svge_cli.training.vae import TrainRequest, held_out_split, train_vae
 
-checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-                                 help="Checkpoint to use [default: the workspace's latest, else the shipped one].")
+checkpoint_option = click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Checkpoint to use [default: the workspace's latest, else the shipped one].",
+)
 
 
 @click.command("train-vae")
 @space_option(required=True)
-@click.option("--dataset", type=click.Path(dir_okay=False), default=None,
-              help="Dataset HDF5 [default: the workspace's import for the space, else the embedded default].")
-@click.option("--model", "model_kind", type=click.Choice(["svge", "dgmg"]), default="svge", show_default=True,
-              help="svge = two-sided decoder; dgmg = the paper's forward-only ablation.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs [default: per space, ~30 min on a laptop CPU].")
+@click.option(
+    "--dataset",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Dataset HDF5 [default: the workspace's import for the space, else the embedded default].",
+)
+@click.option(
+    "--model",
+    "model_kind",
+    type=click.Choice(["svge", "dgmg"]),
+    default="svge",
+    show_default=True,
+    help="svge = two-sided decoder; dgmg = the paper's forward-only ablation.",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs [default: per space, ~30 min on a laptop CPU]."
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [default: per space].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
 @click.option("--limit", type=click.IntRange(min=2), default=None, help="Train on a seeded subset of N cells.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Test reconstruction every k epochs.")
-@click.option("--grad-clip", type=click.FloatRange(min=0), default=None,
-              help="Clip the gradient norm (0 = off) [default: 1.0, paper schedule 0].")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
-              help="bf16 runs the matmuls on bfloat16 inputs (faster on CPUs with AVX-512 BF16) "
-                   "[default: fp32; --resume keeps the run's].")
-@click.option("--warmup", "warmup_steps", type=click.IntRange(min=0), default=None,
-              help="Ramp the learning rate up over the first N steps [default: 0]; helps with --init-from.")
-@click.option("--paper", is_flag=True, help="The paper's schedule: 300 epochs, lr 1e-4 reduced on plateau, batch 32 (NB101: 128).")
+@click.option(
+    "--grad-clip",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Clip the gradient norm (0 = off) [default: 1.0, paper schedule 0].",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default=None,
+    help="bf16 runs the matmuls on bfloat16 inputs (faster on CPUs with AVX-512 BF16) "
+    "[default: fp32; --resume keeps the run's].",
+)
+@click.option(
+    "--warmup",
+    "warmup_steps",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Ramp the learning rate up over the first N steps [default: 0]; helps with --init-from.",
+)
+@click.option(
+    "--paper", is_flag=True, help="The paper's schedule: 300 epochs, lr 1e-4 reduced on plateau, batch 32 (NB101: 128)."
+)
 @click.option("--resume", is_flag=True, help="Continue the last run of this space from its last checkpoint.")
-@click.option("--init-from", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Start a fresh run from this checkpoint's weights (e.g. a shipped one); "
-                   "schedule, optimizer and split are the new run's.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the run's last.h5 [default: <workdir>/<space>/checkpoints/run-<time>].")
+@click.option(
+    "--init-from",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Start a fresh run from this checkpoint's weights (e.g. a shipped one); "
+    "schedule, optimizer and split are the new run's.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the run's last.h5 [default: <workdir>/<space>/checkpoints/run-<time>].",
+)
 @seed_option
 @device_option
 @click.pass_obj
-def train_vae_cmd(ui: Ui, space: str, dataset: str | None, model_kind: str, epochs: int | None,
-                  batch_size: int | None, lr: float | None, limit: int | None, eval_every: int | None,
-                  grad_clip: float | None, precision: str | None, warmup_steps: int | None, paper: bool, resume: bool, init_from: str | None,
-                  out_dir: str | None, seed: int, device: str) -> None:
+def train_vae_cmd(
+    ui: Ui,
+    space: str,
+    dataset: str | None,
+    model_kind: str,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    limit: int | None,
+    eval_every: int | None,
+    grad_clip: float | None,
+    precision: str | None,
+    warmup_steps: int | None,
+    paper: bool,
+    resume: bool,
+    init_from: str | None,
+    out_dir: str | None,
+    seed: int,
+    device: str,
+) -> None:
     """Train the SVGe autoencoder, unsupervised, on the architectures of a space.
 
     Each run gets its own folder; last.h5 is written atomically after every epoch,
@@ -74,10 +131,25 @@ def train_vae_cmd(ui: Ui, space: str, dataset: str | None, model_kind: str, epoc
     """
     if resume and init_from:
         raise SvgeError("--resume continues a run's own weights; --init-from starts a new run: pass one of them")
-    req = TrainRequest(space=space, dataset=dataset, model_kind=model_kind, epochs=epochs, batch_size=batch_size,
-                       lr=lr, limit=limit, eval_every=eval_every, grad_clip=grad_clip, precision=precision,
-                       warmup_steps=warmup_steps, paper=paper, resume=resume, init_from=init_from, out_dir=out_dir,
-                       seed=seed, device=device)
+    req = TrainRequest(
+        space=space,
+        dataset=dataset,
+        model_kind=model_kind,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        limit=limit,
+        eval_every=eval_every,
+        grad_clip=grad_clip,
+        precision=precision,
+        warmup_steps=warmup_steps,
+        paper=paper,
+        resume=resume,
+        init_from=init_from,
+        out_dir=out_dir,
+        seed=seed,
+        device=device,
+    )
     result = train_vae(ui, req)
     click.echo(f"checkpoint: {result}")
 
@@ -87,13 +159,18 @@ def train_vae_cmd(ui: Ui, space: str, dataset: str | None, model_kind: str, epoc
 @space_option()
 @checkpoint_option
 @output_option
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="Also draw the latents' first two principal components (.png or .svg), coloured by "
-                   "predicted score when the checkpoint is fine-tuned.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also draw the latents' first two principal components (.png or .svg), coloured by "
+    "predicted score when the checkpoint is fine-tuned.",
+)
 @device_option
 @click.pass_obj
-def encode_cmd(ui: Ui, archs: str, space: str | None, checkpoint: str | None, output: str, plot: str | None,
-               device: str) -> None:
+def encode_cmd(
+    ui: Ui, archs: str, space: str | None, checkpoint: str | None, output: str, plot: str | None, device: str
+) -> None:
     """Encode architectures (a text file, or - for stdin) into latents (HDF5).
 
     \b
@@ -108,11 +185,11 @@ def encode_cmd(ui: Ui, archs: str, space: str | None, checkpoint: str | None, ou
     cells = [r.arch for r in records]
     mu, logvar = codec.encode_archs(model, cells)
     if plot is not None:  # drawn first: a bad picture path then leaves no latents file behind
-        plots.latent_pca(plot, mu, latent_scores(ck, mu), f"predicted {ck.meta.get('target')}",
-                         f"{sp.name} latent space")
+        plots.latent_pca(
+            plot, mu, latent_scores(ck, mu), f"predicted {ck.meta.get('target')}", f"{sp.name} latent space"
+        )
     ops, adj, n = store.pad_batch(cells)
-    store.save_latents(output, Latents(sp.name, mu, logvar, [sp.hash(a) for a in cells], ck.fingerprint(),
-                                       ops, adj, n))
+    store.save_latents(output, Latents(sp.name, mu, logvar, [sp.hash(a) for a in cells], ck.fingerprint(), ops, adj, n))
     if output != "-":
         ui.note(f"encoded {len(cells)} {sp.name} cells into {output}")
 
@@ -120,16 +197,30 @@ def encode_cmd(ui: Ui, archs: str, space: str | None, checkpoint: str | None, ou
 @click.command("decode")
 @click.argument("latents", default="-", type=click.Path(dir_okay=False, allow_dash=True))
 @checkpoint_option
-@click.option("--attempts", type=click.IntRange(min=1), default=1, show_default=True,
-              help="1 = greedy decode; K > 1 keeps the first valid of K sampled decodes.")
+@click.option(
+    "--attempts",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="1 = greedy decode; K > 1 keeps the first valid of K sampled decodes.",
+)
 @click.option("--max-nodes", type=click.IntRange(min=2), default=None, help="Allow larger cells than in training.")
 @output_option
 @text_format_option
 @seed_option
 @device_option
 @click.pass_obj
-def decode_cmd(ui: Ui, latents: str, checkpoint: str | None, attempts: int, max_nodes: int | None,
-               output: str, fmt: str, seed: int, device: str) -> None:
+def decode_cmd(
+    ui: Ui,
+    latents: str,
+    checkpoint: str | None,
+    attempts: int,
+    max_nodes: int | None,
+    output: str,
+    fmt: str,
+    seed: int,
+    device: str,
+) -> None:
     """Decode latents (HDF5 file, or - for stdin) into architectures as text.
 
     Invalid decodes are kept in place and marked: in JSON lines with "valid": false
@@ -145,8 +236,10 @@ def decode_cmd(ui: Ui, latents: str, checkpoint: str | None, attempts: int, max_
     if lat.checkpoint and lat.checkpoint != ck.fingerprint():
         ui.note(f"note: these latents were encoded by checkpoint {lat.checkpoint}, decoding with {ck.fingerprint()}")
     if lat.mu.shape[1] != model.cfg.latent:
-        raise SvgeError(f"{'stdin' if latents == '-' else latents}: latents of dimension {lat.mu.shape[1]}, but the "
-                        f"checkpoint's model decodes dimension {model.cfg.latent}")
+        raise SvgeError(
+            f"{'stdin' if latents == '-' else latents}: latents of dimension {lat.mu.shape[1]}, but the "
+            f"checkpoint's model decodes dimension {model.cfg.latent}"
+        )
     decoded = codec.decode_latents(model, sp, lat.mu, attempts=attempts, seed=seed, max_nodes=max_nodes)
     write_text_lines(output, (_decoded_line(d, sp, fmt) for d in decoded))
     bad = sum(not d.valid for d in decoded)
@@ -165,8 +258,12 @@ def _decoded_line(d: codec.Decoded, sp, fmt: str) -> str:
 @click.command("evaluate")
 @space_option()
 @checkpoint_option
-@click.option("--dataset", type=click.Path(dir_okay=False), default=None,
-              help="Dataset the checkpoint was trained on [default: as train-vae chooses].")
+@click.option(
+    "--dataset",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Dataset the checkpoint was trained on [default: as train-vae chooses].",
+)
 @click.option("--encodes", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--decodes", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--prior-points", type=click.IntRange(min=1), default=1000, show_default=True)
@@ -175,8 +272,19 @@ def _decoded_line(d: codec.Decoded, sp, fmt: str) -> str:
 @seed_option
 @device_option
 @click.pass_obj
-def evaluate_cmd(ui: Ui, space: str | None, checkpoint: str | None, dataset: str | None, encodes: int,
-                 decodes: int, prior_points: int, limit: int | None, as_json: bool, seed: int, device: str) -> None:
+def evaluate_cmd(
+    ui: Ui,
+    space: str | None,
+    checkpoint: str | None,
+    dataset: str | None,
+    encodes: int,
+    decodes: int,
+    prior_points: int,
+    limit: int | None,
+    as_json: bool,
+    seed: int,
+    device: str,
+) -> None:
     """Measure the autoencoder abilities of the paper's Table I, and ISO.
 
     Reconstruction accuracy on the held-out cells (ENCODES x DECODES sampled, and
@@ -197,16 +305,34 @@ def evaluate_cmd(ui: Ui, space: str | None, checkpoint: str | None, dataset: str
     if limit is not None:
         test_idx = test_idx[:limit]
     with ui.progress("evaluate", total=4) as bar:
-        result = evaluate_abilities(model, sp, ds, train_idx, test_idx, encodes, decodes, prior_points, seed,
-                                    step=lambda what: bar.advance(0, status=what))
+        result = evaluate_abilities(
+            model,
+            sp,
+            ds,
+            train_idx,
+            test_idx,
+            encodes,
+            decodes,
+            prior_points,
+            seed,
+            step=lambda what: bar.advance(0, status=what),
+        )
     facts = asdict(result) | {"checkpoint": str(ck_path)}
     if as_json:
         emit_json(facts)
         return
-    rows = [[k, _pct(facts[k])] for k in ("reconstruction", "reconstruction_greedy", "validity", "uniqueness",
-                                          "novelty", "iso")]
-    ui.table(simple_table(f"{space}: autoencoder abilities ({result.test_cells} test cells, "
-                          f"{result.iso_pairs} ISO pairs) — {ck_path}", ["ability", "%"], rows))
+    rows = [
+        [k, _pct(facts[k])]
+        for k in ("reconstruction", "reconstruction_greedy", "validity", "uniqueness", "novelty", "iso")
+    ]
+    ui.table(
+        simple_table(
+            f"{space}: autoencoder abilities ({result.test_cells} test cells, "
+            f"{result.iso_pairs} ISO pairs) — {ck_path}",
+            ["ability", "%"],
+            rows,
+        )
+    )
     if ui.quiet or not ui.err.is_terminal:
         click.echo(" ".join(f"{k}={v}" for k, v in rows))
 

@@ -1,4 +1,5 @@
 """Performance prediction commands: finetune, predict."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,36 +34,86 @@ from svge_cli.storage.archtext import read_archs
 from svge_cli.storage.store import write_text_lines
 from svge_cli.training.finetune import POOLS, FinetuneConfig, FinetuneRequest, run_finetune
 
-dataset_option = click.option("--dataset", type=click.Path(dir_okay=False), default=None,
-                              help="Labelled dataset HDF5 [default: the workspace's import for the space].")
+dataset_option = click.option(
+    "--dataset",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Labelled dataset HDF5 [default: the workspace's import for the space].",
+)
 DEFAULTS = FinetuneConfig()
+
+
+#: each built-in space's default label column, for --help
+DEFAULT_TARGETS = ", ".join(f"{name}: {sp.default_target}" for name, sp in SPACES.items())
 
 
 @click.command("finetune")
 @space_option(required=True)
-@click.option("--labels", "n_labels", type=int, required=True,
-              help="How many labelled cells to fine-tune on (drawn at random, seeded).")
-@click.option("--target", default=None,
-              help=f"Label column to predict [default: {', '.join(f'{k}: {v}' for k, v in ((n, s.default_target) for n, s in SPACES.items()))}].")
+@click.option(
+    "--labels",
+    "n_labels",
+    type=int,
+    required=True,
+    help="How many labelled cells to fine-tune on (drawn at random, seeded).",
+)
+@click.option(
+    "--target",
+    default=None,
+    help=f"Label column to predict [default: {DEFAULT_TARGETS}].",
+)
 @checkpoint_option
 @dataset_option
-@click.option("--pool", type=click.Choice(POOLS), default="all", show_default=True,
-              help="Draw from every labelled cell, or from the dataset's train split only (e.g. D-VAE's ENAS split).")
+@click.option(
+    "--pool",
+    type=click.Choice(POOLS),
+    default="all",
+    show_default=True,
+    help="Draw from every labelled cell, or from the dataset's train split only (e.g. D-VAE's ENAS split).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS.lr, show_default=True)
-@click.option("--regression-share", type=click.FloatRange(0, 1), default=DEFAULTS.regression_share,
-              show_default=True, help="p in loss = (1 - p) * VAE loss + p * regression MSE.")
-@click.option("--patience", type=click.IntRange(min=1), default=DEFAULTS.patience, show_default=True,
-              help="Stop after this many epochs without a better validation MSE.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint to write [default: <workdir>/<space>/checkpoints/finetuned-<target>-<N>.h5].")
+@click.option(
+    "--regression-share",
+    type=click.FloatRange(0, 1),
+    default=DEFAULTS.regression_share,
+    show_default=True,
+    help="p in loss = (1 - p) * VAE loss + p * regression MSE.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.patience,
+    show_default=True,
+    help="Stop after this many epochs without a better validation MSE.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Checkpoint to write [default: <workdir>/<space>/checkpoints/finetuned-<target>-<N>.h5].",
+)
 @seed_option
 @device_option
 @click.pass_obj
-def finetune_cmd(ui: Ui, space: str, n_labels: int, target: str | None, checkpoint: str | None,
-                 dataset: str | None, pool: str, epochs: int, batch_size: int, lr: float, regression_share: float,
-                 patience: int, output: str | None, seed: int, device: str) -> None:
+def finetune_cmd(
+    ui: Ui,
+    space: str,
+    n_labels: int,
+    target: str | None,
+    checkpoint: str | None,
+    dataset: str | None,
+    pool: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    regression_share: float,
+    patience: int,
+    output: str | None,
+    seed: int,
+    device: str,
+) -> None:
     """Train the VAE and a performance regressor jointly on N labelled cells (paper Sec. IV-C).
 
     The cells come from an imported dataset (`svge data import`); cells whose
@@ -76,10 +127,20 @@ def finetune_cmd(ui: Ui, space: str, n_labels: int, target: str | None, checkpoi
       svge data import nb201 nb201_cifar10.csv
       svge finetune --space nb201 --labels 1000
     """
-    cfg = FinetuneConfig(epochs=epochs, batch_size=batch_size, lr=lr, regression_share=regression_share,
-                         patience=patience, seed=seed)
-    req = FinetuneRequest(space=space, labels=n_labels, target=target, checkpoint=checkpoint, dataset=dataset,
-                          pool=pool, output=output, device=device, config=cfg)
+    cfg = FinetuneConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, regression_share=regression_share, patience=patience, seed=seed
+    )
+    req = FinetuneRequest(
+        space=space,
+        labels=n_labels,
+        target=target,
+        checkpoint=checkpoint,
+        dataset=dataset,
+        pool=pool,
+        output=output,
+        device=device,
+        config=cfg,
+    )
     click.echo(f"checkpoint: {run_finetune(ui, req)}")
 
 
@@ -89,16 +150,36 @@ def finetune_cmd(ui: Ui, space: str, n_labels: int, target: str | None, checkpoi
 @checkpoint_option
 @click.option("--truth", default=None, help="Label column to compare with: prints MSE, RMSE, correlations, top-k.")
 @dataset_option
-@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
-              help="k of the top-k overlap (higher scores are better).")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="Draw predicted vs true scores (needs --truth) to a .png or .svg file.")
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="k of the top-k overlap (higher scores are better).",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw predicted vs true scores (needs --truth) to a .png or .svg file.",
+)
 @output_option
 @json_option
 @device_option
 @click.pass_obj
-def predict_cmd(ui: Ui, archs: str, space: str | None, checkpoint: str | None, truth: str | None,
-                dataset: str | None, top_k: int, plot: str | None, output: str, as_json: bool, device: str) -> None:
+def predict_cmd(
+    ui: Ui,
+    archs: str,
+    space: str | None,
+    checkpoint: str | None,
+    truth: str | None,
+    dataset: str | None,
+    top_k: int,
+    plot: str | None,
+    output: str,
+    as_json: bool,
+    device: str,
+) -> None:
     """Predict the score of each architecture (a text file, or - for stdin) with a fine-tuned checkpoint.
 
     Prints one score per input line, in the target's units.  With --truth COLUMN
@@ -122,30 +203,46 @@ def predict_cmd(ui: Ui, archs: str, space: str | None, checkpoint: str | None, t
     scores = predictor.from_archs(cells)
     facts: dict[str, Any] = {"space": sp.name, "target": predictor.target, "checkpoint": str(ck_path)}
     if truth is not None:
-        facts["evaluation"] = _evaluate(ui, predictor, sp, [sp.hash(a) for a in cells], scores, truth, dataset,
-                                        used_hashes(ck), top_k, plot)
+        facts["evaluation"] = _evaluate(
+            ui, predictor, sp, [sp.hash(a) for a in cells], scores, truth, dataset, used_hashes(ck), top_k, plot
+        )
     if as_json:
         emit_json(facts | {"predictions": scores})
         return
     write_text_lines(output, (f"{s:.6g}" for s in scores))
 
 
-def _evaluate(ui: Ui, predictor: Predictor, sp, hashes: list[str], scores: np.ndarray, column: str,
-              dataset: str | None, used: set[str], top_k: int, plot: str | None) -> dict[str, Any]:
+def _evaluate(
+    ui: Ui,
+    predictor: Predictor,
+    sp,
+    hashes: list[str],
+    scores: np.ndarray,
+    column: str,
+    dataset: str | None,
+    used: set[str],
+    top_k: int,
+    plot: str | None,
+) -> dict[str, Any]:
     """Metrics on the input cells that the dataset has a truth for and the regressor has not seen."""
     ds, source = labelled_dataset(ui.workspace, sp, dataset)
     found = match_truth(hashes, ds, label_column(ds, column, source), used)
-    left_out = (f"{found.used:,} cells the checkpoint was fine-tuned on and {found.unknown:,} "
-                f"without a {column} value in {source}")
+    left_out = (
+        f"{found.used:,} cells the checkpoint was fine-tuned on and {found.unknown:,} "
+        f"without a {column} value in {source}"
+    )
     if len(found.positions) < 2:
-        raise SvgeError(f"only {len(found.positions)} of {len(hashes):,} input cells can be compared "
-                        f"(left out: {left_out}): at least 2 are needed")
+        raise SvgeError(
+            f"only {len(found.positions)} of {len(hashes):,} input cells can be compared "
+            f"(left out: {left_out}): at least 2 are needed"
+        )
     if found.used or found.unknown:
         ui.note(f"left out {left_out}")
     pred = scores[found.positions]
     metrics = prediction_metrics(found.truth, pred, top_k)
-    ui.table(simple_table(f"predicted vs true {column}", ["metric", "value"],
-                          [[k, f"{v:.6g}"] for k, v in metrics.items()]))
+    ui.table(
+        simple_table(f"predicted vs true {column}", ["metric", "value"], [[k, f"{v:.6g}"] for k, v in metrics.items()])
+    )
     if plot is not None:
         plots.prediction_scatter(plot, found.truth, pred, column, metrics)
         ui.note(f"wrote {plot}")

@@ -1,2 +1,1 @@
-"""How good an autoencoder is: reconstruction accuracy and the paper's Table I abilities.
-"""
+"""How good an autoencoder is: reconstruction accuracy and the paper's Table I abilities."""

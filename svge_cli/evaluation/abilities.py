@@ -6,6 +6,7 @@ uniqueness and novelty from 1,000 prior points moved to the training latents'
 range and decoded 10 times each, and ISO: a cell renumbered in another
 topological order must land on the same latent point.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,16 @@ def training_latent_stats(model: SVGe, ds: Dataset, train_idx: np.ndarray) -> tu
     return mu.mean(axis=0), mu.std(axis=0)
 
 
-def prior_abilities(model: SVGe, space: SearchSpace, train_hashes: set[str], z_mean: np.ndarray,
-                    z_std: np.ndarray, n_points: int, n_decode: int, seed: int) -> tuple[float, float, float]:
+def prior_abilities(
+    model: SVGe,
+    space: SearchSpace,
+    train_hashes: set[str],
+    z_mean: np.ndarray,
+    z_std: np.ndarray,
+    n_points: int,
+    n_decode: int,
+    seed: int,
+) -> tuple[float, float, float]:
     """Validity, uniqueness and novelty of decodes from prior points scaled to the training range."""
     rng = np.random.default_rng(seed)
     z = (rng.standard_normal((n_points, len(z_mean))) * z_std + z_mean).astype(np.float32)
@@ -97,9 +106,18 @@ def iso_check(model: SVGe, archs: list[Arch], seed: int) -> tuple[float | None, 
     return float(same.mean()), len(pairs)
 
 
-def evaluate(model: SVGe, space: SearchSpace, ds: Dataset, train_idx: np.ndarray, test_idx: np.ndarray,
-             n_encode: int = 10, n_decode: int = 10, prior_points: int = 1000, seed: int = 0,
-             step: Callable[[str], None] = lambda _: None) -> Abilities:
+def evaluate(
+    model: SVGe,
+    space: SearchSpace,
+    ds: Dataset,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    n_encode: int = 10,
+    n_decode: int = 10,
+    prior_points: int = 1000,
+    seed: int = 0,
+    step: Callable[[str], None] = lambda _: None,
+) -> Abilities:
     """Every ability on the held-out cells of `ds` (the split stored with the checkpoint)."""
     out = Abilities(space.name, int(len(test_idx)), prior_points=prior_points)
     ops, adj, n = ds.ops[test_idx], ds.adj[test_idx], ds.n_nodes[test_idx]
@@ -107,12 +125,14 @@ def evaluate(model: SVGe, space: SearchSpace, ds: Dataset, train_idx: np.ndarray
     step("reconstruction (greedy)")
     out.reconstruction_greedy = reconstruction_accuracy(model, ops, adj, n, greedy=True)
     step(f"reconstruction ({n_encode} encodes x {n_decode} decodes)")
-    out.reconstruction = reconstruction_accuracy(model, ops, adj, n, n_encode=n_encode, n_decode=n_decode,
-                                                 greedy=False, generator=gen)
+    out.reconstruction = reconstruction_accuracy(
+        model, ops, adj, n, n_encode=n_encode, n_decode=n_decode, greedy=False, generator=gen
+    )
     step(f"validity, uniqueness, novelty ({prior_points} prior points x {n_decode} decodes)")
     z_mean, z_std = training_latent_stats(model, ds, train_idx)
     out.validity, out.uniqueness, out.novelty = prior_abilities(
-        model, space, set(ds.hashes[train_idx].tolist()), z_mean, z_std, prior_points, n_decode, seed)
+        model, space, set(ds.hashes[train_idx].tolist()), z_mean, z_std, prior_points, n_decode, seed
+    )
     step("ISO (renumbered cells)")
     out.iso, out.iso_pairs = iso_check(model, list(ds.archs(test_idx)), seed)
     return out

@@ -1,4 +1,5 @@
 """Reconstruction accuracy (paper Sec. IV-A, D-VAE's protocol), batched."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,15 +8,18 @@ import torch
 from svge_cli.model import SVGe
 
 
-def exact_matches(ops_a: np.ndarray, adj_a: np.ndarray, n_a: np.ndarray,
-                  ops_b: np.ndarray, adj_b: np.ndarray, n_b: np.ndarray) -> np.ndarray:
+def exact_matches(
+    ops_a: np.ndarray, adj_a: np.ndarray, n_a: np.ndarray, ops_b: np.ndarray, adj_b: np.ndarray, n_b: np.ndarray
+) -> np.ndarray:
     """Per row: same node count, node types and edges over the real nodes (any padding width)."""
     width = max(ops_a.shape[1], ops_b.shape[1])
 
     def pad(ops: np.ndarray, adj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         extra = width - ops.shape[1]
-        return (np.pad(ops.astype(np.int64), ((0, 0), (0, extra)), constant_values=-1),
-                np.pad(adj.astype(bool), ((0, 0), (0, extra), (0, extra))))
+        return (
+            np.pad(ops.astype(np.int64), ((0, 0), (0, extra)), constant_values=-1),
+            np.pad(adj.astype(bool), ((0, 0), (0, extra), (0, extra))),
+        )
 
     (oa, aa), (ob, ab) = pad(ops_a, adj_a), pad(ops_b, adj_b)
     real = np.arange(width) < np.asarray(n_a)[:, None]
@@ -24,15 +28,24 @@ def exact_matches(ops_a: np.ndarray, adj_a: np.ndarray, n_a: np.ndarray,
     return (np.asarray(n_a) == np.asarray(n_b)) & same_ops & same_adj
 
 
-def reconstruction_accuracy(model: SVGe, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray,
-                            n_encode: int = 10, n_decode: int = 10, greedy: bool = False,
-                            batch_size: int = 512, generator: torch.Generator | None = None) -> float:
+def reconstruction_accuracy(
+    model: SVGe,
+    ops: np.ndarray,
+    adj: np.ndarray,
+    n_nodes: np.ndarray,
+    n_encode: int = 10,
+    n_decode: int = 10,
+    greedy: bool = False,
+    batch_size: int = 512,
+    generator: torch.Generator | None = None,
+) -> float:
     """Share of decodes that reproduce their input graph exactly.
 
     Sampled (the paper's protocol): each graph is encoded `n_encode` times with
     z = mu + train_noise * std * eps — the posterior noise the model is trained
     with (0.01, as in the authors' and D-VAE's code; D-VAE's test even uses z = mu)
-    — and each z decoded `n_decode` times with sampled types and edges.  Greedy: z = mu, argmax decoding, one try per graph.  `batch_size`
+    — and each z decoded `n_decode` times with sampled types and edges.  Greedy: z = mu,
+    argmax decoding, one try per graph.  `batch_size`
     bounds the graphs decoded at once; `generator` (default: seeded with 0) makes
     the sampled figure reproducible.
     """
@@ -54,10 +67,17 @@ def reconstruction_accuracy(model: SVGe, ops: np.ndarray, adj: np.ndarray, n_nod
             with torch.inference_mode():
                 mu, logvar = model.encode(ops[sl], adj[sl], n_nodes[sl])
             for _ in range(1 if greedy else n_encode):
-                z = mu if greedy else mu + model.cfg.train_noise * torch.exp(0.5 * logvar) * torch.randn(
-                    mu.shape, generator=generator, device=mu.device)
-                decoded = model.decode(z.repeat_interleave(reps, 0), greedy=greedy, max_nodes=max_nodes,
-                                       generator=generator)
+                z = (
+                    mu
+                    if greedy
+                    else mu
+                    + model.cfg.train_noise
+                    * torch.exp(0.5 * logvar)
+                    * torch.randn(mu.shape, generator=generator, device=mu.device)
+                )
+                decoded = model.decode(
+                    z.repeat_interleave(reps, 0), greedy=greedy, max_nodes=max_nodes, generator=generator
+                )
                 target = (np.repeat(a[sl], reps, 0) for a in (ops, adj, n_nodes))
                 hits += int(exact_matches(*target, *decoded).sum())
                 total += len(decoded[2])

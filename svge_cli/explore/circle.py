@@ -17,6 +17,7 @@ the construction of D-VAE's circle experiment that the SVGe paper repeats.
 A walk of S steps takes theta_k = 2 pi k / S for k = 0..S: S + 1 points whose
 consecutive distances are all 2 r sin(pi / S), the last one equal to the first.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -31,6 +32,7 @@ from svge_cli.spaces import SearchSpace
 
 #: norms below this count as zero: the direction of such a point is noise
 _TINY = 1e-8
+
 
 def chain_cell(space: SearchSpace) -> Arch:
     """The default start of a circle: the space's simple chain cell (D-VAE's "flat net" for ENAS)."""
@@ -77,8 +79,9 @@ def circle_through(z0: np.ndarray, steps: int, seed: int, radius: float | None =
     r = norm if radius is None else float(radius)
     if not np.isfinite(r) or r <= _TINY:
         if radius is None:
-            raise SvgeError("the start cell encodes to the origin, so the great circle through it is a single "
-                            "point; pass --radius")
+            raise SvgeError(
+                "the start cell encodes to the origin, so the great circle through it is a single point; pass --radius"
+            )
         raise SvgeError(f"the radius must be a positive number, not {radius}")
     e1 = z0 / norm if norm > _TINY else orthogonal_direction(np.zeros_like(z0), rng)
     u = orthogonal_direction(e1, rng)
@@ -130,4 +133,3 @@ def _padded(arch: Arch, n: int) -> tuple[np.ndarray, np.ndarray]:
     adj = np.zeros((n, n), dtype=np.uint8)
     adj[np.ix_(keep, keep)] = arch.adj
     return ops, adj
-

@@ -22,6 +22,7 @@ and, for NAS-Bench-101, with the 9-edge limit lifted as well (`max_edges`
 brings one back): every cell with one node more than the best NB101 cell
 (already at 9 edges) has at least 11 edges, and so do all of the paper's.
 """
+
 from __future__ import annotations
 
 import copy
@@ -121,7 +122,7 @@ class Family:
 
 def _subsets(k: int, nonempty: bool) -> np.ndarray:
     """Every subset of k items as rows of 0/1 (bit i of the row number = item i), in counting order."""
-    rows = np.arange(1 if nonempty else 0, 2 ** k, dtype=np.int64)
+    rows = np.arange(1 if nonempty else 0, 2**k, dtype=np.int64)
     return ((rows[:, None] >> np.arange(k)) & 1).astype(np.uint8)
 
 
@@ -142,7 +143,7 @@ def _wirings(seed: Arch) -> Iterator[tuple[int, np.ndarray]]:
         ins, outs = _subsets(p, True), _subsets(n - p, True)
         adj = np.broadcast_to(base, (len(ins) * len(outs), n + 1, n + 1)).copy()
         adj[:, :p, p] = np.repeat(ins, len(outs), axis=0)
-        adj[:, p, p + 1:] = np.tile(outs, (len(ins), 1))
+        adj[:, p, p + 1 :] = np.tile(outs, (len(ins), 1))
         yield p, adj
 
 
@@ -155,8 +156,9 @@ def _is_grown(rules: SearchSpace, cell: Arch, nodes: int) -> bool:
     return rules.validate(cell, nodes) is None and rules.canonical(cell).n_nodes == nodes
 
 
-def single_insertions(rules: SearchSpace, seed: Arch, limit: int | None = None,
-                      rng: np.random.Generator | None = None) -> Family:
+def single_insertions(
+    rules: SearchSpace, seed: Arch, limit: int | None = None, rng: np.random.Generator | None = None
+) -> Family:
     """The complete single-insertion family of `seed` under `rules` (module docstring).
 
     Each wiring is checked once, with the first op, and shares that verdict with
@@ -189,8 +191,9 @@ def single_insertions(rules: SearchSpace, seed: Arch, limit: int | None = None,
     return family
 
 
-def paper_family(rules: SearchSpace, seed: Arch, random_cells: int = PAPER_RANDOM_CELLS,
-                 rng: np.random.Generator | None = None) -> Family:
+def paper_family(
+    rules: SearchSpace, seed: Arch, random_cells: int = PAPER_RANDOM_CELLS, rng: np.random.Generator | None = None
+) -> Family:
     """The SVGe authors' NB101-8 family grown from `seed` (module docstring), distinct and valid.
 
     The random part draws cells as the authors' script does (5 random vertex
@@ -274,7 +277,7 @@ def score_all(score: Scorer, cells: Sequence[Arch], on_step: Step | None = None)
     """Scores of every cell, batch by batch, as float64."""
     out = []
     for s in range(0, len(cells), SCORE_BATCH):
-        batch = cells[s:s + SCORE_BATCH]
+        batch = cells[s : s + SCORE_BATCH]
         values = np.asarray(score(batch), dtype=np.float64).reshape(-1)
         if len(values) != len(batch) or not np.isfinite(values).all():
             raise SvgeError("the predictor returned missing or non-finite scores")
@@ -284,8 +287,17 @@ def score_all(score: Scorer, cells: Sequence[Arch], on_step: Step | None = None)
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def grow(rules: SearchSpace, seed: Arch, nodes: int, score: Scorer, family: str = "single",
-         beam: int = 1, limit: int | None = None, rng_seed: int = 0, on_step: Step | None = None) -> Ranked:
+def grow(
+    rules: SearchSpace,
+    seed: Arch,
+    nodes: int,
+    score: Scorer,
+    family: str = "single",
+    beam: int = 1,
+    limit: int | None = None,
+    rng_seed: int = 0,
+    on_step: Step | None = None,
+) -> Ranked:
     """Grow `seed` to `nodes` nodes one insertion at a time, scoring every family on the way.
 
     Every step keeps the `beam` best cells of its family and grows each of them;

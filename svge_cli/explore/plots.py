@@ -1,8 +1,10 @@
 """The pictures of Fig. 3: the latent space in two principal components, and predicted vs true scores.
 
 Figures are built as bare matplotlib Figures (no pyplot, no display, no global
-backend state: PNG goes through Agg, SVG through the SVG writer) and written atomically; the file name's extension (.png or .svg) picks the format.
+backend state: PNG goes through Agg, SVG through the SVG writer) and written atomically;
+the file name's extension (.png or .svg) picks the format.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,14 +46,19 @@ def principal_components(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndar
     coords = np.zeros((len(x), k))
     used = min(k, vt.shape[0])
     coords[:, :used] = centred @ vt[:used].T
-    total = float((s ** 2).sum())
+    total = float((s**2).sum())
     share = np.zeros(k)
     share[:used] = (s[:used] ** 2) / total if total > 0 else 0.0
     return coords, share
 
 
-def latent_pca(path: str | Path, mu: np.ndarray, scores: np.ndarray | None = None,
-               score_label: str = "score", title: str = "latent space") -> None:
+def latent_pca(
+    path: str | Path,
+    mu: np.ndarray,
+    scores: np.ndarray | None = None,
+    score_label: str = "score",
+    title: str = "latent space",
+) -> None:
     """Fig. 3 (left): latent points in their first two principal components, coloured by score."""
     figure_format(path)
     if len(mu) < 2:
@@ -64,8 +71,7 @@ def latent_pca(path: str | Path, mu: np.ndarray, scores: np.ndarray | None = Non
         ax.scatter(coords[:, 0], coords[:, 1], color="tab:gray", **style)
     else:
         order = np.argsort(scores)  # the best cells drawn last, on top
-        points = ax.scatter(coords[order, 0], coords[order, 1], c=np.asarray(scores)[order], cmap="viridis",
-                            **style)
+        points = ax.scatter(coords[order, 0], coords[order, 1], c=np.asarray(scores)[order], cmap="viridis", **style)
         fig.colorbar(points, ax=ax, label=score_label)
     ax.set_xlabel(f"PC 1 ({100 * share[0]:.1f}% of variance)")
     ax.set_ylabel(f"PC 2 ({100 * share[1]:.1f}% of variance)")
@@ -73,8 +79,9 @@ def latent_pca(path: str | Path, mu: np.ndarray, scores: np.ndarray | None = Non
     save_figure(fig, path)
 
 
-def prediction_scatter(path: str | Path, truth: np.ndarray, pred: np.ndarray, label: str = "score",
-                       metrics: dict[str, Any] | None = None) -> None:
+def prediction_scatter(
+    path: str | Path, truth: np.ndarray, pred: np.ndarray, label: str = "score", metrics: dict[str, Any] | None = None
+) -> None:
     """Fig. 3 (right): predicted against true scores, with the diagonal and the headline metrics."""
     figure_format(path)
     if len(truth) == 0:
@@ -89,6 +96,9 @@ def prediction_scatter(path: str | Path, truth: np.ndarray, pred: np.ndarray, la
     ax.set_ylabel(f"predicted {label}")
     ax.legend(loc="upper left")
     if metrics:
-        ax.set_title(f"{len(truth):,} cells: MSE {metrics['mse']:.3g}, Spearman {metrics['spearman']:.3f}, "
-                     f"Kendall {metrics['kendall_tau']:.3f}", fontsize=9)
+        ax.set_title(
+            f"{len(truth):,} cells: MSE {metrics['mse']:.3g}, Spearman {metrics['spearman']:.3f}, "
+            f"Kendall {metrics['kendall_tau']:.3f}",
+            fontsize=9,
+        )
     save_figure(fig, path)

@@ -10,6 +10,7 @@ Edges that skip layers are drawn as arcs so that they do not run through the
 nodes in between.  Each operation has its own colour in every picture, so the
 cells of a circle can be compared at a glance.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,8 +30,14 @@ from svge_cli.explore.plots import figure_format, save_figure
 from svge_cli.spaces import SearchSpace
 
 #: short labels for op names that no space alias shortens
-_SHORT_NAMES = {"input": "in", "output": "out", "skip_connect": "skip", "nor_conv_1x1": "conv1x1",
-                "nor_conv_3x3": "conv3x3", "avg_pool_3x3": "avgpool"}
+_SHORT_NAMES = {
+    "input": "in",
+    "output": "out",
+    "skip_connect": "skip",
+    "nor_conv_1x1": "conv1x1",
+    "nor_conv_3x3": "conv3x3",
+    "avg_pool_3x3": "avgpool",
+}
 _END_COLOUR = "#d9d9d9"
 _OP_COLOURS = ("#8dd3c7", "#fdb462", "#bebada", "#fb8072", "#80b1d3", "#b3de69", "#fccde5", "#ffffb3")
 _INVALID_COLOUR = "#c62828"
@@ -154,8 +161,9 @@ class _Geometry:
         return cls(pos, bulge, (min(xs) - _PAD_X, max(xs) + _PAD_X), (low, high))
 
 
-def draw_cell(ax: Axes, space: SearchSpace, arch: Arch, title: str | None = None,
-              fontsize: float = 9, title_colour: str = "black") -> None:
+def draw_cell(
+    ax: Axes, space: SearchSpace, arch: Arch, title: str | None = None, fontsize: float = 9, title_colour: str = "black"
+) -> None:
     """Draw one cell on `ax`: op labels in coloured boxes, arrows between them.
 
     An edge is straight unless it would run through a node; then it arcs over
@@ -176,18 +184,37 @@ def draw_cell(ax: Axes, space: SearchSpace, arch: Arch, title: str | None = None
     fontsize = min(fontsize, 0.7 * 72 * per_x / (0.62 * widest + 0.9))
     if max(np.bincount(layers(arch))) > 1:
         fontsize = min(fontsize, 0.5 * 72 * per_y)
-    boxes = {v: ax.text(*pos[v], label, ha="center", va="center", fontsize=fontsize, zorder=2,
-                        bbox={"boxstyle": "round,pad=0.35", "fc": node_colour(int(arch.ops[v])), "ec": "#444444",
-                              "lw": 0.8})
-             for v, label in enumerate(labels)}
+    boxes = {
+        v: ax.text(
+            *pos[v],
+            label,
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            zorder=2,
+            bbox={"boxstyle": "round,pad=0.35", "fc": node_colour(int(arch.ops[v])), "ec": "#444444", "lw": 0.8},
+        )
+        for v, label in enumerate(labels)
+    }
     # arc3 bends by a fraction of the chord's length on screen: turn bulges in data units into that fraction
     for (u, v), h in geo.bulge.items():
         chord = np.hypot((pos[v][0] - pos[u][0]) * per_x, (pos[v][1] - pos[u][1]) * per_y)
         rad = -2 * h * per_y / chord  # arc3: a positive rad bends to the right of the direction of travel
         # drawn after the boxes (higher zorder), so the boxes have their size when arrows are clipped to them
-        ax.add_patch(FancyArrowPatch(pos[u], pos[v], arrowstyle="-|>", mutation_scale=6 + fontsize / 2,
-                                     connectionstyle=f"arc3,rad={rad:.4f}", lw=0.9, color="#333333", zorder=3,
-                                     patchA=boxes[u].get_bbox_patch(), patchB=boxes[v].get_bbox_patch()))
+        ax.add_patch(
+            FancyArrowPatch(
+                pos[u],
+                pos[v],
+                arrowstyle="-|>",
+                mutation_scale=6 + fontsize / 2,
+                connectionstyle=f"arc3,rad={rad:.4f}",
+                lw=0.9,
+                color="#333333",
+                zorder=3,
+                patchA=boxes[u].get_bbox_patch(),
+                patchB=boxes[v].get_bbox_patch(),
+            )
+        )
     if title:
         ax.set_title(title, fontsize=max(fontsize + 1, 8), color=title_colour)
 
@@ -248,8 +275,7 @@ def circle_figure(space: SearchSpace, cells: Sequence[tuple[Arch, bool]], title:
         direction = np.array([np.cos(angle), np.sin(angle)])
         mark = 0.5 + _RING * direction
         ring.plot(*mark, "o", color="#616161", ms=6)
-        ring.text(*(0.5 + (_RING - 0.025) * direction), str(i), ha="center", va="center", fontsize=9,
-                  color="#616161")
+        ring.text(*(0.5 + (_RING - 0.025) * direction), str(i), ha="center", va="center", fontsize=9, color="#616161")
         cx, cy = 0.5 + _CELLS_AT * direction
         ax = fig.add_axes((cx - size / 2, cy - size * 0.3, size, size * 0.6))
         label = f"step {i}" + ("" if valid else " (invalid)")
@@ -257,7 +283,6 @@ def circle_figure(space: SearchSpace, cells: Sequence[tuple[Arch, bool]], title:
     return fig
 
 
-def save_circle_picture(path: str | Path, space: SearchSpace, cells: Sequence[tuple[Arch, bool]],
-                        title: str) -> None:
+def save_circle_picture(path: str | Path, space: SearchSpace, cells: Sequence[tuple[Arch, bool]], title: str) -> None:
     figure_format(path)
     save_figure(circle_figure(space, cells, title), path)

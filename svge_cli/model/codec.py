@@ -1,4 +1,5 @@
 """Cells to latents and back, in batches, with the space's rules applied on the way out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,21 +28,26 @@ def model_device(model: SVGe) -> torch.device:
 
 
 @torch.inference_mode()
-def encode_arrays(model: SVGe, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray,
-                  batch_size: int = ENCODE_BATCH) -> tuple[np.ndarray, np.ndarray]:
+def encode_arrays(
+    model: SVGe, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray, batch_size: int = ENCODE_BATCH
+) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and log-variance of padded cells, batch by batch."""
     dev = model_device(model)
     mus, logvars = [], []
     for s in range(0, len(n_nodes), batch_size):
         sl = slice(s, s + batch_size)
-        mu, logvar = model.encode(torch.as_tensor(ops[sl], dtype=torch.long, device=dev),
-                                  torch.as_tensor(adj[sl], dtype=torch.float32, device=dev),
-                                  torch.as_tensor(n_nodes[sl], dtype=torch.long, device=dev))
+        mu, logvar = model.encode(
+            torch.as_tensor(ops[sl], dtype=torch.long, device=dev),
+            torch.as_tensor(adj[sl], dtype=torch.float32, device=dev),
+            torch.as_tensor(n_nodes[sl], dtype=torch.long, device=dev),
+        )
         mus.append(mu.float().cpu().numpy())
         logvars.append(logvar.float().cpu().numpy())
     dim = model.cfg.latent
-    return (np.concatenate(mus) if mus else np.zeros((0, dim), np.float32),
-            np.concatenate(logvars) if logvars else np.zeros((0, dim), np.float32))
+    return (
+        np.concatenate(mus) if mus else np.zeros((0, dim), np.float32),
+        np.concatenate(logvars) if logvars else np.zeros((0, dim), np.float32),
+    )
 
 
 def encode_archs(model: SVGe, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
@@ -50,13 +56,14 @@ def encode_archs(model: SVGe, archs: Sequence[Arch]) -> tuple[np.ndarray, np.nda
 
 
 @torch.inference_mode()
-def decode_once(model: SVGe, z: np.ndarray, greedy: bool, max_nodes: int | None,
-                generator: torch.Generator | None) -> list[Arch]:
+def decode_once(
+    model: SVGe, z: np.ndarray, greedy: bool, max_nodes: int | None, generator: torch.Generator | None
+) -> list[Arch]:
     """One decode per latent point (batched)."""
     dev = model_device(model)
     out: list[Arch] = []
     for s in range(0, len(z), DECODE_BATCH):
-        zt = torch.as_tensor(z[s:s + DECODE_BATCH], dtype=torch.float32, device=dev)
+        zt = torch.as_tensor(z[s : s + DECODE_BATCH], dtype=torch.float32, device=dev)
         ops, adj, n = model.decode(zt, greedy=greedy, max_nodes=max_nodes, generator=generator)
         out.extend(unpad(ops, adj, n))
     return out
@@ -68,8 +75,9 @@ def judge(space: SearchSpace, arch: Arch, node_limit: int | None = None) -> Deco
     return Decoded(space.canonical(arch) if reason is None else arch, reason is None, reason)
 
 
-def decode_latents(model: SVGe, space: SearchSpace, z: np.ndarray, attempts: int = 1,
-                   seed: int = 0, max_nodes: int | None = None) -> list[Decoded]:
+def decode_latents(
+    model: SVGe, space: SearchSpace, z: np.ndarray, attempts: int = 1, seed: int = 0, max_nodes: int | None = None
+) -> list[Decoded]:
     """Decode each point; with attempts > 1, keep the first valid of that many sampled decodes.
 
     One attempt means the deterministic greedy decode.  Invalid results are kept

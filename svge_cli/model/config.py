@@ -1,4 +1,5 @@
 """The model's hyper-parameters, stored as JSON inside every checkpoint."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields

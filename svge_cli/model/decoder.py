@@ -13,6 +13,7 @@ One step, for a partial graph of t nodes with states H (Sec. III-B):
   e_it ~ addEdges([h_i, h_t, h_G, z])   Eq. 8, for every earlier node i
 Node states are carried from step to step, as in the authors' code.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -99,8 +100,11 @@ class Decoder(nn.Module):
             z_init=baddbmm(self.init_node.first.bias.unsqueeze(1), zd, init_z),
             z_edge=baddbmm(self.add_edges.first.bias.unsqueeze(1), zd, edge_z),
             type_init=bmm(self.type_emb, init_type),
-            node_graph=node_graph, init_graph=matmul_operand(init_graph), edge_node=matmul_operand(edge_node),
-            edge_step=edge_step)
+            node_graph=node_graph,
+            init_graph=matmul_operand(init_graph),
+            edge_node=matmul_operand(edge_node),
+            edge_step=edge_step,
+        )
 
     def _type_rows(self, prep: _Prepared, types: Tensor) -> Tensor:
         """initNode's first-layer contribution of node types (D, B, ...) -> (D, B, ..., hidden)."""

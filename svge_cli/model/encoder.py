@@ -1,4 +1,5 @@
 """The SVGe encoder (Sec. III-A): forward and backward message passing, gated-sum readout."""
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ decoders.  Each stream has its own weights but the same shapes, so they are
 stored with a leading stack dimension and applied with one batched matmul:
 one implementation, parameterised by weights, and a quarter of the tiny ops.
 """
+
 from __future__ import annotations
 
 import math
@@ -191,8 +192,14 @@ class GRUProp(nn.Module):
             blocks = [self._pad(w) for w in (src_ih, dst_ih, self.hh_weight[k] * gate_scale)]
             bias = self.ih_bias[k] * gate_scale + torch.cat([hh_rz, torch.zeros_like(hh_n)], 1)
             deg_bias = bmm(self.msg_bias[k].unsqueeze(1), w_ih).squeeze(1)
-            out.append(FusedRound(matmul_operand(torch.cat(blocks, 2)), self._pad(bias)[:, None, None],
-                                  self._pad(deg_bias)[:, None, None], F.pad(hh_n, (0, self.padded - h))[:, None, None]))
+            out.append(
+                FusedRound(
+                    matmul_operand(torch.cat(blocks, 2)),
+                    self._pad(bias)[:, None, None],
+                    self._pad(deg_bias)[:, None, None],
+                    F.pad(hh_n, (0, self.padded - h))[:, None, None],
+                )
+            )
         return out
 
     def _pad(self, w: Tensor) -> Tensor:
@@ -214,7 +221,7 @@ class GRUProp(nn.Module):
             const = torch.addcmul(r.bias, deg, r.deg_bias).view(s * b, n, 3 * hd)
             msg = baddbmm(const, agg, src.reshape(s * b, n, 3 * hd)).view(s, b, n, 3 * hd)
             h = gru_update(torch.addcmul(msg, deg, dst), hh, h, r.bias_hn)
-        return h[..., :self.hidden]
+        return h[..., : self.hidden]
 
 
 def gru_update(gi: Tensor, gh: Tensor, h: Tensor, bias_hn: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ it has never seen.
 The metrics are written out here (numpy only) so that their tie handling is
 explicit: ranks of tied values are averaged (Spearman), Kendall's tau is tau-b.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -86,12 +87,14 @@ def predictor_state(predictor: Predictor) -> dict[str, np.ndarray]:
 def load_predictor(ck: Checkpoint, device: torch.device | str = "cpu") -> Predictor:
     """Rebuild the fine-tuned model a checkpoint holds; SvgeError when it holds a plain VAE."""
     if not is_finetuned(ck):
-        raise SvgeError(f"this {ck.space} checkpoint has no regressor: run `svge finetune --space {ck.space}` "
-                        "first, or pass a fine-tuned one with --checkpoint")
+        raise SvgeError(
+            f"this {ck.space} checkpoint has no regressor: run `svge finetune --space {ck.space}` "
+            "first, or pass a fine-tuned one with --checkpoint"
+        )
     model = checkpoints.model_from_checkpoint(ck, device)
     try:
         head = Regressor.from_config(ck.config["regressor"])
-        load_state_arrays(head, {k[len(STATE_PREFIX):]: v for k, v in ck.state.items() if k.startswith(STATE_PREFIX)})
+        load_state_arrays(head, {k[len(STATE_PREFIX) :]: v for k, v in ck.state.items() if k.startswith(STATE_PREFIX)})
         scale = LabelScale(float(ck.meta["label_mean"]), float(ck.meta["label_std"]))
         target = str(ck.meta["target"])
     except (KeyError, TypeError, ValueError) as e:
@@ -116,8 +119,10 @@ def labelled_dataset(ws: Workspace, space: SearchSpace, path: str | None) -> tup
         return store.load_dataset(path, space.name), path
     ds = datasets.workspace_dataset(space, ws)
     if ds is None:
-        raise SvgeError(f"no imported {space.name} dataset in {ws.root}: run `svge data import {space.name} FILE` "
-                        "or pass --dataset FILE")
+        raise SvgeError(
+            f"no imported {space.name} dataset in {ws.root}: run `svge data import {space.name} FILE` "
+            "or pass --dataset FILE"
+        )
     return ds, str(ws.dataset_path(space.name))
 
 
@@ -182,7 +187,7 @@ def pearson(truth: np.ndarray, pred: np.ndarray) -> float:
     """Linear correlation; NaN when either side is constant (it is undefined there)."""
     t, p = _pair(truth, pred)
     dt, dp = t - t.mean(), p - p.mean()
-    denom = np.sqrt((dt ** 2).sum() * (dp ** 2).sum())
+    denom = np.sqrt((dt**2).sum() * (dp**2).sum())
     return float((dt * dp).sum() / denom) if denom > 0 else float("nan")
 
 
@@ -272,6 +277,13 @@ def prediction_metrics(truth: np.ndarray, pred: np.ndarray, top_k: int = 10) -> 
     """Every figure `svge predict --truth` reports, by name."""
     t, p = _pair(truth, pred)
     k = min(int(top_k), t.size)
-    return {"cells": int(t.size), "mse": mse(t, p), "rmse": rmse(t, p), "pearson": pearson(t, p),
-            "spearman": spearman(t, p), "kendall_tau": kendall_tau(t, p), "top_k": k,
-            "top_k_overlap": top_k_overlap(t, p, k)}
+    return {
+        "cells": int(t.size),
+        "mse": mse(t, p),
+        "rmse": rmse(t, p),
+        "pearson": pearson(t, p),
+        "spearman": spearman(t, p),
+        "kendall_tau": kendall_tau(t, p),
+        "top_k": k,
+        "top_k_overlap": top_k_overlap(t, p, k),
+    }

@@ -1,4 +1,5 @@
 """The performance regressor of Sec. IV-C: an MLP from a latent point to one score."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -12,7 +13,7 @@ STATE_PREFIX = "regressor."
 
 def default_hidden(in_dim: int, layers: int = 4) -> tuple[int, ...]:
     """Hidden widths halving from the input, as in the authors' code: 56 -> 28 -> 14 -> 7 (-> 1)."""
-    return tuple(max(in_dim // 2 ** k, 1) for k in range(1, layers))
+    return tuple(max(in_dim // 2**k, 1) for k in range(1, layers))
 
 
 class Regressor(nn.Module):

@@ -1,4 +1,5 @@
 """Process-wide CPU settings that make training and decoding faster; call once at start-up."""
+
 from __future__ import annotations
 
 import ctypes

@@ -1,4 +1,5 @@
 """SVGe: the variational graph autoencoder of Sec. III, on padded dense batches."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -69,8 +70,11 @@ class SVGe(nn.Module):
 
     def _batch(self, ops: ArrayLike, adj: ArrayLike, n_nodes: ArrayLike) -> tuple[Tensor, Tensor, Tensor]:
         dev = self.device
-        return (torch.as_tensor(ops, device=dev).long(), torch.as_tensor(adj, device=dev).float(),
-                torch.as_tensor(n_nodes, device=dev).long())
+        return (
+            torch.as_tensor(ops, device=dev).long(),
+            torch.as_tensor(adj, device=dev).float(),
+            torch.as_tensor(n_nodes, device=dev).long(),
+        )
 
     def encode(self, ops: ArrayLike, adj: ArrayLike, n_nodes: ArrayLike) -> tuple[Tensor, Tensor]:
         """Posterior parameters (mu, logvar), each (B, latent), of padded graphs."""
@@ -100,12 +104,20 @@ class SVGe(nn.Module):
         node_loss, edge_loss = self.decoder.loss(z, types, adjs, n_t)
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
         rec = node_loss + edge_loss
-        return {"total": (rec + self.cfg.kl_weight * kl).mean(), "rec": rec.mean(), "kl": kl.mean(),
-                "node_loss": node_loss.mean(), "edge_loss": edge_loss.mean(), "mu": mu, "logvar": logvar}
+        return {
+            "total": (rec + self.cfg.kl_weight * kl).mean(),
+            "rec": rec.mean(),
+            "kl": kl.mean(),
+            "node_loss": node_loss.mean(),
+            "edge_loss": edge_loss.mean(),
+            "mu": mu,
+            "logvar": logvar,
+        }
 
     @torch.inference_mode()
-    def decode(self, z: ArrayLike, greedy: bool = True, max_nodes: int | None = None,
-               generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def decode(
+        self, z: ArrayLike, greedy: bool = True, max_nodes: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Latent points (B, latent) -> padded graphs: ops (B, M) int64 (-1 pad), adj (B, M, M) uint8, n (B,).
 
         M = max_nodes (default: the training maximum); a larger value lets the model

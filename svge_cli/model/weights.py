@@ -1,4 +1,5 @@
 """Model weights as plain numpy arrays, the form `store.Checkpoint` keeps them in."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -19,6 +19,7 @@ standardised with the initial labels' mean/std (D-VAE's protocol; D-VAE also
 negates the scores because its SGP minimises -- a sign flip that changes no
 RMSE, log-likelihood or correlation, so here the GP maximises plain scores).
 """
+
 from __future__ import annotations
 
 import math
@@ -109,9 +110,14 @@ class SparseGP(torch.nn.Module):
         var = self.noise
         resid = y - self.mean
         trace_kff = n * self.kernel.outputscale  # the RBF kernel's diagonal is its output scale
-        total = (-0.5 * n * math.log(2 * math.pi) - torch.log(torch.diagonal(chol_b)).sum()
-                 - 0.5 * n * torch.log(var) - 0.5 * resid.square().sum() / var + 0.5 * c.square().sum()
-                 - 0.5 * (trace_kff / var - a.square().sum()))
+        total = (
+            -0.5 * n * math.log(2 * math.pi)
+            - torch.log(torch.diagonal(chol_b)).sum()
+            - 0.5 * n * torch.log(var)
+            - 0.5 * resid.square().sum() / var
+            + 0.5 * c.square().sum()
+            - 0.5 * (trace_kff / var - a.square().sum())
+        )
         return total / n
 
     @torch.no_grad()
@@ -155,8 +161,14 @@ class LatentGP(Model):
     def batch_shape(self) -> torch.Size:
         return torch.Size()
 
-    def posterior(self, X: Tensor, output_indices: list[int] | None = None, observation_noise: bool = False,
-                  posterior_transform=None, **kwargs) -> GPyTorchPosterior:
+    def posterior(
+        self,
+        X: Tensor,
+        output_indices: list[int] | None = None,
+        observation_noise: bool = False,
+        posterior_transform=None,
+        **kwargs,
+    ) -> GPyTorchPosterior:
         mean, cov = self.gp.predict(X, observation_noise=bool(observation_noise))
         eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
         mvn = gpytorch.distributions.MultivariateNormal(mean, cov + JITTER * eye)
@@ -185,15 +197,23 @@ class FittedGP:
         """Predictive mean and variance of the standardised target at each latent point."""
         means, variances = [], []
         for s in range(0, len(latents), 2048):
-            mean, cov = self.gp.predict(self._x(latents[s:s + 2048]).unsqueeze(0), observation_noise)
+            mean, cov = self.gp.predict(self._x(latents[s : s + 2048]).unsqueeze(0), observation_noise)
             means.append(mean[0].cpu().numpy())
             variances.append(torch.diagonal(cov[0]).clamp_min(1e-12).cpu().numpy())
         return np.concatenate(means), np.concatenate(variances)
 
 
-def fit_sparse_gp(latents: np.ndarray, scores: np.ndarray, inputs: Scaler, targets: Scaler,
-                  inducing: int = DEFAULT_INDUCING, seed: int = 0, iters: int = FIT_ITERS,
-                  fit_points: int = FIT_POINTS, device: torch.device | str = "cpu") -> FittedGP:
+def fit_sparse_gp(
+    latents: np.ndarray,
+    scores: np.ndarray,
+    inputs: Scaler,
+    targets: Scaler,
+    inducing: int = DEFAULT_INDUCING,
+    seed: int = 0,
+    iters: int = FIT_ITERS,
+    fit_points: int = FIT_POINTS,
+    device: torch.device | str = "cpu",
+) -> FittedGP:
     """Fit an SGPR to (latent, score) pairs; inducing points start on a seeded subset of the latents.
 
     Hyper-parameters are learned on at most `fit_points` of the points (all of them is
@@ -233,9 +253,9 @@ def gp_quality(fitted: FittedGP, latents: np.ndarray, scores: np.ndarray) -> Qua
     truth = fitted.targets.forward(scores)
     mean, var = fitted.predict(latents)
     err = mean - truth
-    loglik = float(np.mean(-0.5 * np.log(2 * np.pi * var) - 0.5 * err ** 2 / var))
+    loglik = float(np.mean(-0.5 * np.log(2 * np.pi * var) - 0.5 * err**2 / var))
     pearson = float(np.corrcoef(mean, truth)[0, 1]) if len(truth) > 1 and np.std(mean) > 0 else float("nan")
-    return Quality(float(np.sqrt(np.mean(err ** 2))), loglik, pearson, len(truth))
+    return Quality(float(np.sqrt(np.mean(err**2))), loglik, pearson, len(truth))
 
 
 def select_batch(fitted: FittedGP, q: int, lower: np.ndarray, upper: np.ndarray, seed: int) -> np.ndarray:
@@ -247,6 +267,13 @@ def select_batch(fitted: FittedGP, q: int, lower: np.ndarray, upper: np.ndarray,
     acq = qLogExpectedImprovement(LatentGP(fitted.gp), best_f=fitted.best, sampler=sampler)
     with warnings.catch_warnings(), manual_seed(seed):  # seeded without touching the caller's torch RNG
         warnings.simplefilter("ignore")  # BoTorch's optimisation-restart chatter is not for the user
-        points, _ = optimize_acqf(acq, bounds, q=q, num_restarts=RESTARTS, raw_samples=RAW_SAMPLES,
-                                  sequential=True, options={"maxiter": LBFGS_ITERS, "seed": seed})
+        points, _ = optimize_acqf(
+            acq,
+            bounds,
+            q=q,
+            num_restarts=RESTARTS,
+            raw_samples=RAW_SAMPLES,
+            sequential=True,
+            options={"maxiter": LBFGS_ITERS, "seed": seed},
+        )
     return fitted.inputs.inverse(points.detach().cpu().numpy()).astype(np.float32)

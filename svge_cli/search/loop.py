@@ -18,6 +18,7 @@ What the GP learns from each selected point:
 Every random draw of a round is seeded from (trial seed, round), so a run
 resumed from its results file continues exactly as the uninterrupted run would.
 """
+
 from __future__ import annotations
 
 import time
@@ -99,8 +100,13 @@ class Trial:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Trial:
-        return cls(d["seed"], d["method"], [Query(**q) for q in d["queries"]],
-                   [RoundStats(**r) for r in d["rounds"]], bool(d["complete"]))
+        return cls(
+            d["seed"],
+            d["method"],
+            [Query(**q) for q in d["queries"]],
+            [RoundStats(**r) for r in d["rounds"]],
+            bool(d["complete"]),
+        )
 
 
 @dataclass
@@ -145,8 +151,9 @@ def round_seed(seed: int, rnd: int) -> int:
 # ---------------------------------------------------------------- decoding
 
 
-def decode_new(model: SVGe, space: SearchSpace, z: np.ndarray, attempts: int, known: set[str],
-               seed: int) -> list[tuple[str, Arch | None, str | None]]:
+def decode_new(
+    model: SVGe, space: SearchSpace, z: np.ndarray, attempts: int, known: set[str], seed: int
+) -> list[tuple[str, Arch | None, str | None]]:
     """Per point: (status, cell, hash). A new valid cell if any attempt gives one (none repeated
     within the batch); else a valid cell already known (duplicate); else invalid."""
     gen = torch.Generator(device=codec.model_device(model)).manual_seed(seed)
@@ -234,9 +241,18 @@ def initial_queries(problem: Problem, rows: np.ndarray) -> list[Query]:
     """The start pool's `rows`, scored by the objective (they count as queries)."""
     archs = [problem.start.arch(i) for i in rows]
     outcomes = problem.objective.evaluate(problem.space, archs)
-    return [Query(0, QUERIED if o.score is not None else FAILED, o.score, problem.space.format_native(a),
-                  problem.start.hash(i), _plain_latent(problem.start.latents[i]), o.note)
-            for a, i, o in zip(archs, rows, outcomes)]
+    return [
+        Query(
+            0,
+            QUERIED if o.score is not None else FAILED,
+            o.score,
+            problem.space.format_native(a),
+            problem.start.hash(i),
+            _plain_latent(problem.start.latents[i]),
+            o.note,
+        )
+        for a, i, o in zip(archs, rows, outcomes)
+    ]
 
 
 def _plain_latent(z: np.ndarray) -> list[float]:
@@ -246,8 +262,15 @@ def _plain_latent(z: np.ndarray) -> list[float]:
 def bo_round(problem: Problem, state: TrialState, settings: Settings, rnd: int) -> tuple[list[Query], Quality | None]:
     """Fit, select, decode, evaluate: the queries of round `rnd` (>= 1)."""
     seed = round_seed(state.trial.seed, rnd)
-    fitted = fit_sparse_gp(state.x, state.y, problem.inputs, state.targets, settings.inducing, seed,
-                           device=codec.model_device(problem.model))
+    fitted = fit_sparse_gp(
+        state.x,
+        state.y,
+        problem.inputs,
+        state.targets,
+        settings.inducing,
+        seed,
+        device=codec.model_device(problem.model),
+    )
     quality = None
     if rnd == 1 and problem.test is not None and len(problem.test) > 1:
         quality = gp_quality(fitted, problem.test.latents, problem.test.scores)
@@ -255,8 +278,9 @@ def bo_round(problem: Problem, state: TrialState, settings: Settings, rnd: int) 
     return evaluate_points(problem, state, z, settings.attempts, rnd, seed), quality
 
 
-def evaluate_points(problem: Problem, state: TrialState, z: np.ndarray, attempts: int, rnd: int,
-                    seed: int) -> list[Query]:
+def evaluate_points(
+    problem: Problem, state: TrialState, z: np.ndarray, attempts: int, rnd: int, seed: int
+) -> list[Query]:
     found = decode_new(problem.model, problem.space, z, attempts, set(state.known), seed)
     new = [i for i, f in enumerate(found) if f[0] == QUERIED]
     cells = [found[i][1] for i in new]
@@ -267,14 +291,34 @@ def evaluate_points(problem: Problem, state: TrialState, z: np.ndarray, attempts
         native = problem.space.format_native(arch) if arch is not None else None
         if status == QUERIED:
             o = outcomes[i]
-            queries.append(Query(rnd, QUERIED if o.score is not None else FAILED, o.score, native, h,
-                                 _plain_latent(z[i]), o.note, _plain_latent(own[i])))
+            queries.append(
+                Query(
+                    rnd,
+                    QUERIED if o.score is not None else FAILED,
+                    o.score,
+                    native,
+                    h,
+                    _plain_latent(z[i]),
+                    o.note,
+                    _plain_latent(own[i]),
+                )
+            )
         elif status == DUPLICATE:
-            queries.append(Query(rnd, DUPLICATE, state.known.get(h), native, h, _plain_latent(z[i]),
-                                 "decodes only to cells already scored"))
+            queries.append(
+                Query(
+                    rnd,
+                    DUPLICATE,
+                    state.known.get(h),
+                    native,
+                    h,
+                    _plain_latent(z[i]),
+                    "decodes only to cells already scored",
+                )
+            )
         else:
-            queries.append(Query(rnd, INVALID, None, None, None, _plain_latent(z[i]),
-                                 f"no valid cell in {attempts} decodes"))
+            queries.append(
+                Query(rnd, INVALID, None, None, None, _plain_latent(z[i]), f"no valid cell in {attempts} decodes")
+            )
     return queries
 
 
@@ -283,16 +327,26 @@ def round_stats(trial: Trial, rnd: int, new: list[Query], seconds: float, qualit
     scores = [q.score for q in spent if q.score is not None]
     batch = [q.score for q in new if q.status == QUERIED]
     valid = [q.status in (QUERIED, FAILED, DUPLICATE) for q in new]
-    gp = None if quality is None else {"rmse": quality.rmse, "loglik": quality.loglik, "pearson": quality.pearson,
-                                       "points": quality.points}
-    return RoundStats(rnd, len(spent), max(scores) if scores else None,
-                      float(np.mean(batch)) if batch else None,
-                      float(np.mean(valid)) if (valid and rnd > 0) else None,
-                      len({q.hash for q in spent}), round(seconds, 2), gp)
+    gp = (
+        None
+        if quality is None
+        else {"rmse": quality.rmse, "loglik": quality.loglik, "pearson": quality.pearson, "points": quality.points}
+    )
+    return RoundStats(
+        rnd,
+        len(spent),
+        max(scores) if scores else None,
+        float(np.mean(batch)) if batch else None,
+        float(np.mean(valid)) if (valid and rnd > 0) else None,
+        len({q.hash for q in spent}),
+        round(seconds, 2),
+        gp,
+    )
 
 
-def run_bo_trial(problem: Problem, settings: Settings, trial: Trial,
-                 on_round: Callable[[Trial, RoundStats], None]) -> Trial:
+def run_bo_trial(
+    problem: Problem, settings: Settings, trial: Trial, on_round: Callable[[Trial, RoundStats], None]
+) -> Trial:
     """Run (or continue) one BO trial; `on_round` sees the trial after every completed round."""
     done = {r.round for r in trial.rounds}
     trial.complete = False
@@ -322,8 +376,9 @@ def _close_round(trial: Trial, stats: RoundStats, on_round: Callable[[Trial, Rou
     on_round(trial, stats)
 
 
-def run_random_trial(problem: Problem, budget: list[int], trial: Trial,
-                     on_round: Callable[[Trial, RoundStats], None]) -> Trial:
+def run_random_trial(
+    problem: Problem, budget: list[int], trial: Trial, on_round: Callable[[Trial, RoundStats], None]
+) -> Trial:
     """Random search: uniformly drawn distinct cells, with round ends at the BO trial's query counts."""
     done = {r.round for r in trial.rounds}
     trial.complete = False
@@ -334,8 +389,18 @@ def run_random_trial(problem: Problem, budget: list[int], trial: Trial,
         seen = {q.hash for q in trial.queries}
         archs = problem.random_cells(total - len(trial.queries), round_seed(trial.seed, rnd), seen)
         outcomes = problem.objective.evaluate(problem.space, archs)
-        new = [Query(rnd, QUERIED if o.score is not None else FAILED, o.score, problem.space.format_native(a),
-                     problem.space.hash(a), None, o.note) for a, o in zip(archs, outcomes)]
+        new = [
+            Query(
+                rnd,
+                QUERIED if o.score is not None else FAILED,
+                o.score,
+                problem.space.format_native(a),
+                problem.space.hash(a),
+                None,
+                o.note,
+            )
+            for a, o in zip(archs, outcomes)
+        ]
         trial.queries.extend(new)
         _close_round(trial, round_stats(trial, rnd, new, time.perf_counter() - t0, None), on_round)
     trial.complete = True
@@ -345,4 +410,3 @@ def run_random_trial(problem: Problem, budget: list[int], trial: Trial,
 def query_budget(bo_trial: Trial) -> list[int]:
     """Cumulative queries at the end of each BO round: the random baseline matches them."""
     return [r.queries for r in bo_trial.rounds]
-

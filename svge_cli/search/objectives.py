@@ -10,6 +10,7 @@ per batch, without a shell; it reads one JSON line per cell on stdin (the cell
 as ``svge encode`` reads it, plus ``"native"``, the space's own string) and
 writes one score per line on stdout, in the same order.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,8 +102,11 @@ class BenchmarkObjective:
         out = []
         for arch in archs:
             score = self.scores.get(space.hash(arch))
-            out.append(Outcome(score) if score is not None else
-                       Outcome(None, f"not in the benchmark table (no {self.target!r} for this cell)"))
+            out.append(
+                Outcome(score)
+                if score is not None
+                else Outcome(None, f"not in the benchmark table (no {self.target!r} for this cell)")
+            )
         return out
 
 
@@ -142,8 +146,9 @@ class EvaluatorObjective:
     def _run(self, payload: str) -> tuple[str, str | None]:
         """The program's stdout (all of it, or what came before a timeout) and what went wrong, if anything."""
         try:
-            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
+            )
         except OSError as e:
             raise SvgeError(f"--evaluator: cannot start {self.argv[0]!r} ({e.strerror or e})") from None
         try:
@@ -184,8 +189,11 @@ def parse_answers(stdout: str, count: int, failure: str | None) -> list[Outcome]
         except ValueError:
             out.append(Outcome(None, f"the evaluator answered {text[:40]!r}, not a number"))
             continue
-        out.append(Outcome(score) if math.isfinite(score) else
-                   Outcome(None, f"the evaluator answered {text!r}, not a finite number"))
+        out.append(
+            Outcome(score)
+            if math.isfinite(score)
+            else Outcome(None, f"the evaluator answered {text!r}, not a finite number")
+        )
     return out
 
 
@@ -236,8 +244,10 @@ class SurrogateObjective:
 
     @property
     def description(self) -> str:
-        return (f"SURROGATE predictions of {self.target!r} (an MLP fitted on {len(self.scores):,} labelled cells; "
-                "cells in the table keep their label)")
+        return (
+            f"SURROGATE predictions of {self.target!r} (an MLP fitted on {len(self.scores):,} labelled cells; "
+            "cells in the table keep their label)"
+        )
 
     def evaluate(self, space: SearchSpace, archs: Sequence[Arch]) -> list[Outcome]:
         if not archs:
@@ -247,8 +257,10 @@ class SurrogateObjective:
         with torch.no_grad():
             pred = self._net(torch.as_tensor(cell_features(ops, adj, self.vocab))).squeeze(-1).numpy()
         pred = pred * self._scale[1] + self._scale[0]
-        return [Outcome(k, "label from the table") if k is not None else Outcome(float(p), "surrogate prediction")
-                for k, p in zip(known, pred)]
+        return [
+            Outcome(k, "label from the table") if k is not None else Outcome(float(p), "surrogate prediction")
+            for k, p in zip(known, pred)
+        ]
 
 
 def _fit_mlp(feats: np.ndarray, values: np.ndarray, seed: int) -> tuple[torch.nn.Module, tuple[float, float]]:
@@ -258,9 +270,13 @@ def _fit_mlp(feats: np.ndarray, values: np.ndarray, seed: int) -> tuple[torch.nn
     mean, std = float(values.mean()), float(values.std() or 1.0)
     x = torch.as_tensor(feats)
     y = torch.as_tensor((values - mean) / std, dtype=torch.float32)
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], SURROGATE_HIDDEN), torch.nn.ReLU(),
-                              torch.nn.Linear(SURROGATE_HIDDEN, SURROGATE_HIDDEN), torch.nn.ReLU(),
-                              torch.nn.Linear(SURROGATE_HIDDEN, 1))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], SURROGATE_HIDDEN),
+        torch.nn.ReLU(),
+        torch.nn.Linear(SURROGATE_HIDDEN, SURROGATE_HIDDEN),
+        torch.nn.ReLU(),
+        torch.nn.Linear(SURROGATE_HIDDEN, 1),
+    )
     opt = torch.optim.Adam(net.parameters(), lr=SURROGATE_LR, weight_decay=1e-5)
     batch = 512
     for _ in range(SURROGATE_EPOCHS):

@@ -3,6 +3,7 @@
 The file is JSON (layout in docs/bo.md): the run's settings, and per trial every
 query with its latent point, cell (native text), score, status and round.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,13 @@ def results_path(ws: Workspace, space: str, results: str | None, resume: bool) -
 
 
 def document(meta: dict[str, Any], settings: Settings, trials: list[Trial]) -> dict[str, Any]:
-    return {"kind": RESULTS_KIND, "format_version": RESULTS_VERSION, **meta, "settings": asdict(settings),
-            "trials": [t.to_dict() for t in trials]}
+    return {
+        "kind": RESULTS_KIND,
+        "format_version": RESULTS_VERSION,
+        **meta,
+        "settings": asdict(settings),
+        "trials": [t.to_dict() for t in trials],
+    }
 
 
 def save_results(path: Path, doc: dict[str, Any]) -> None:
@@ -72,8 +78,10 @@ def resumable(doc: dict[str, Any], meta: dict[str, Any], settings: Settings) -> 
     ours = asdict(settings)
     for key in ours:
         if key not in ("iters", "trials") and theirs.get(key) != ours[key]:
-            raise SvgeError(f"cannot resume: the results file was made with {key}={theirs.get(key)!r}, "
-                            f"this run asks for {ours[key]!r}")
+            raise SvgeError(
+                f"cannot resume: the results file was made with {key}={theirs.get(key)!r}, "
+                f"this run asks for {ours[key]!r}"
+            )
     try:
         return [Trial.from_dict(t) for t in doc["trials"]]
     except (KeyError, TypeError) as e:
@@ -91,26 +99,40 @@ def summarize(trials: list[Trial], seeds: range) -> dict[str, Any]:
         for r in range(min(len(t.rounds) for t in chosen)):
             stats = [t.rounds[r] for t in chosen if len(t.rounds) > r]
             bests = [s.best for s in stats if s.best is not None]
-            rounds.append({"round": r, "trials": len(stats), "queries": float(np.mean([s.queries for s in stats])),
-                           "best_mean": float(np.mean(bests)) if bests else None,
-                           "best_std": float(np.std(bests)) if bests else None,
-                           "distinct": float(np.mean([s.distinct for s in stats]))})
+            rounds.append(
+                {
+                    "round": r,
+                    "trials": len(stats),
+                    "queries": float(np.mean([s.queries for s in stats])),
+                    "best_mean": float(np.mean(bests)) if bests else None,
+                    "best_std": float(np.std(bests)) if bests else None,
+                    "distinct": float(np.mean([s.distinct for s in stats])),
+                }
+            )
         per_trial = []
         for t in chosen:
             b = t.best()
-            per_trial.append({"seed": t.seed, "complete": t.complete, "queries": len(t.spent()),
-                              "distinct": len({q.hash for q in t.spent()}),
-                              "best_score": None if b is None else b.score, "best_arch": None if b is None else b.arch,
-                              "best_round": None if b is None else b.round})
+            per_trial.append(
+                {
+                    "seed": t.seed,
+                    "complete": t.complete,
+                    "queries": len(t.spent()),
+                    "distinct": len({q.hash for q in t.spent()}),
+                    "best_score": None if b is None else b.score,
+                    "best_arch": None if b is None else b.arch,
+                    "best_round": None if b is None else b.round,
+                }
+            )
         overall = max((t.best() for t in chosen if t.best() is not None), key=lambda q: q.score, default=None)
         gp = [t.rounds[1].gp for t in chosen if len(t.rounds) > 1 and t.rounds[1].gp]
-        out[method] = {"rounds": rounds, "trials": per_trial,
-                       "best": None if overall is None else {"arch": overall.arch, "score": overall.score,
-                                                            "round": overall.round},
-                       "gp_round1": _mean_dicts(gp) if gp else None}
+        out[method] = {
+            "rounds": rounds,
+            "trials": per_trial,
+            "best": None if overall is None else {"arch": overall.arch, "score": overall.score, "round": overall.round},
+            "gp_round1": _mean_dicts(gp) if gp else None,
+        }
     return out
 
 
 def _mean_dicts(items: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([d[k] for d in items])) for k in items[0]}
-

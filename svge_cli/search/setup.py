@@ -4,6 +4,7 @@ The results file (`results`) is rewritten atomically after every round, so
 Ctrl-C keeps every completed round, and ``svge bo --resume --results FILE``
 continues from there (the same seeds give the same remaining rounds).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -96,16 +97,32 @@ def prepare(ws: Workspace, req: Request, note: Callable[[str], None]) -> Search:
     settings = req.settings
     if settings.init is None and not labelled_start:
         settings = replace(settings, init=DEFAULT_INIT)
-    meta = {"space": sp.name, "checkpoint": str(ck_path), "checkpoint_fingerprint": ck.fingerprint(),
-            "objective": objective.name, "objective_description": objective.description,
-            "surrogate": labelled_start, "target": target, "evaluator": req.evaluator}
+    meta = {
+        "space": sp.name,
+        "checkpoint": str(ck_path),
+        "checkpoint_fingerprint": ck.fingerprint(),
+        "objective": objective.name,
+        "objective_description": objective.description,
+        "surrogate": labelled_start,
+        "target": target,
+        "evaluator": req.evaluator,
+    }
     trials = resumable(previous, meta, settings) if previous is not None else []
     problem = _problem(ws, sp, ck, model, table, target, objective, settings, note)
     return Search(problem, settings, meta, results, trials)
 
 
-def _problem(ws: Workspace, sp: SearchSpace, ck: store.Checkpoint, model: SVGe, table: Dataset | None,
-             target: str | None, objective: Objective, settings: Settings, note: Callable[[str], None]) -> Problem:
+def _problem(
+    ws: Workspace,
+    sp: SearchSpace,
+    ck: store.Checkpoint,
+    model: SVGe,
+    table: Dataset | None,
+    target: str | None,
+    objective: Objective,
+    settings: Settings,
+    note: Callable[[str], None],
+) -> Problem:
     """Encode the training cells (latent box, start pool) and the labelled test cells."""
     if table is not None and table.split is None:
         table.split = datasets.random_split(len(table), datasets.DEFAULT_SPLIT_SEED)
@@ -122,35 +139,50 @@ def _problem(ws: Workspace, sp: SearchSpace, ck: store.Checkpoint, model: SVGe, 
     if labels is not None and objective.name != "evaluator":
         test_rows = _cap(np.nonzero((table.split == store.SPLIT_TEST) & np.isfinite(labels))[0], rng)
         test = _pool(model, table, test_rows, labels) if len(test_rows) > 1 else None
-    return Problem(sp, model, objective, start.latents.min(axis=0), start.latents.max(axis=0),
-                   Scaler.fit(start.latents, axis=0), start, labelled_start=objective.name == "surrogate",
-                   random_cells=_random_cells(ws, sp, table, target, objective), test=test)
+    return Problem(
+        sp,
+        model,
+        objective,
+        start.latents.min(axis=0),
+        start.latents.max(axis=0),
+        Scaler.fit(start.latents, axis=0),
+        start,
+        labelled_start=objective.name == "surrogate",
+        random_cells=_random_cells(ws, sp, table, target, objective),
+        test=test,
+    )
 
 
-def _objective(sp: SearchSpace, table: Dataset | None, req: Request,
-               note: Callable[[str], None]) -> tuple[Objective, str | None]:
+def _objective(
+    sp: SearchSpace, table: Dataset | None, req: Request, note: Callable[[str], None]
+) -> tuple[Objective, str | None]:
     """The objective asked for, or the default: benchmark when the table covers the space, else surrogate."""
     if req.evaluator is not None:
         if req.objective is not None:
             raise SvgeError("--evaluator is an objective of its own: drop --objective")
         return EvaluatorObjective(req.evaluator, req.evaluator_timeout), req.target
     if table is None:
-        raise SvgeError(f"no labelled {sp.name} dataset in the workspace: import a benchmark table "
-                        f"(`svge data import {sp.name} FILE`) or score cells with --evaluator CMD")
+        raise SvgeError(
+            f"no labelled {sp.name} dataset in the workspace: import a benchmark table "
+            f"(`svge data import {sp.name} FILE`) or score cells with --evaluator CMD"
+        )
     target = req.target or default_target(sp, table)
     complete = covers_space(sp, table, target)
     name = req.objective or ("benchmark" if complete else "surrogate")
     if name == "benchmark":
         if not complete:
-            note(f"note: the table does not label every {sp.name} cell; cells missing from it are reported "
-                 "and get no score")
+            note(
+                f"note: the table does not label every {sp.name} cell; cells missing from it are reported "
+                "and get no score"
+            )
         return BenchmarkObjective(table, target), target
     note(f"objective: SURROGATE predictions of {target!r} (the {sp.name} table is a sample of the space)")
     return SurrogateObjective(table, target, sp.vocab_size, req.settings.seed), target
 
 
-def _training_cells(ws: Workspace, sp: SearchSpace, ck: store.Checkpoint,
-                    table: Dataset | None) -> tuple[Dataset, np.ndarray]:
+def _training_cells(
+    ws: Workspace, sp: SearchSpace, ck: store.Checkpoint, table: Dataset | None
+) -> tuple[Dataset, np.ndarray]:
     """The training cells: the table's train split, or without a table the checkpoint's own training rows."""
     if table is not None:
         return table, np.nonzero(table.split == store.SPLIT_TRAIN)[0]
@@ -170,8 +202,9 @@ def _pool(model: SVGe, ds: Dataset, rows: np.ndarray, labels: np.ndarray | None)
     return Pool(ds, rows, scores.astype(np.float64), mu)
 
 
-def _random_cells(ws: Workspace, sp: SearchSpace, table: Dataset | None, target: str | None,
-                  objective: Objective) -> Callable[[int, int, set[str]], list[Arch]]:
+def _random_cells(
+    ws: Workspace, sp: SearchSpace, table: Dataset | None, target: str | None, objective: Objective
+) -> Callable[[int, int, set[str]], list[Arch]]:
     """How random search draws cells: table rows for a benchmark, else the space (enumerated or sampled)."""
     if objective.name == "benchmark":
         rows = np.nonzero(np.isfinite(target_column(table, target)))[0]
@@ -197,7 +230,7 @@ def _random_cells(ws: Workspace, sp: SearchSpace, table: Dataset | None, target:
 def _draw_rows(ds: Dataset, rows: np.ndarray) -> Callable[[int, int, set[str]], list[Arch]]:
     def draw(count: int, seed: int, exclude: set[str]) -> list[Arch]:
         order = np.random.default_rng(seed).permutation(rows)
-        picked = [i for i in order[:count + len(exclude)] if ds.hashes[i] not in exclude][:count]
+        picked = [i for i in order[: count + len(exclude)] if ds.hashes[i] not in exclude][:count]
         return [ds.arch(int(i)) for i in picked]
 
     return draw

@@ -4,6 +4,7 @@ A user space is declared in a JSON file (`spaces.custom`); `--space FILE.json` o
 `svge data space add FILE` copies the spec into `<workdir>/spaces/<name>.json`, so
 that later commands (and files that only name the space) find it by name.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,10 @@ def get_space(name: str) -> SearchSpace:
 
     if _user_dir and (_user_dir[0] / f"{name}.json").is_file():
         return load_spec(_user_dir[0] / f"{name}.json")
-    raise ArchError(f"unknown search space {name!r} (known: {', '.join(known_spaces())}; "
-                    "a JSON space spec is given as --space FILE.json)")
+    raise ArchError(
+        f"unknown search space {name!r} (known: {', '.join(known_spaces())}; "
+        "a JSON space spec is given as --space FILE.json)"
+    )
 
 
 def add_user_space(path: Path) -> SearchSpace:

@@ -1,4 +1,5 @@
 """What every search space provides: vocabulary, validity, hashing, native text, enumeration."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -50,7 +51,9 @@ class SearchSpace(ABC):
         try:
             return self.node_types.index(name)
         except ValueError:
-            raise ArchError(f"unknown op {name!r} for space {self.name} (known: {', '.join(self.node_types)})") from None
+            raise ArchError(
+                f"unknown op {name!r} for space {self.name} (known: {', '.join(self.node_types)})"
+            ) from None
 
     def aliases(self) -> dict[str, str]:
         """Other spellings of op names that text input may use."""

@@ -7,6 +7,7 @@ sample, train on, encode, decode and search such a space.  Cells are written as
 JSON lines; isomorphic cells share NAS-Bench-101's graph hash (computed on the
 space's own labels), so duplicates are recognised whatever their node order.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,16 @@ class CellSpace(SearchSpace):
 
     enumerable = False
 
-    def __init__(self, name: str, ops: list[str], max_nodes: int, max_edges: int | None, single_io: bool,
-                 default_cells: int = DEFAULT_CELLS, default_target: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        ops: list[str],
+        max_nodes: int,
+        max_edges: int | None,
+        single_io: bool,
+        default_cells: int = DEFAULT_CELLS,
+        default_target: str | None = None,
+    ) -> None:
         self.name = name
         self.node_types = (*RESERVED, *ops)
         self.max_nodes = max_nodes
@@ -45,12 +54,13 @@ class CellSpace(SearchSpace):
         self.single_io = single_io
         self.default_cells = default_cells
         self.default_target = default_target
-        self.description = (f"user space: {len(ops)} ops, <= {max_nodes} nodes"
-                            + (f", <= {max_edges} edges" if max_edges is not None else "")
-                            + (", every node on an input-output path" if single_io else ""))
+        self.description = (
+            f"user space: {len(ops)} ops, <= {max_nodes} nodes"
+            + (f", <= {max_edges} edges" if max_edges is not None else "")
+            + (", every node on an input-output path" if single_io else "")
+        )
         chain = np.eye(3, k=1, dtype=np.uint8)
-        self.chain_cell = json.dumps({"space": name, "ops": [RESERVED[0], ops[0], RESERVED[1]],
-                                      "adj": chain.tolist()})
+        self.chain_cell = json.dumps({"space": name, "ops": [RESERVED[0], ops[0], RESERVED[1]], "adj": chain.tolist()})
 
     def validate(self, arch: Arch, node_limit: int | None = None) -> str | None:
         limit = node_limit or self.max_nodes
@@ -73,7 +83,12 @@ class CellSpace(SearchSpace):
         return graph_hash(arch.adj, arch.ops.tolist())
 
     def parse_native(self, text: str) -> Arch:
-        raise ArchError(f"cells of the user space {self.name} are written as JSON lines")
+        """A user space's text is its JSON line (no other notation exists for it)."""
+        from svge_cli.storage.archtext import parse_json_arch
+
+        if not text.lstrip().startswith("{"):
+            raise ArchError(f"cells of the user space {self.name} are written as JSON lines")
+        return parse_json_arch(text, self)[0]
 
     def format_native(self, arch: Arch) -> str:
         return json.dumps({"space": self.name, "ops": self.ops_names(arch), "adj": arch.adj.tolist()})
@@ -109,8 +124,13 @@ class CellSpace(SearchSpace):
     def default_dataset(self) -> Dataset:
         """The embedded training set: `default_cells` distinct sampled cells (seed 0)."""
         archs = self.sample(self.default_cells, seed=0)
-        return Dataset.from_archs(self.name, archs, [self.hash(a) for a in archs], self.max_nodes,
-                                  source=f"{len(archs):,} cells sampled from the user space {self.name}")
+        return Dataset.from_archs(
+            self.name,
+            archs,
+            [self.hash(a) for a in archs],
+            self.max_nodes,
+            source=f"{len(archs):,} cells sampled from the user space {self.name}",
+        )
 
 
 def from_spec(spec: Any, where: str) -> CellSpace:
@@ -122,26 +142,31 @@ def from_spec(spec: Any, where: str) -> CellSpace:
         raise ArchError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     name, ops = spec.get("name"), spec.get("ops")
     if not isinstance(name, str) or not NAME.match(name):
-        raise ArchError(f"{where}: \"name\" must be lower-case letters, digits, - or _ (at most 40)")
-    if (not isinstance(ops, list) or not ops or not all(isinstance(o, str) and o for o in ops)
-            or len(set(ops)) != len(ops) or set(ops) & set(RESERVED)):
-        raise ArchError(f"{where}: \"ops\" must be a list of distinct operation names (not input/output)")
+        raise ArchError(f'{where}: "name" must be lower-case letters, digits, - or _ (at most 40)')
+    if (
+        not isinstance(ops, list)
+        or not ops
+        or not all(isinstance(o, str) and o for o in ops)
+        or len(set(ops)) != len(ops)
+        or set(ops) & set(RESERVED)
+    ):
+        raise ArchError(f'{where}: "ops" must be a list of distinct operation names (not input/output)')
     max_nodes = _int(spec, "max_nodes", where, low=3)
     max_edges = _int(spec, "max_edges", where, low=1) if "max_edges" in spec else None
     single_io = spec.get("single_io", True)
     if not isinstance(single_io, bool):
-        raise ArchError(f"{where}: \"single_io\" must be true or false")
+        raise ArchError(f'{where}: "single_io" must be true or false')
     cells = _int(spec, "default_cells", where, low=2) if "default_cells" in spec else DEFAULT_CELLS
     target = spec.get("default_target")
     if target is not None and not isinstance(target, str):
-        raise ArchError(f"{where}: \"default_target\" must be a label column name")
+        raise ArchError(f'{where}: "default_target" must be a label column name')
     return CellSpace(name, ops, max_nodes, max_edges, single_io, cells, target)
 
 
 def _int(spec: dict[str, Any], key: str, where: str, low: int) -> int:
     value = spec.get(key)
     if type(value) is not int or value < low:
-        raise ArchError(f"{where}: \"{key}\" must be an integer >= {low}")
+        raise ArchError(f'{where}: "{key}" must be an integer >= {low}')
     return value
 
 

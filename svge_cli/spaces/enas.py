@@ -13,6 +13,7 @@ conv 5x5, separable conv 5x5, avg pool 3x3, max pool 3x3.  D-VAE's short labels
 The hash is the md5 of the native row: the row spells out every op and edge,
 so two rows are the same cell exactly when their strings are equal.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,7 +75,9 @@ class EnasSpace(SearchSpace):
         try:
             row = json.loads(text)
         except json.JSONDecodeError:
-            raise ArchError(f"not an ENAS row (expected a nested list like [[1], [4, 0], ...]): {text.strip()[:80]!r}") from None
+            raise ArchError(
+                f"not an ENAS row (expected a nested list like [[1], [4, 0], ...]): {text.strip()[:80]!r}"
+            ) from None
         return self.from_row(row)
 
     def format_native(self, arch: Arch) -> str:
@@ -125,8 +128,14 @@ class EnasSpace(SearchSpace):
         archs = list(cells.values())
         split = np.full(n, SPLIT_TEST, dtype=np.int8)
         split[: int(TRAIN_SHARE * n)] = SPLIT_TRAIN
-        return Dataset.from_archs(self.name, archs, [self.hash(a) for a in archs], self.max_nodes,
-                                  split=split, source=f"enas: {n} uniform samples, seed {seed}")
+        return Dataset.from_archs(
+            self.name,
+            archs,
+            [self.hash(a) for a in archs],
+            self.max_nodes,
+            split=split,
+            source=f"enas: {n} uniform samples, seed {seed}",
+        )
 
 
 def _split_layer(i: int, layer: Any) -> tuple[int, list[int]]:

@@ -32,6 +32,7 @@ structure's automorphisms.  Only those 423,624 cells are hashed, vectorised
 over cells, and the hashes are checked to be distinct, so deduplicating by
 isomorphism and by hash agree (the hash has no collisions in this space).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -115,9 +116,18 @@ def graph_hash(adj: np.ndarray, labels: Sequence[int]) -> str:
     succs = [np.nonzero(adj[v])[0].tolist() for v in range(n)]
     hashes = [md5(str((out_deg[v], in_deg[v], int(labels[v]))).encode()).hexdigest() for v in range(n)]
     for _ in range(n):
-        hashes = [md5(("".join(sorted(hashes[u] for u in preds[v])) + "|"
-                       + "".join(sorted(hashes[w] for w in succs[v])) + "|" + hashes[v]).encode()).hexdigest()
-                  for v in range(n)]
+        hashes = [
+            md5(
+                (
+                    "".join(sorted(hashes[u] for u in preds[v]))
+                    + "|"
+                    + "".join(sorted(hashes[w] for w in succs[v]))
+                    + "|"
+                    + hashes[v]
+                ).encode()
+            ).hexdigest()
+            for v in range(n)
+        ]
     return md5(str(sorted(hashes)).encode()).hexdigest()
 
 
@@ -212,7 +222,7 @@ def _hash_chunk(adj: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def _chunks(adj: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Same-size cells split into memory-bounded batches."""
-    return [(adj[s:s + _CHUNK].astype(bool), labels[s:s + _CHUNK]) for s in range(0, adj.shape[0], _CHUNK)]
+    return [(adj[s : s + _CHUNK].astype(bool), labels[s : s + _CHUNK]) for s in range(0, adj.shape[0], _CHUNK)]
 
 
 def _hash_chunks(chunks: list[tuple[np.ndarray, np.ndarray]], workers: int = 1) -> np.ndarray:
@@ -237,8 +247,11 @@ def _labels_of(ops: np.ndarray) -> np.ndarray:
     """Official labels of same-size cells (C, n), refusing cells that are not input-ops-output."""
     ops = ops.astype(np.int64)
     middle = ops[:, 1:-1]
-    if (ops[:, 0] != INPUT_TYPE).any() or (ops[:, -1] != OUTPUT_TYPE).any() or \
-            ((middle < FIRST_OP) | (middle >= FIRST_OP + len(OPS))).any():
+    if (
+        (ops[:, 0] != INPUT_TYPE).any()
+        or (ops[:, -1] != OUTPUT_TYPE).any()
+        or ((middle < FIRST_OP) | (middle >= FIRST_OP + len(OPS))).any()
+    ):
         raise ArchError("a cell is not input, NAS-Bench-101 operations, output")
     labels = ops - FIRST_OP
     labels[:, 0], labels[:, -1] = INPUT_LABEL, OUTPUT_LABEL
@@ -268,7 +281,7 @@ def _full_dags(n: int) -> np.ndarray:
     """
     ys, xs = zip(*[(y, x) for y in range(n) for x in range(y)])
     bits = np.arange(2 ** len(xs), dtype=np.uint32)
-    edges = np.unpackbits(bits.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")[:, :len(xs)]
+    edges = np.unpackbits(bits.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")[:, : len(xs)]
     edges = edges[edges.sum(1) <= MAX_EDGES]
     adj = np.zeros((edges.shape[0], n, n), dtype=np.uint8)
     adj[:, list(xs), list(ys)] = edges
@@ -311,8 +324,11 @@ def _unique_cells(n: int) -> tuple[np.ndarray, np.ndarray]:
         automorphisms = perms[codes[s] == codes[s, 0]]
         middle = _first_labellings(automorphisms, n)
         adjs.append(np.broadcast_to(structures[s], (len(middle), n, n)))
-        labels.append(np.concatenate([np.full((len(middle), 1), INPUT_LABEL), middle,
-                                      np.full((len(middle), 1), OUTPUT_LABEL)], axis=1))
+        labels.append(
+            np.concatenate(
+                [np.full((len(middle), 1), INPUT_LABEL), middle, np.full((len(middle), 1), OUTPUT_LABEL)], axis=1
+            )
+        )
     return np.concatenate(adjs), np.concatenate(labels)
 
 
@@ -394,7 +410,9 @@ class NB101Space(SearchSpace):
     max_edges = MAX_EDGES
     enumerable = True
     size = 423_624
-    chain_cell = "ops=conv3x3,conv3x3,conv3x3,conv3x3,conv3x3;adj=0100000/0010000/0001000/0000100/0000010/0000001/0000000"
+    chain_cell = (
+        "ops=conv3x3,conv3x3,conv3x3,conv3x3,conv3x3;adj=0100000/0010000/0001000/0000100/0000010/0000001/0000000"
+    )
     default_target = "val_acc_108"
     # batch 32 rather than the paper's 128: 4x the updates per epoch; 8 epochs on a 50k subset
     # reached 96.65% greedy reconstruction (docs/results.md); the whole space is --limit 423624
@@ -458,8 +476,9 @@ class NB101Space(SearchSpace):
         if len(names) == adj.shape[0] and names and names[0] == "input" and names[-1] == "output":
             names = names[1:-1]
         if len(names) != adj.shape[0] - 2:
-            raise ArchError(f"adj has {adj.shape[0]} rows, so ops must name {adj.shape[0] - 2} middle nodes, "
-                            f"got {len(names)}")
+            raise ArchError(
+                f"adj has {adj.shape[0]} rows, so ops must name {adj.shape[0] - 2} middle nodes, got {len(names)}"
+            )
         middle = []
         for name in names:
             t = self.type_index(name)

@@ -20,6 +20,7 @@ in D-X-Y/AutoDL-Projects and ``Structure.to_unique_str`` in the same repo):
 The hash of a cell is its native string itself: it is unique per cell, readable,
 and is the key NAS-Bench-201's own files use.
 """
+
 from __future__ import annotations
 
 import functools
@@ -155,10 +156,18 @@ class NB201Space(SearchSpace):
     def enumerate_dataset(self) -> Dataset:
         """The whole space with its benchmark `index` and `equiv_class` label columns."""
         archs = list(self.enumerate())
-        labels = {"index": np.arange(len(archs), dtype=np.float64),
-                  "equiv_class": self.equivalence_classes(archs).astype(np.float64)}
-        return Dataset.from_archs(self.name, archs, [self.hash(a) for a in archs], self.max_nodes,
-                                  labels=labels, source="enumeration of nb201")
+        labels = {
+            "index": np.arange(len(archs), dtype=np.float64),
+            "equiv_class": self.equivalence_classes(archs).astype(np.float64),
+        }
+        return Dataset.from_archs(
+            self.name,
+            archs,
+            [self.hash(a) for a in archs],
+            self.max_nodes,
+            labels=labels,
+            source="enumeration of nb201",
+        )
 
     # ---------------------------------------------------------------- functional equivalence
 

@@ -7,6 +7,7 @@ D-VAE's ENAS rows ``[[1], [4, 0], ...]``, NB101's own form).  The kind of text i
 decided once per file from its first line; blank lines and ``#`` comments are
 skipped.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,9 @@ class ArchRecord(NamedTuple):
     line: int
 
 
-def read_archs(lines: Iterable[str], space: SearchSpace | None, source: str,
-               node_limit: int | None = None) -> list[ArchRecord]:
+def read_archs(
+    lines: Iterable[str], space: SearchSpace | None, source: str, node_limit: int | None = None
+) -> list[ArchRecord]:
     """Parse and check every cell; ArchError("<source>, line N: reason") on the first bad line.
 
     With `space` None the space comes from the first line (its "space" key, or the
@@ -95,8 +97,7 @@ def _json_space(obj: dict[str, Any], space: SearchSpace | None) -> SearchSpace:
 
 
 def _adjacency(adj: Any, n: int) -> np.ndarray:
-    if (not isinstance(adj, list) or len(adj) != n
-            or not all(isinstance(r, list) and len(r) == n for r in adj)):
+    if not isinstance(adj, list) or len(adj) != n or not all(isinstance(r, list) and len(r) == n for r in adj):
         raise ArchError(f'"adj" must be a {n} x {n} list of lists (one row per op)')
     if not all(type(v) is int and v in (0, 1) for r in adj for v in r):
         raise ArchError('"adj" entries must be 0 or 1')
@@ -115,8 +116,10 @@ def infer_native_space(text: str) -> SearchSpace:
     if len(matches) == 1:
         return SPACES[matches[0]]
     if not matches:
-        raise ArchError(f"not a JSON line or a native string of any space ({', '.join(SPACES)}): {text[:60]!r} "
-                        "(pass --space to hear what is wrong with it)")
+        raise ArchError(
+            f"not a JSON line or a native string of any space ({', '.join(SPACES)}): {text[:60]!r} "
+            "(pass --space to hear what is wrong with it)"
+        )
     raise ArchError(f"could be a cell of {' or '.join(matches)}; pass --space")
 
 

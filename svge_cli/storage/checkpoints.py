@@ -4,6 +4,7 @@ A command that needs a model takes, in order: an explicit --checkpoint, the
 workspace's latest checkpoint for the space, or the pretrained one shipped with
 the package (saying so on stderr).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,8 +43,9 @@ def model_from_checkpoint(ck: Checkpoint, device: torch.device | str = "cpu") ->
     return model.to(device).eval()
 
 
-def load_model(ws: Workspace, space: str, path: str | None, device: str,
-               note: Callable[[str], None]) -> tuple[Checkpoint, Path, SVGe]:
+def load_model(
+    ws: Workspace, space: str, path: str | None, device: str, note: Callable[[str], None]
+) -> tuple[Checkpoint, Path, SVGe]:
     """The checkpoint a command uses (see `resolve`), where it lies, and its model on `device`."""
     ck, where = resolve(ws, space, path, note)
     return ck, where, model_from_checkpoint(ck, pick_device(device))
@@ -64,7 +66,9 @@ def resolve(ws: Workspace, space: str, path: str | None, note: Callable[[str], N
         return store.load_checkpoint(latest, space), latest
     shipped = pretrained_checkpoint(space)
     if shipped is None:
-        raise SvgeError(f"no {space} checkpoint in the workspace {ws.root} and none shipped; "
-                        f"run `svge train-vae --space {space}` first")
+        raise SvgeError(
+            f"no {space} checkpoint in the workspace {ws.root} and none shipped; "
+            f"run `svge train-vae --space {space}` first"
+        )
     note(f"no {space} checkpoint in {ws.root}: using the pretrained one shipped with svge ({shipped.name})")
     return store.load_checkpoint(shipped, space), shipped

@@ -1,4 +1,5 @@
 """Where a command's architectures come from: imported tables, enumerations, samples."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -69,7 +70,7 @@ def random_split(n: int, seed: int) -> np.ndarray:
     """A seeded 90/10 split: the last tenth of a permutation is the test set."""
     split = np.full(n, store.SPLIT_TRAIN, dtype=np.int8)
     perm = np.random.default_rng(seed).permutation(n)
-    split[perm[n - int(round(n * TEST_SHARE)):]] = store.SPLIT_TEST
+    split[perm[n - int(round(n * TEST_SHARE)) :]] = store.SPLIT_TEST
     return split
 
 
@@ -77,15 +78,19 @@ def summarize(ds: Dataset) -> dict[str, Any]:
     """Counts, node and edge statistics, split sizes and label ranges of a dataset."""
     edges = ds.adj.reshape(len(ds), -1).sum(axis=1)
     out: dict[str, Any] = {
-        "space": ds.space, "rows": len(ds), "source": ds.source,
+        "space": ds.space,
+        "rows": len(ds),
+        "source": ds.source,
         "unique_hashes": int(len(np.unique(ds.hashes))),
         "nodes": [int(ds.n_nodes.min()), int(ds.n_nodes.max())] if len(ds) else [0, 0],
         "edges": [int(edges.min()), int(edges.max())] if len(ds) else [0, 0],
         "labels": {},
     }
     if ds.split is not None:
-        out["split"] = {"train": int((ds.split == store.SPLIT_TRAIN).sum()),
-                        "test": int((ds.split == store.SPLIT_TEST).sum())}
+        out["split"] = {
+            "train": int((ds.split == store.SPLIT_TRAIN).sum()),
+            "test": int((ds.split == store.SPLIT_TEST).sum()),
+        }
     for name, col in ds.labels.items():
         finite = col[np.isfinite(col)]
         out["labels"][name] = {
@@ -95,4 +100,3 @@ def summarize(ds: Dataset) -> dict[str, Any]:
             "mean": float(finite.mean()) if finite.size else None,
         }
     return out
-

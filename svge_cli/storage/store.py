@@ -6,6 +6,7 @@ so a file of the wrong kind, space or version is refused with one clear line.
 Writes are atomic: a temporary file beside the target is renamed over it, so a
 failure never leaves a partial file or destroys the previous one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,10 @@ SPLIT_TRAIN, SPLIT_TEST = 0, 1
 class StoreError(SvgeError):
     """A file that cannot be used: missing, corrupt, of another kind, space or version."""
 
+
 #: a temporary written by `atomic_path`: .<file name>.<pid>-<random>.tmp
 _TMP_NAME = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
+
 
 @dataclass
 class Dataset:
@@ -60,8 +63,9 @@ class Dataset:
         return int(self.ops.shape[0])
 
     @classmethod
-    def from_archs(cls, space: str, archs: list[Arch], hashes: list[str], max_nodes: int | None = None,
-                   **kw: Any) -> "Dataset":
+    def from_archs(
+        cls, space: str, archs: list[Arch], hashes: list[str], max_nodes: int | None = None, **kw: Any
+    ) -> "Dataset":
         ops, adj, n = pad_batch(archs, max_nodes)
         return cls(space, ops.astype(np.int8), adj, n.astype(np.int16), np.asarray(hashes, dtype=str), **kw)
 
@@ -70,13 +74,20 @@ class Dataset:
         return Arch(self.ops[i, :n], self.adj[i, :n, :n])
 
     def archs(self, idx: np.ndarray | None = None) -> Iterator[Arch]:
-        for i in (range(len(self)) if idx is None else idx):
+        for i in range(len(self)) if idx is None else idx:
             yield self.arch(int(i))
 
     def subset(self, idx: np.ndarray) -> "Dataset":
-        return Dataset(self.space, self.ops[idx], self.adj[idx], self.n_nodes[idx], self.hashes[idx],
-                       {k: v[idx] for k, v in self.labels.items()},
-                       None if self.split is None else self.split[idx], self.source)
+        return Dataset(
+            self.space,
+            self.ops[idx],
+            self.adj[idx],
+            self.n_nodes[idx],
+            self.hashes[idx],
+            {k: v[idx] for k, v in self.labels.items()},
+            None if self.split is None else self.split[idx],
+            self.source,
+        )
 
     def split_indices(self, which: int) -> np.ndarray:
         if self.split is None:
@@ -248,7 +259,9 @@ def _open(path: str | Path, kind: str, space: str | None) -> h5py.File:
         got = f.attrs.get("svge_kind")
         got = got.decode() if isinstance(got, bytes) else got
         if got != kind:
-            raise StoreError(f"{name}: is {'an svge ' + str(got) if got else 'not an svge'} file, expected an svge {kind} file")
+            raise StoreError(
+                f"{name}: is {'an svge ' + str(got) if got else 'not an svge'} file, expected an svge {kind} file"
+            )
         version = int(f.attrs.get("format_version", -1))
         if version != FORMAT_VERSION:
             raise StoreError(f"{name}: format version {version}, this svge reads version {FORMAT_VERSION}")
@@ -315,9 +328,15 @@ def load_dataset(path: str | Path, space: str | None = None) -> Dataset:
     def read() -> Dataset:
         with _open(path, "dataset", space) as f:
             return Dataset(
-                str(f.attrs["space"]), f["ops"][()], f["adj"][()], f["n_nodes"][()], _dec(f["hash"][()]),
+                str(f.attrs["space"]),
+                f["ops"][()],
+                f["adj"][()],
+                f["n_nodes"][()],
+                _dec(f["hash"][()]),
                 {k: f["labels"][k][()] for k in f["labels"]},
-                f["split"][()] if "split" in f else None, str(f.attrs.get("source", "")))
+                f["split"][()] if "split" in f else None,
+                str(f.attrs.get("source", "")),
+            )
 
     return _guard(name, read)
 
@@ -343,10 +362,16 @@ def load_latents(path: str | Path, space: str | None = None) -> Latents:
     def read() -> Latents:
         with _open(path, "latents", space) as f:
             has = "ops" in f
-            return Latents(str(f.attrs["space"]), f["mu"][()], f["logvar"][()], _dec(f["hash"][()]),
-                           str(f.attrs.get("checkpoint", "")),
-                           f["ops"][()] if has else None, f["adj"][()] if has else None,
-                           f["n_nodes"][()] if has else None)
+            return Latents(
+                str(f.attrs["space"]),
+                f["mu"][()],
+                f["logvar"][()],
+                _dec(f["hash"][()]),
+                str(f.attrs.get("checkpoint", "")),
+                f["ops"][()] if has else None,
+                f["adj"][()] if has else None,
+                f["n_nodes"][()] if has else None,
+            )
 
     lat = _guard(str(path), read)
     if lat.mu.ndim != 2 or lat.mu.shape != lat.logvar.shape or len(lat.hashes) != len(lat.mu):
@@ -382,11 +407,15 @@ def load_checkpoint(path: str | Path, space: str | None = None, with_optimizer: 
     def read() -> Checkpoint:
         with _open(path, "checkpoint", space) as f:
             return Checkpoint(
-                str(f.attrs["space"]), json.loads(f.attrs["config"]),
-                {k: f["state"][k][()] for k in f["state"]}, int(f.attrs["epoch"]),
+                str(f.attrs["space"]),
+                json.loads(f.attrs["config"]),
+                {k: f["state"][k][()] for k in f["state"]},
+                int(f.attrs["epoch"]),
                 json.loads(f.attrs["history"]),
                 bytes(f["optimizer"][()].tobytes()) if with_optimizer and "optimizer" in f else b"",
-                {k: f["arrays"][k][()] for k in f["arrays"]}, json.loads(f.attrs.get("meta", "{}")))
+                {k: f["arrays"][k][()] for k in f["arrays"]},
+                json.loads(f.attrs.get("meta", "{}")),
+            )
 
     return _guard(str(path), read)
 

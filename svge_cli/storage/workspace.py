@@ -6,6 +6,7 @@ Layout, per space:  <workdir>/<space>/dataset.h5      imported dataset (labels, 
                     <workdir>/<space>/latest          path of the newest checkpoint
 It lets `svge train-vae --space enas && svge evaluate` chain without paths.
 """
+
 from __future__ import annotations
 
 import os

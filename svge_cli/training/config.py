@@ -1,4 +1,5 @@
 """The one optimisation config of VAE training and fine-tuning (torch-free: spaces carry defaults)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -15,6 +15,7 @@ epoch with the lowest validation MSE is kept, and training stops after
 Cells whose label is NaN are never drawn (they are skipped and counted), so
 `--labels N` always means N cells with a known score.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,13 +102,17 @@ def draw_labels(values: np.ndarray, n: int, cfg: FinetuneConfig, pool: np.ndarra
     """Draw `n` rows with a known label from `pool` (default: all rows), seeded by cfg.seed."""
     need = minimum_labels(cfg.batch_size)
     if n < need:
-        raise SvgeError(f"--labels {n} is too few: fine-tuning needs at least {need} labelled cells "
-                        f"(at least {MIN_LABELS}, and one batch of {cfg.batch_size}; lower --batch-size for fewer)")
+        raise SvgeError(
+            f"--labels {n} is too few: fine-tuning needs at least {need} labelled cells "
+            f"(at least {MIN_LABELS}, and one batch of {cfg.batch_size}; lower --batch-size for fewer)"
+        )
     pool = np.arange(len(values)) if pool is None else np.asarray(pool, dtype=np.int64)
     known = pool[np.isfinite(values[pool])]
     if n > len(known):
-        raise SvgeError(f"--labels {n} asks for more cells than have a label: {len(known):,} of the "
-                        f"{len(pool):,} cells to draw from have one")
+        raise SvgeError(
+            f"--labels {n} asks for more cells than have a label: {len(known):,} of the "
+            f"{len(pool):,} cells to draw from have one"
+        )
     drawn = np.random.default_rng(cfg.seed).choice(known, size=n, replace=False)
     n_val = max(1, int(round(n * cfg.validation_share)))
     unseen = np.setdiff1d(np.flatnonzero(np.isfinite(values)), drawn)
@@ -125,8 +130,10 @@ class _Best:
     def offer(self, epoch: int, val_mse: float, predictor: Predictor) -> None:
         if val_mse < self.mse:
             self.mse, self.epoch = val_mse, epoch
-            self.state = {name: {k: v.detach().clone() for k, v in module.state_dict().items()}
-                          for name, module in (("model", predictor.model), ("head", predictor.head))}
+            self.state = {
+                name: {k: v.detach().clone() for k, v in module.state_dict().items()}
+                for name, module in (("model", predictor.model), ("head", predictor.head))
+            }
 
     def restore(self, predictor: Predictor) -> None:
         predictor.model.load_state_dict(self.state["model"])
@@ -139,13 +146,21 @@ def _validation_mse(predictor: Predictor, ds: Dataset, rows: np.ndarray, y: np.n
     return float(np.mean((pred - y[rows]) ** 2))
 
 
-def _train_epoch(predictor: Predictor, optimizer: torch.optim.Optimizer, ds: Dataset, y: np.ndarray,
-                 order: np.ndarray, cfg: FinetuneConfig, epoch: int, on_step: StepCallback | None) -> dict[str, float]:
+def _train_epoch(
+    predictor: Predictor,
+    optimizer: torch.optim.Optimizer,
+    ds: Dataset,
+    y: np.ndarray,
+    order: np.ndarray,
+    cfg: FinetuneConfig,
+    epoch: int,
+    on_step: StepCallback | None,
+) -> dict[str, float]:
     predictor.model.train()
     predictor.head.train()
     sums = {"loss": 0.0, "vae": 0.0, "mse": 0.0}
     for start in range(0, len(order), cfg.batch_size):
-        idx = order[start:start + cfg.batch_size]
+        idx = order[start : start + cfg.batch_size]
         out = predictor.model.loss(*batch_rows(ds.ops, ds.adj, ds.n_nodes, idx))
         target = torch.as_tensor(y[idx], dtype=torch.float32, device=out["mu"].device)
         reg = torch.mean((predictor.head(out["mu"]) - target) ** 2)
@@ -163,9 +178,16 @@ def _train_epoch(predictor: Predictor, optimizer: torch.optim.Optimizer, ds: Dat
     return {k: v / len(order) for k, v in sums.items()}
 
 
-def finetune(model: SVGe, ds: Dataset, values: np.ndarray, target: str, draw: LabelDraw, cfg: FinetuneConfig,
-             on_step: StepCallback | None = None,
-             on_epoch: Callable[[dict[str, Any]], None] | None = None) -> tuple[Predictor, History]:
+def finetune(
+    model: SVGe,
+    ds: Dataset,
+    values: np.ndarray,
+    target: str,
+    draw: LabelDraw,
+    cfg: FinetuneConfig,
+    on_step: StepCallback | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[Predictor, History]:
     """Train `model` (in place) and a fresh regressor on draw.train; keep the best epoch on draw.validation.
 
     Returns the predictor (weights of the best epoch) and one history entry per
@@ -178,15 +200,17 @@ def finetune(model: SVGe, ds: Dataset, values: np.ndarray, target: str, draw: La
     head = Regressor(model.cfg.latent, cfg.hidden).to(codec.model_device(model))
     predictor = Predictor(model, head, scale, target)
     optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=cfg.lr)
-    schedule = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                           lr_schedule="plateau")
+    schedule = TrainConfig(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, lr_schedule="plateau"
+    )
     history: History = []
     best = _Best()
     for epoch in range(cfg.epochs):
         began = time.perf_counter()
         entry = open_epoch(schedule, epoch, history, optimizer)
-        entry.update(_train_epoch(predictor, optimizer, ds, y, epoch_order(schedule, epoch, draw.train), cfg,
-                                  epoch, on_step))
+        entry.update(
+            _train_epoch(predictor, optimizer, ds, y, epoch_order(schedule, epoch, draw.train), cfg, epoch, on_step)
+        )
         entry["val_mse"] = _validation_mse(predictor, ds, draw.validation, y)
         entry["seconds"] = time.perf_counter() - began
         history.append(entry)
@@ -241,25 +265,46 @@ def _latent_stats_rows(base: Checkpoint, ds: Dataset) -> np.ndarray:
     return np.arange(len(ds))
 
 
-def finetuned_checkpoint(base: Checkpoint, base_path: Path, predictor: Predictor, ds: Dataset, source: str,
-                         draw: LabelDraw, cfg: FinetuneConfig, history: History, pool: str) -> Checkpoint:
+def finetuned_checkpoint(
+    base: Checkpoint,
+    base_path: Path,
+    predictor: Predictor,
+    ds: Dataset,
+    source: str,
+    draw: LabelDraw,
+    cfg: FinetuneConfig,
+    history: History,
+    pool: str,
+) -> Checkpoint:
     """The base checkpoint's facts (so evaluate/encode/decode keep working) plus the regressor's."""
     best = min(history, key=lambda h: h["val_mse"])
     latent_mean, latent_std = training_latent_stats(predictor.model, ds, _latent_stats_rows(base, ds))
     used = np.asarray([h.encode() for h in ds.hashes[draw.drawn].tolist()])
     meta = base.meta | {
-        "target": predictor.target, "label_mean": predictor.scale.mean, "label_std": predictor.scale.std,
-        "labels": len(draw.drawn), "pool": pool, "labelled_dataset": source,
-        "labelled_dataset_digest": dataset_digest(ds), "base_checkpoint": str(base_path.resolve()),
-        "base_fingerprint": base.fingerprint(), "best_epoch": best["epoch"],
-        "validation_rmse": math.sqrt(best["val_mse"]) * predictor.scale.std}
+        "target": predictor.target,
+        "label_mean": predictor.scale.mean,
+        "label_std": predictor.scale.std,
+        "labels": len(draw.drawn),
+        "pool": pool,
+        "labelled_dataset": source,
+        "labelled_dataset_digest": dataset_digest(ds),
+        "base_checkpoint": str(base_path.resolve()),
+        "base_fingerprint": base.fingerprint(),
+        "best_epoch": best["epoch"],
+        "validation_rmse": math.sqrt(best["val_mse"]) * predictor.scale.std,
+    }
     arrays = base.arrays | {
-        "latent_mean": latent_mean, "latent_std": latent_std, "labelled_rows": draw.train.astype(np.int32),
-        "validation_rows": draw.validation.astype(np.int32), "unseen_rows": draw.unseen.astype(np.int32),
-        USED_HASHES: used}
+        "latent_mean": latent_mean,
+        "latent_std": latent_std,
+        "labelled_rows": draw.train.astype(np.int32),
+        "validation_rows": draw.validation.astype(np.int32),
+        "unseen_rows": draw.unseen.astype(np.int32),
+        USED_HASHES: used,
+    }
     config = base.config | {"regressor": predictor.head.config(), "finetune": cfg.to_dict()}
-    return Checkpoint(base.space, config, predictor_state(predictor), epoch=len(history), history=history,
-                      arrays=arrays, meta=meta)
+    return Checkpoint(
+        base.space, config, predictor_state(predictor), epoch=len(history), history=history, arrays=arrays, meta=meta
+    )
 
 
 def finetuned_path(ui: Ui, space: str, target: str, labels: int) -> Path:
@@ -281,20 +326,32 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
         ui.note(f"skipped {draw.skipped_nan:,} cells whose {target} is unknown (NaN)")
     model = checkpoints.model_from_checkpoint(base, checkpoints.pick_device(req.device))
     if int(ds.n_nodes.max()) > model.cfg.max_nodes:
-        raise SvgeError(f"{source} holds cells of {int(ds.n_nodes.max())} nodes; the checkpoint was built "
-                        f"for at most {model.cfg.max_nodes}")
-    ui.note(f"fine-tuning {base_path} on {len(draw.train):,} labelled {sp.name} cells ({len(draw.validation):,} "
-            f"for validation, {len(draw.unseen):,} unseen), target {target}, up to {cfg.epochs} epochs")
+        raise SvgeError(
+            f"{source} holds cells of {int(ds.n_nodes.max())} nodes; the checkpoint was built "
+            f"for at most {model.cfg.max_nodes}"
+        )
+    ui.note(
+        f"fine-tuning {base_path} on {len(draw.train):,} labelled {sp.name} cells ({len(draw.validation):,} "
+        f"for validation, {len(draw.unseen):,} unseen), target {target}, up to {cfg.epochs} epochs"
+    )
     steps = math.ceil(len(draw.train) / cfg.batch_size) * cfg.epochs
     with ui.progress(f"finetune {sp.name}", total=steps) as bar:
         predictor, history = finetune(
-            model, ds, values, target, draw, cfg,
+            model,
+            ds,
+            values,
+            target,
+            draw,
+            cfg,
             on_step=lambda _e, loss: bar.advance(1, status=f"loss {loss:.3f}"),
-            on_epoch=lambda h: bar.advance(0, status=f"epoch {h['epoch']} val mse {h['val_mse']:.3f}"))
+            on_epoch=lambda h: bar.advance(0, status=f"epoch {h['epoch']} val mse {h['val_mse']:.3f}"),
+        )
     ck = finetuned_checkpoint(base, base_path, predictor, ds, source, draw, cfg, history, req.pool)
     out = Path(req.output) if req.output else finetuned_path(ui, sp.name, target, req.labels)
     store.save_checkpoint(out, ck)
     ui.workspace.remember_checkpoint(sp.name, out)
-    ui.note(f"best epoch {ck.meta['best_epoch']} of {len(history)}: validation RMSE "
-            f"{ck.meta['validation_rmse']:.4g} ({target} units)")
+    ui.note(
+        f"best epoch {ck.meta['best_epoch']} of {len(history)}: validation RMSE "
+        f"{ck.meta['validation_rmse']:.4g} ({target} units)"
+    )
     return out

@@ -9,6 +9,7 @@ Every random choice of epoch e (batch order, posterior noise) is seeded from
 (seed, e) alone, so a run resumed from epoch e's checkpoint continues exactly
 as the uninterrupted run would have, on the same machine.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,14 +73,21 @@ def batch_rows(ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray, idx: np.nd
     return ops[idx, :width], adj[idx, :width, :width], n
 
 
-def _train_epoch(model: SVGe, optimizer: torch.optim.Optimizer, data: tuple[np.ndarray, ...],
-                 order: np.ndarray, cfg: TrainConfig, epoch: int, on_step: StepCallback | None) -> dict[str, float]:
+def _train_epoch(
+    model: SVGe,
+    optimizer: torch.optim.Optimizer,
+    data: tuple[np.ndarray, ...],
+    order: np.ndarray,
+    cfg: TrainConfig,
+    epoch: int,
+    on_step: StepCallback | None,
+) -> dict[str, float]:
     model.train()
     sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
     steps = math.ceil(len(order) / cfg.batch_size)
     epoch_lr = optimizer.param_groups[0]["lr"]
     for step in range(steps):
-        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         if epoch * steps + step < cfg.warmup_steps:
             for group in optimizer.param_groups:
                 group["lr"] = epoch_lr * (epoch * steps + step + 1) / cfg.warmup_steps
@@ -113,10 +121,20 @@ def open_epoch(cfg: TrainConfig, epoch: int, history: History, optimizer: torch.
     return {"epoch": epoch + 1, "lr": lr}
 
 
-def fit(model: SVGe, optimizer: torch.optim.Optimizer, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray,
-        train_idx: np.ndarray, test_idx: np.ndarray, cfg: TrainConfig, start_epoch: int = 0,
-        history: History | None = None, on_step: StepCallback | None = None,
-        on_epoch: EpochCallback | None = None) -> History:
+def fit(
+    model: SVGe,
+    optimizer: torch.optim.Optimizer,
+    ops: np.ndarray,
+    adj: np.ndarray,
+    n_nodes: np.ndarray,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    cfg: TrainConfig,
+    start_epoch: int = 0,
+    history: History | None = None,
+    on_step: StepCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> History:
     """Train from `start_epoch` (epochs already completed) up to cfg.epochs; return the history.
 
     Each entry holds epoch (1-based), loss, rec, kl (training means), lr, seconds
@@ -137,8 +155,7 @@ def fit(model: SVGe, optimizer: torch.optim.Optimizer, ops: np.ndarray, adj: np.
         entry = open_epoch(cfg, epoch, history, optimizer)
         entry.update(_train_epoch(model, optimizer, data, epoch_order(cfg, epoch, train_idx), cfg, epoch, on_step))
         if len(test_idx) and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
-            entry["test_recon_greedy"] = reconstruction_accuracy(
-                model, *batch_rows(*data, test_idx), greedy=True)
+            entry["test_recon_greedy"] = reconstruction_accuracy(model, *batch_rows(*data, test_idx), greedy=True)
         entry["seconds"] = time.perf_counter() - began
         history.append(entry)
         if on_epoch is not None:

@@ -6,6 +6,7 @@ last.h5 is rewritten atomically after every epoch.  There is deliberately no
 "best on the test split" checkpoint: choosing among epochs by test accuracy
 would tune on the evaluation split.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,10 +65,20 @@ def dataset_digest(ds: Dataset) -> str:
 def _schedule(req: TrainRequest, sp: SearchSpace, base: TrainConfig | None = None) -> TrainConfig:
     """The schedule of `base` (default: the space's, or the paper's), with the options given and the run's seed."""
     base = base or (sp.paper_schedule if req.paper else sp.default_schedule)
-    chosen = {k: v for k, v in (("epochs", req.epochs), ("batch_size", req.batch_size), ("lr", req.lr),
-                                ("eval_every", req.eval_every), ("grad_clip", req.grad_clip),
-                                ("precision", req.precision), ("warmup_steps", req.warmup_steps),
-                                ("seed", req.seed)) if v is not None}
+    chosen = {
+        k: v
+        for k, v in (
+            ("epochs", req.epochs),
+            ("batch_size", req.batch_size),
+            ("lr", req.lr),
+            ("eval_every", req.eval_every),
+            ("grad_clip", req.grad_clip),
+            ("precision", req.precision),
+            ("warmup_steps", req.warmup_steps),
+            ("seed", req.seed),
+        )
+        if v is not None
+    }
     return replace(base, **chosen)
 
 
@@ -89,13 +100,15 @@ def load_recorded_dataset(ws: Workspace, sp: SearchSpace, ck: Checkpoint, overri
     ds = datasets.embedded_default(sp, ws) if source == EMBEDDED else datasets.training_dataset(sp, ws, source)
     want = ck.meta.get("dataset_digest")
     if want and dataset_digest(ds) != want:
-        raise SvgeError(f"the dataset {source!r} is not the one this checkpoint was trained on; "
-                        "pass the right one with --dataset")
+        raise SvgeError(
+            f"the dataset {source!r} is not the one this checkpoint was trained on; pass the right one with --dataset"
+        )
     return ds
 
 
-def held_out_split(ws: Workspace, sp: SearchSpace, ck: Checkpoint,
-                   override: str | None) -> tuple[Dataset, np.ndarray, np.ndarray]:
+def held_out_split(
+    ws: Workspace, sp: SearchSpace, ck: Checkpoint, override: str | None
+) -> tuple[Dataset, np.ndarray, np.ndarray]:
     """(dataset, train rows, test rows) exactly as the checkpoint's training run used them."""
     ds = load_recorded_dataset(ws, sp, ck, override)
     if "train_rows" not in ck.arrays or "test_rows" not in ck.arrays:
@@ -140,12 +153,12 @@ def train_vae(ui: Ui, req: TrainRequest) -> Path:
     else:
         ds = datasets.training_dataset(sp, ws, req.dataset)
         imported = req.dataset is None and ws.dataset_path(sp.name).exists()  # as training_dataset chose
-        limit = req.limit if req.limit is not None else (None if req.dataset or imported
-                                                         else sp.default_train_limit)
+        limit = req.limit if req.limit is not None else (None if req.dataset or imported else sp.default_train_limit)
         train_idx, test_idx = _rows(ds, limit, req.seed)
         sched = _schedule(req, sp)
-        config = ModelConfig(vocab_size=sp.vocab_size, max_nodes=max(sp.max_nodes, int(ds.n_nodes.max())),
-                             decoder=req.model_kind)
+        config = ModelConfig(
+            vocab_size=sp.vocab_size, max_nodes=max(sp.max_nodes, int(ds.n_nodes.max())), decoder=req.model_kind
+        )
         model = SVGe(config).to(device)
         if req.init_from:
             _load_initial_weights(model, sp, req.init_from)
@@ -161,24 +174,40 @@ def train_vae(ui: Ui, req: TrainRequest) -> Path:
         optimizer.load_state_dict(torch.load(io.BytesIO(previous.optimizer), weights_only=True))
     if start >= sched.epochs:
         raise SvgeError(f"the run in {out} already finished {start} epochs; raise --epochs to continue it")
-    fixed = {"config": {"schedule": asdict(sched), "seed": req.seed},
-             "arrays": {"train_rows": train_idx.astype(np.int32), "test_rows": test_idx.astype(np.int32)},
-             "meta": meta}
-    ui.note(f"training {sp.name} on {len(train_idx):,} cells ({len(test_idx):,} held out), "
-            f"{sched.epochs} epochs, batch {sched.batch_size}, lr {sched.lr:g}, device {device}; run folder {out}")
+    fixed = {
+        "config": {"schedule": asdict(sched), "seed": req.seed},
+        "arrays": {"train_rows": train_idx.astype(np.int32), "test_rows": test_idx.astype(np.int32)},
+        "meta": meta,
+    }
+    ui.note(
+        f"training {sp.name} on {len(train_idx):,} cells ({len(test_idx):,} held out), "
+        f"{sched.epochs} epochs, batch {sched.batch_size}, lr {sched.lr:g}, device {device}; run folder {out}"
+    )
 
     def on_epoch(epoch: int, hist: list[dict[str, Any]]) -> None:
-        ck = checkpoints.snapshot(sp.name, model, epoch=epoch, history=hist, optimizer=_optimizer_bytes(optimizer),
-                                  **_copy(fixed))
+        ck = checkpoints.snapshot(
+            sp.name, model, epoch=epoch, history=hist, optimizer=_optimizer_bytes(optimizer), **_copy(fixed)
+        )
         store.save_checkpoint(out / "last.h5", ck)
         ws.remember_checkpoint(sp.name, out / "last.h5")
         ui.note(_epoch_line(hist, sched.epochs))
 
     n_batches = int(np.ceil(len(train_idx) / sched.batch_size)) * (sched.epochs - start)
     with ui.progress(f"train-vae {sp.name}", total=n_batches) as bar:
-        fit(model, optimizer, ds.ops, ds.adj, ds.n_nodes, train_idx, test_idx[:EVAL_CELLS], sched,
-            start_epoch=start, history=history,
-            on_step=lambda _e, _s, _n, loss: bar.advance(1, status=f"loss {loss:.3f}"), on_epoch=on_epoch)
+        fit(
+            model,
+            optimizer,
+            ds.ops,
+            ds.adj,
+            ds.n_nodes,
+            train_idx,
+            test_idx[:EVAL_CELLS],
+            sched,
+            start_epoch=start,
+            history=history,
+            on_step=lambda _e, _s, _n, loss: bar.advance(1, status=f"loss {loss:.3f}"),
+            on_epoch=on_epoch,
+        )
     _attach_latent_stats(model.eval(), ds, train_idx, out / "last.h5")
     return out / "last.h5"
 
@@ -192,8 +221,10 @@ def _load_initial_weights(model: SVGe, sp: SearchSpace, path: str) -> None:
     ck = store.load_checkpoint(path, sp.name)
     source = checkpoints.model_from_checkpoint(ck)
     if source.cfg.to_dict() != model.cfg.to_dict():
-        raise SvgeError(f"{path} holds a model of another shape ({source.cfg.to_dict()}) "
-                        f"than this run builds ({model.cfg.to_dict()})")
+        raise SvgeError(
+            f"{path} holds a model of another shape ({source.cfg.to_dict()}) "
+            f"than this run builds ({model.cfg.to_dict()})"
+        )
     model.load_state_dict(source.state_dict())
 
 

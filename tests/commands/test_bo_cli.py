@@ -1,4 +1,5 @@
 """`svge bo` end to end: a tiny model, a synthetic NB201 table over every cell, the results file."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ from svge_cli.storage import checkpoints, store
 from svge_cli.storage.workspace import Workspace
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "evaluator.py"
-QUICK = ("bo", "--space", "nb201", "--iters", "1", "--batch", "3", "--init", "8", "--inducing", "8",
-         "--attempts", "3")
+QUICK = ("bo", "--space", "nb201", "--iters", "1", "--batch", "3", "--init", "8", "--inducing", "8", "--attempts", "3")
 
 
 def make_workspace(root: Path, table: bool = True) -> Workspace:
@@ -77,8 +77,7 @@ def test_results_go_to_the_workspace_by_default(ws: Workspace, svge: Runner) -> 
 
 
 def test_trials_and_random_baseline_spend_equal_queries(ws: Workspace, svge: Runner) -> None:
-    facts = last_json(svge(*QUICK, "--target", TARGET, "--trials", "2", "--random-baseline", "--seed", "5",
-                           "--json"))
+    facts = last_json(svge(*QUICK, "--target", TARGET, "--trials", "2", "--random-baseline", "--seed", "5", "--json"))
     assert [t["seed"] for t in facts["bo"]["trials"]] == [5, 6]
     for bo, rnd in zip(facts["bo"]["trials"], facts["random"]["trials"]):
         assert bo["queries"] == rnd["queries"] and rnd["distinct"] == rnd["queries"]
@@ -97,8 +96,9 @@ def test_an_evaluator_scores_the_cells(ws: Workspace, svge: Runner, tmp_path: Pa
             assert q["score"] == pytest.approx(expected, abs=1e-6)
 
 
-def test_an_interrupted_search_keeps_finished_rounds_and_resumes(ws: Workspace, svge: Runner, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_search_keeps_finished_rounds_and_resumes(
+    ws: Workspace, svge: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     results = tmp_path / "r.json"
     args = (*QUICK, "--iters", "2", "--target", TARGET, "--results", str(results))
     real_round = bo_run.bo_round
@@ -129,21 +129,24 @@ def test_resume_refuses_a_different_search(ws: Workspace, svge: Runner, tmp_path
     assert_one_line_error(r, "cannot resume", "batch=3")
 
 
-@pytest.mark.parametrize("args, words", [
-    (("--objective", "benchmark", "--evaluator", "true"), ("drop --objective",)),
-    (("--target", "nope"), ("no label column 'nope'",)),
-    (("--results", "-"), ("needs a file name",)),
-    (("--init", "20000", "--target", TARGET), ("more cells than",)),
-    (("--resume",), ("no results file",)),
-    (("--evaluator", "/no/such/evaluator"), ("cannot start",)),
-])
-def test_bad_requests_end_with_one_clear_line(ws: Workspace, svge: Runner, args: tuple[str, ...],
-                                              words: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--objective", "benchmark", "--evaluator", "true"), ("drop --objective",)),
+        (("--target", "nope"), ("no label column 'nope'",)),
+        (("--results", "-"), ("needs a file name",)),
+        (("--init", "20000", "--target", TARGET), ("more cells than",)),
+        (("--resume",), ("no results file",)),
+        (("--evaluator", "/no/such/evaluator"), ("cannot start",)),
+    ],
+)
+def test_bad_requests_end_with_one_clear_line(
+    ws: Workspace, svge: Runner, args: tuple[str, ...], words: tuple[str, ...]
+) -> None:
     assert_one_line_error(svge(*QUICK, *args), *words)
 
 
-def test_a_sampled_table_defaults_to_surrogate_predictions_from_the_labelled_split(workdir: Path,
-                                                                                   svge: Runner) -> None:
+def test_a_sampled_table_defaults_to_surrogate_predictions_from_the_labelled_split(workdir: Path, svge: Runner) -> None:
     ws = Workspace(workdir)
     enas = get_space("enas")
     table = enas.default_dataset(n=80)

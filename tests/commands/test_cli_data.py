@@ -1,4 +1,5 @@
 """`svge data ...` and the global options, driven as a user drives them from a shell."""
+
 from __future__ import annotations
 
 import importlib
@@ -44,8 +45,10 @@ def write_dvae_enas(path: Path, rows: int, seed: int = 3) -> list[str]:
 def write_nb201_csv(path: Path, rows: int) -> None:
     """The layout of nb201_cifar10.csv: index, arch string, three accuracies, parameters."""
     sp = get_space("nb201")
-    body = [f"{i},{sp.format_native(a)},{80 + i / 10},{81 + i / 10},{90 + i / 10},{0.1 + i / 100}"
-            for i, a in enumerate(sp.sample(rows, 0))]
+    body = [
+        f"{i},{sp.format_native(a)},{80 + i / 10},{81 + i / 10},{90 + i / 10},{0.1 + i / 100}"
+        for i, a in enumerate(sp.sample(rows, 0))
+    ]
     path.write_text("\n".join([NB201_HEADER, *body]) + "\n")
 
 
@@ -66,23 +69,29 @@ def test_help_lists_every_command_with_one_line(svge: Runner) -> None:
 
 
 def test_every_command_module_is_listed_and_every_listed_command_exists() -> None:
-    defined = {command.name: info.name for info in pkgutil.iter_modules(commands.__path__)
-               for command in getattr(importlib.import_module(f"svge_cli.commands.{info.name}"), "COMMANDS", ())}
+    defined = {
+        command.name: info.name
+        for info in pkgutil.iter_modules(commands.__path__)
+        for command in getattr(importlib.import_module(f"svge_cli.commands.{info.name}"), "COMMANDS", ())
+    }
     assert defined == {name: module for name, (module, _) in COMMANDS.items()}
 
 
 def test_help_and_data_commands_start_without_loading_torch() -> None:
-    probe = ("import sys\nfrom svge_cli.cli import main\n"
-             "for argv in (['--help'], ['data', 'sample', 'nb201', '-n', '1']):\n"
-             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-             "print(sorted(m for m in ('torch', 'matplotlib', 'botorch') if m in sys.modules))")
+    probe = (
+        "import sys\nfrom svge_cli.cli import main\n"
+        "for argv in (['--help'], ['data', 'sample', 'nb201', '-n', '1']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('torch', 'matplotlib', 'botorch') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("path", [p for p, _ in all_commands()], ids=" ".join)
-def test_every_help_ends_with_a_runnable_example(svge: Runner, monkeypatch: pytest.MonkeyPatch,
-                                                 path: tuple[str, ...]) -> None:
+def test_every_help_ends_with_a_runnable_example(
+    svge: Runner, monkeypatch: pytest.MonkeyPatch, path: tuple[str, ...]
+) -> None:
     result = svge(*path[1:], "--help")
     assert result.code == 0
     blocks = (dict(all_commands())[path].help or "").rstrip().split("\n\n")

@@ -3,6 +3,7 @@
 Models are tiny (hidden 16, latent 8).  The `trained` fixture has learnt six ENAS
 cells by heart, so an encode -> decode round trip must give them back exactly.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,8 +23,19 @@ from svge_cli.storage.archtext import read_archs
 from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace
 from svge_cli.training import vae as vae_training
 
-ABILITIES = {"space", "test_cells", "reconstruction", "reconstruction_greedy", "validity", "uniqueness",
-             "novelty", "iso", "iso_pairs", "prior_points", "checkpoint"}
+ABILITIES = {
+    "space",
+    "test_cells",
+    "reconstruction",
+    "reconstruction_greedy",
+    "validity",
+    "uniqueness",
+    "novelty",
+    "iso",
+    "iso_pairs",
+    "prior_points",
+    "checkpoint",
+}
 
 
 @pytest.fixture
@@ -77,8 +89,8 @@ def _interrupt_after_first_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_resume_after_interruption_reaches_the_asked_epochs(
-        svge: Runner, workdir: Path, tmp_path: Path, trained: Trained, tiny_training: None,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    svge: Runner, workdir: Path, tmp_path: Path, trained: Trained, tiny_training: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "ds.h5").write_bytes(trained.dataset.read_bytes())
     args = ("train-vae", "--space", "enas", "--dataset", "ds.h5", "--epochs", "3", "--batch-size", "2", "--seed", "3")
     with monkeypatch.context() as m:
@@ -98,8 +110,9 @@ def test_resume_after_interruption_reaches_the_asked_epochs(
     ck = store.load_checkpoint(last, with_optimizer=True)
     assert ck.epoch == 3 and [h["epoch"] for h in ck.history] == [1, 2, 3]
     assert ck.optimizer and "latent_mean" in ck.arrays
-    assert_one_line_error(svge("train-vae", "--space", "enas", "--resume", "--epochs", "3"),
-                          "already finished 3 epochs", "--epochs")
+    assert_one_line_error(
+        svge("train-vae", "--space", "enas", "--resume", "--epochs", "3"), "already finished 3 epochs", "--epochs"
+    )
 
     monkeypatch.chdir(tmp_path)
     assert svge(*args, "--out", "uninterrupted").code == 0
@@ -109,8 +122,9 @@ def test_resume_after_interruption_reaches_the_asked_epochs(
         np.testing.assert_allclose(ck.state[name], weights, rtol=1e-5, atol=1e-6)
 
 
-def test_out_folder_holding_a_run_needs_resume(svge: Runner, workdir: Path, tmp_path: Path, trained: Trained,
-                                               tiny_training: None) -> None:
+def test_out_folder_holding_a_run_needs_resume(
+    svge: Runner, workdir: Path, tmp_path: Path, trained: Trained, tiny_training: None
+) -> None:
     args = ("train-vae", "--space", "enas", "--dataset", str(trained.dataset), "--epochs", "1", "--out", "run")
     assert svge(*args).code == 0
     before = (tmp_path / "run" / "last.h5").read_bytes()
@@ -121,17 +135,31 @@ def test_out_folder_holding_a_run_needs_resume(svge: Runner, workdir: Path, tmp_
 
 
 def test_resume_keeps_the_runs_precision_and_epoch_lines_show_elapsed_time(
-        svge: Runner, trained: Trained, tiny_training: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    svge: Runner, trained: Trained, tiny_training: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     used: list[str] = []
     fit = vae_training.fit
     monkeypatch.setattr(vae_training, "fit", lambda *a, **k: used.append(a[7].precision) or fit(*a, **k))
-    first = svge("train-vae", "--space", "enas", "--dataset", str(trained.dataset), "--epochs", "1",
-                 "--precision", "bf16", "--out", "run")
+    first = svge(
+        "train-vae",
+        "--space",
+        "enas",
+        "--dataset",
+        str(trained.dataset),
+        "--epochs",
+        "1",
+        "--precision",
+        "bf16",
+        "--out",
+        "run",
+    )
     assert first.code == 0 and re.search(r"epoch 1/1 .*\[\d+m \d\ds\]", first.stderr), first.stderr
     assert svge("train-vae", "--space", "enas", "--out", "run", "--resume", "--epochs", "2").code == 0
     assert used == ["bf16", "bf16"]
-    assert svge("train-vae", "--space", "enas", "--out", "run", "--resume", "--epochs", "3",
-                "--precision", "fp32").code == 0
+    assert (
+        svge("train-vae", "--space", "enas", "--out", "run", "--resume", "--epochs", "3", "--precision", "fp32").code
+        == 0
+    )
     assert used[-1] == "fp32"
 
 
@@ -157,28 +185,30 @@ def native_lines(trained: Trained) -> list[str]:
     return [sp.format_native(r.arch) for r in read_archs(trained.archs_jsonl.read_text().splitlines(), sp, "x")]
 
 
-def test_encode_to_a_file_keeps_cells_hashes_and_checkpoint(svge: Runner, enas_ws: Path, trained: Trained,
-                                                            tmp_path: Path) -> None:
+def test_encode_to_a_file_keeps_cells_hashes_and_checkpoint(
+    svge: Runner, enas_ws: Path, trained: Trained, tmp_path: Path
+) -> None:
     result = svge("encode", str(trained.archs_jsonl), "-o", "lat.h5")
     assert result.code == 0 and result.out == "" and "encoded 6 enas cells into lat.h5" in result.stderr
     lat = store.load_latents(tmp_path / "lat.h5", "enas")
     assert lat.mu.shape == lat.logvar.shape == (6, TINY["latent"])
     assert lat.checkpoint == store.load_checkpoint(trained.checkpoint).fingerprint()
     sp = get_space("enas")
-    assert lat.hashes.tolist() == [sp.hash(Arch(lat.ops[i, :n], lat.adj[i, :n, :n]))
-                                   for i, n in enumerate(lat.n_nodes)]
+    assert lat.hashes.tolist() == [sp.hash(Arch(lat.ops[i, :n], lat.adj[i, :n, :n])) for i, n in enumerate(lat.n_nodes)]
 
 
 def test_pipe_round_trip_between_processes(enas_ws: Path, trained: Trained, tmp_path: Path) -> None:
     """Binary HDF5 leaves one process on stdout and enters the next on stdin, through a real pipe."""
-    done = shell(f"cat {trained.archs_jsonl} | svge encode - -o - | svge decode -", tmp_path,
-                 {"SVGE_WORKDIR": str(enas_ws)})
+    done = shell(
+        f"cat {trained.archs_jsonl} | svge encode - -o - | svge decode -", tmp_path, {"SVGE_WORKDIR": str(enas_ws)}
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode() == trained.archs_jsonl.read_text()
 
 
-def test_decode_attempts_keep_the_first_valid_sample(svge: Runner, enas_ws: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decode_attempts_keep_the_first_valid_sample(
+    svge: Runner, enas_ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The first decode of every point is spoilt: greedy shows it, a second sampled attempt repairs it."""
     real = codec.decode_once
     calls: list[bool] = []
@@ -209,8 +239,9 @@ def test_more_attempts_never_lose_a_valid_decode(svge: Runner, enas_ws: Path, tm
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "native"])
-def test_invalid_decodes_are_marked_in_place(svge: Runner, enas_ws: Path, trained: Trained, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+def test_invalid_decodes_are_marked_in_place(
+    svge: Runner, enas_ws: Path, trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
     real = codec.decode_once
 
     def every_second_spoilt(model, z, greedy, max_nodes, generator):
@@ -259,13 +290,17 @@ def test_evaluate_table(svge: Runner, enas_ws: Path) -> None:
 # ---------------------------------------------------------------- which checkpoint
 
 
-@pytest.mark.parametrize("command", [
-    ("encode", "{cells}", "-o", "lat.h5"),
-    ("decode", "{latents}", "-o", "lat.h5"),
-    ("evaluate", "--space", "enas"),
-])
-def test_a_checkpoint_of_another_space_is_refused(svge: Runner, enas_ws: Path, trained: Trained, tmp_path: Path,
-                                                  command: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("encode", "{cells}", "-o", "lat.h5"),
+        ("decode", "{latents}", "-o", "lat.h5"),
+        ("evaluate", "--space", "enas"),
+    ],
+)
+def test_a_checkpoint_of_another_space_is_refused(
+    svge: Runner, enas_ws: Path, trained: Trained, tmp_path: Path, command: tuple[str, ...]
+) -> None:
     random_latents(tmp_path / "z.h5", 3)
     foreign = other_space_checkpoint(tmp_path / "nb201.h5")
     args = [a.format(cells=trained.archs_jsonl, latents="z.h5") for a in command]
@@ -273,16 +308,19 @@ def test_a_checkpoint_of_another_space_is_refused(svge: Runner, enas_ws: Path, t
     assert not (tmp_path / "lat.h5").exists()
 
 
-def test_no_checkpoint_anywhere(svge: Runner, workdir: Path, trained: Trained, tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_checkpoint_anywhere(
+    svge: Runner, workdir: Path, trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("svge_cli.storage.workspace.PRETRAINED_DIR", tmp_path / "none-shipped")
-    assert_one_line_error(svge("encode", str(trained.archs_jsonl), "-o", "lat.h5"),
-                          "no enas checkpoint", "svge train-vae --space enas")
+    assert_one_line_error(
+        svge("encode", str(trained.archs_jsonl), "-o", "lat.h5"), "no enas checkpoint", "svge train-vae --space enas"
+    )
     assert_one_line_error(svge("evaluate"), "no space given", "--space")
 
 
-def test_falls_back_to_the_shipped_checkpoint_and_says_so(svge: Runner, workdir: Path, trained: Trained,
-                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_falls_back_to_the_shipped_checkpoint_and_says_so(
+    svge: Runner, workdir: Path, trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shipped = tmp_path / "pretrained"
     shipped.mkdir()
     (shipped / "enas.h5").write_bytes(trained.checkpoint.read_bytes())

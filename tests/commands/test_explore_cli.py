@@ -1,4 +1,5 @@
 """`svge decode-circle`, `svge extrapolate` and `svge show` as a shell user runs them."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,12 @@ class Models:
 def _finetuned(space: str, model: SVGe, target: str) -> Checkpoint:
     predictor = Predictor(model, Regressor(model.cfg.latent), LabelScale(0.9, 0.02), target)
     base = checkpoints.snapshot(space, model)
-    return Checkpoint(space, base.config | {"regressor": predictor.head.config()}, predictor_state(predictor),
-                      meta={"target": target, "label_mean": 0.9, "label_std": 0.02})
+    return Checkpoint(
+        space,
+        base.config | {"regressor": predictor.head.config()},
+        predictor_state(predictor),
+        meta={"target": target, "label_mean": 0.9, "label_std": 0.02},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,20 +80,26 @@ def test_show_draws_png_and_svg_and_reads_files_and_json_lines(svge: Runner, wor
 
 def test_show_draws_cells_larger_than_the_space(svge: Runner, workdir: Path) -> None:
     eight = "ops=conv3x3,conv3x3,conv3x3,conv3x3,conv1x1,maxpool;adj=" + "/".join(
-        "".join("1" if j == i + 1 or (i == 0 and j == 7) else "0" for j in range(8)) for i in range(8))
+        "".join("1" if j == i + 1 or (i == 0 and j == 7) else "0" for j in range(8)) for i in range(8)
+    )
     r = svge("show", eight)
     assert r.code == 0 and "beyond the space's 7 nodes" in r.out
 
 
-@pytest.mark.parametrize("args, words", [
-    (["not a cell"], ["not a JSON line or a native string", "ARCH takes"]),
-    (["ops=conv3x3;adj=010/101/000", "--space", "nb101"], ["strictly upper triangular"]),
-    (["ops=conv3x3;adj=010/101/000"], ["not a JSON line or a native string of any space"]),
-    (["ops=conv3x3;adj=010/001/000", "--space", "enas"], ["not an ENAS row"]),
-    (['{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 1], [0, 0]]}', "--space", "nb101"],
-     ["holds a nb201 cell, but space nb101"]),
-    ([BEST, "-o", "cell.pdf"], [".png or .svg"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["not a cell"], ["not a JSON line or a native string", "ARCH takes"]),
+        (["ops=conv3x3;adj=010/101/000", "--space", "nb101"], ["strictly upper triangular"]),
+        (["ops=conv3x3;adj=010/101/000"], ["not a JSON line or a native string of any space"]),
+        (["ops=conv3x3;adj=010/001/000", "--space", "enas"], ["not an ENAS row"]),
+        (
+            ['{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 1], [0, 0]]}', "--space", "nb101"],
+            ["holds a nb201 cell, but space nb101"],
+        ),
+        ([BEST, "-o", "cell.pdf"], [".png or .svg"]),
+    ],
+)
 def test_show_refuses_bad_input_in_one_line(svge: Runner, workdir: Path, args: list[str], words: list[str]) -> None:
     assert_one_line_error(svge("show", *args), *words)
     assert not Path("cell.pdf").exists()
@@ -104,15 +115,31 @@ def test_show_wants_exactly_one_cell(svge: Runner, workdir: Path) -> None:
 
 
 def test_decode_circle_walks_around_and_back(svge: Runner, workdir: Path, models: Models) -> None:
-    r = svge("decode-circle", "--space", "nb101", "--checkpoint", str(models.vae), "--steps", "6", "--seed", "3",
-             "--json", "-o", "circle.png", "--latents-out", "circle.h5")
+    r = svge(
+        "decode-circle",
+        "--space",
+        "nb101",
+        "--checkpoint",
+        str(models.vae),
+        "--steps",
+        "6",
+        "--seed",
+        "3",
+        "--json",
+        "-o",
+        "circle.png",
+        "--latents-out",
+        "circle.h5",
+    )
     assert r.code == 0, r.stderr
     facts = json.loads(r.out)
     points = facts["points"]
     assert facts["steps"] == 6 and [p["step"] for p in points] == list(range(7))
     assert points[0]["arch"] == points[-1]["arch"] and points[0]["edits"] is None
-    assert facts["start"] == "ops=conv3x3,conv3x3,conv3x3,conv3x3,conv3x3;" \
-                             "adj=0100000/0010000/0001000/0000100/0000010/0000001/0000000"
+    assert (
+        facts["start"] == "ops=conv3x3,conv3x3,conv3x3,conv3x3,conv3x3;"
+        "adj=0100000/0010000/0001000/0000100/0000010/0000001/0000000"
+    )
     assert Path("circle.png").read_bytes().startswith(PNG_MAGIC)
     lat = store.load_latents("circle.h5", "nb101")
     assert lat.mu.shape == (7, TINY["latent"]) and np.array_equal(lat.mu[0], lat.mu[-1])
@@ -131,8 +158,7 @@ def test_decode_circle_refuses_bad_input(svge: Runner, workdir: Path, models: Mo
     ck = str(models.vae)
     assert_one_line_error(svge("decode-circle", "--checkpoint", ck, "--start", "[[1]]"), "NB101 text needs")
     assert_one_line_error(svge("decode-circle", "--checkpoint", ck, "--space", "enas"), "holds a nb101 checkpoint")
-    assert_one_line_error(svge("decode-circle", "--checkpoint", ck, "--space", "nb101", "-o", "c.jpg"),
-                          ".png or .svg")
+    assert_one_line_error(svge("decode-circle", "--checkpoint", ck, "--space", "nb101", "-o", "c.jpg"), ".png or .svg")
     assert_one_line_error(svge("decode-circle"), "pass --space")
 
 
@@ -145,8 +171,19 @@ def test_extrapolate_needs_a_finetuned_checkpoint(svge: Runner, workdir: Path, m
 
 
 def test_extrapolate_prints_the_top_cells_and_the_family_size(svge: Runner, workdir: Path, models: Models) -> None:
-    r = svge("extrapolate", "--space", "nb101", "--nodes", "8", "--from", BEST, "--checkpoint", str(models.finetuned),
-             "--top", "3")
+    r = svge(
+        "extrapolate",
+        "--space",
+        "nb101",
+        "--nodes",
+        "8",
+        "--from",
+        BEST,
+        "--checkpoint",
+        str(models.finetuned),
+        "--top",
+        "3",
+    )
     assert r.code == 0, r.stderr
     assert "single family at 8 nodes: 958 distinct valid cells (1,566 valid of 1,566 candidates)" in r.stderr
     assert "limit of 9 edges is lifted" in r.stderr
@@ -169,11 +206,22 @@ def test_extrapolate_paper_family_as_json(svge: Runner, workdir: Path, models: M
 def test_extrapolate_starts_from_the_best_imported_cell(svge: Runner, workdir: Path, models: Models) -> None:
     cells = {SMALL: 0.91, BEST: 0.95, "ops=maxpool;adj=010/001/000": 0.5}
     data = workdir.parent / "labelled.jsonl"
-    data.write_text("".join(format_arch(NB101.parse_native(c), NB101, "jsonl", {"val_acc_108": v}) + "\n"
-                            for c, v in cells.items()))
+    data.write_text(
+        "".join(format_arch(NB101.parse_native(c), NB101, "jsonl", {"val_acc_108": v}) + "\n" for c, v in cells.items())
+    )
     assert svge("data", "import", "nb101", str(data)).code == 0
-    r = svge("extrapolate", "--space", "nb101", "--checkpoint", str(models.finetuned), "--format", "jsonl",
-             "--json", "-o", "top.jsonl")
+    r = svge(
+        "extrapolate",
+        "--space",
+        "nb101",
+        "--checkpoint",
+        str(models.finetuned),
+        "--format",
+        "jsonl",
+        "--json",
+        "-o",
+        "top.jsonl",
+    )
     assert r.code == 0, r.stderr
     assert json.loads(r.out)["seed"] == BEST and "val_acc_108 = 0.95" in r.stderr
     rows = [json.loads(line) for line in Path("top.jsonl").read_text().splitlines()]
@@ -190,24 +238,38 @@ def test_long_native_strings_are_not_taken_for_file_names(svge: Runner, workdir:
 
 
 def test_extrapolate_grows_enas_layer_by_layer(svge: Runner, workdir: Path, models: Models) -> None:
-    r = svge("extrapolate", "--space", "enas", "--layers", "4", "--from", "[[0], [1, 1]]",
-             "--checkpoint", str(models.enas_finetuned), "--json")
+    r = svge(
+        "extrapolate",
+        "--space",
+        "enas",
+        "--layers",
+        "4",
+        "--from",
+        "[[0], [1, 1]]",
+        "--checkpoint",
+        str(models.enas_finetuned),
+        "--json",
+    )
     assert r.code == 0, r.stderr
     facts = json.loads(r.out)
     assert facts["nodes"] == 6 and len(facts["counts"]["per_step"]) == 2
     assert all(len(json.loads(t["arch"])) == 4 for t in facts["top"])
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--from", "ops=conv3x3;adj=0100/0010"], ["--from, line 1", "adj row 0 has 4 entries"]),
-    (["--from", "[[0], [1, 1]]", "--space", "nb101"], ["NB101 text needs"]),
-    (["--from", BEST, "--space", "enas"], ["not an ENAS row"]),
-    (["--from", BEST, "--layers", "12"], ["--layers is for spaces of layers such as ENAS"]),
-    (["--from", BEST, "--nodes", "7"], ["already has 7 nodes"]),
-    (["--from", BEST, "--family", "paper", "--nodes", "9"], ["exactly one node"]),
-    (["--from", BEST, "--max-edges", "9"], ["no valid 8-node nb101 cell", "edges"]),
-    (["--space", "nb101"], ["no imported nb101 dataset", "svge data import nb101"]),
-])
-def test_extrapolate_refuses_bad_input_in_one_line(svge: Runner, workdir: Path, models: Models,
-                                                   args: list[str], words: list[str]) -> None:
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--from", "ops=conv3x3;adj=0100/0010"], ["--from, line 1", "adj row 0 has 4 entries"]),
+        (["--from", "[[0], [1, 1]]", "--space", "nb101"], ["NB101 text needs"]),
+        (["--from", BEST, "--space", "enas"], ["not an ENAS row"]),
+        (["--from", BEST, "--layers", "12"], ["--layers is for spaces of layers such as ENAS"]),
+        (["--from", BEST, "--nodes", "7"], ["already has 7 nodes"]),
+        (["--from", BEST, "--family", "paper", "--nodes", "9"], ["exactly one node"]),
+        (["--from", BEST, "--max-edges", "9"], ["no valid 8-node nb101 cell", "edges"]),
+        (["--space", "nb101"], ["no imported nb101 dataset", "svge data import nb101"]),
+    ],
+)
+def test_extrapolate_refuses_bad_input_in_one_line(
+    svge: Runner, workdir: Path, models: Models, args: list[str], words: list[str]
+) -> None:
     assert_one_line_error(svge("extrapolate", "--checkpoint", str(models.finetuned), *args), *words)

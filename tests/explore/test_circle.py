@@ -1,4 +1,5 @@
 """Circles through a latent point (Fig. 2): geometry, seeding, edits between steps, decoding a walk."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Growing cells by one node: the single-insertion family, the paper's family, ranking and growth."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -162,14 +163,19 @@ def test_grow_refuses_what_it_cannot_do() -> None:
     with pytest.raises(SvgeError, match="non-finite"):
         grow(growth_rules(NB101), TINY, 4, lambda cells: np.full(len(cells), np.nan))  # a broken predictor
     with pytest.raises(SvgeError, match="8 nodes"):
-        grow(growth_rules(get_space("nb201")), get_space("nb201").parse_native(
-            "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"), 9, flat)
+        grow(
+            growth_rules(get_space("nb201")),
+            get_space("nb201").parse_native("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"),
+            9,
+            flat,
+        )
 
 
 def test_best_labelled_skips_unknown_values() -> None:
     cells = [TINY, BEST, from_lists([0, 3, 1], TINY.adj)]
-    ds = Dataset.from_archs("nb101", cells, [NB101.hash(c) for c in cells], 7,
-                            labels={"val_acc_108": np.array([0.9, np.nan, 0.93])})
+    ds = Dataset.from_archs(
+        "nb101", cells, [NB101.hash(c) for c in cells], 7, labels={"val_acc_108": np.array([0.9, np.nan, 0.93])}
+    )
     arch, value = best_labelled(ds, "val_acc_108")
     assert arch == cells[2] and value == 0.93
     with pytest.raises(SvgeError, match="no label column 'acc'"):

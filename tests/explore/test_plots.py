@@ -1,4 +1,5 @@
 """Pictures: valid PNG and SVG files, chosen by extension, written atomically, PCA done right."""
+
 from __future__ import annotations
 
 from pathlib import Path

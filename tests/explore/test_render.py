@@ -1,4 +1,5 @@
 """Drawings of cells: the terminal table, the layered layout, PNG and SVG pictures."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET

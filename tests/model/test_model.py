@@ -1,4 +1,5 @@
 """The SVGe model: shapes, masking, invariances, the fused algebra, learning, decoding."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +42,7 @@ def random_archs(seed: int, count: int, n_min: int = 3, n_max: int = 6) -> list[
             if not adj[:v, v].any():
                 adj[rng.integers(0, v), v] = 1
         for v in range(n - 1):
-            if not adj[v, v + 1:].any():
+            if not adj[v, v + 1 :].any():
                 adj[v, rng.integers(v + 1, n)] = 1
         ops = np.concatenate([[0], rng.integers(2, VOCAB, n - 2), [1]])
         archs.append(Arch(ops, adj))
@@ -190,8 +191,9 @@ def test_overfits_a_handful_of_graphs(decoder: str) -> None:
 
 def test_decode_extrapolates_to_more_nodes() -> None:
     model = make_model()
-    ops, adj, n = model.decode(torch.randn(16, 8), greedy=False, max_nodes=14,
-                               generator=torch.Generator().manual_seed(0))
+    ops, adj, n = model.decode(
+        torch.randn(16, 8), greedy=False, max_nodes=14, generator=torch.Generator().manual_seed(0)
+    )
     assert ops.shape == (16, 14) and adj.shape == (16, 14, 14)
     for arch, nb in zip(unpad(ops, adj, n), n):
         assert 2 <= nb <= 14

@@ -1,4 +1,5 @@
 """Prediction metrics against hand-computed values, label scaling, and matching cells to their truth."""
+
 from __future__ import annotations
 
 import itertools
@@ -50,7 +51,7 @@ def test_ties_share_ranks_and_kendall_is_tau_b() -> None:
 
 def test_perfect_and_reversed_rankings() -> None:
     x = np.arange(7.0)
-    assert spearman(x, 2 * x + 1) == pytest.approx(1.0) and kendall_tau(x, x ** 3) == pytest.approx(1.0)
+    assert spearman(x, 2 * x + 1) == pytest.approx(1.0) and kendall_tau(x, x**3) == pytest.approx(1.0)
     assert spearman(x, -x) == pytest.approx(-1.0) and kendall_tau(x, -x) == pytest.approx(-1.0)
     assert mse(x, x) == 0.0 and top_k_overlap(x, x, 3) == 1.0
 
@@ -100,8 +101,14 @@ def test_label_scale_round_trips_and_survives_constant_labels() -> None:
 
 def dataset_with(values: list[float]) -> Dataset:
     n = len(values)
-    return Dataset("nb201", np.zeros((n, 2), np.int8), np.zeros((n, 2, 2), np.uint8), np.full(n, 2, np.int16),
-                   np.asarray([f"h{i}" for i in range(n)]), {"acc": np.asarray(values)})
+    return Dataset(
+        "nb201",
+        np.zeros((n, 2), np.int8),
+        np.zeros((n, 2, 2), np.uint8),
+        np.full(n, 2, np.int16),
+        np.asarray([f"h{i}" for i in range(n)]),
+        {"acc": np.asarray(values)},
+    )
 
 
 def test_match_truth_leaves_out_seen_unknown_and_unlabelled_cells() -> None:

@@ -1,4 +1,5 @@
 """The sparse GP, expected-improvement batches, decoding of selected points, and the BO trial loop."""
+
 from __future__ import annotations
 
 import math

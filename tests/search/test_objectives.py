@@ -1,4 +1,5 @@
 """Objectives: benchmark lookup, the external evaluator protocol and its failure modes, the surrogate."""
+
 from __future__ import annotations
 
 import sys
@@ -21,11 +22,14 @@ from svge_cli.search.objectives import (
 from svge_cli.spaces import get_space
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "evaluator.py"
-CELLS = [NB201.parse_native(s) for s in (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-    "|none~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|",
-    "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|",
-)]
+CELLS = [
+    NB201.parse_native(s)
+    for s in (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+        "|none~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|",
+        "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|",
+    )
+]
 
 
 def script(tmp_path: Path, body: str) -> str:
@@ -87,12 +91,15 @@ def test_the_example_evaluator_answers_one_score_per_cell_in_order() -> None:
 
 
 def test_the_evaluator_receives_json_lines_with_the_native_string(tmp_path: Path) -> None:
-    cmd = script(tmp_path, """
+    cmd = script(
+        tmp_path,
+        """
         import json
         for l in lines:
             cell = json.loads(l)
             print(len(cell["native"]) if cell["space"] == "nb201" and len(cell["ops"]) == 8 else -1)
-    """)
+    """,
+    )
     out = EvaluatorObjective(cmd).evaluate(NB201, CELLS)
     assert [o.score for o in out] == [len(NB201.format_native(c)) for c in CELLS]
 
@@ -106,14 +113,14 @@ def test_non_numeric_answers_lose_only_their_own_cell(tmp_path: Path) -> None:
 
 
 def test_a_crash_keeps_the_answers_given_before_it(tmp_path: Path) -> None:
-    cmd = script(tmp_path, 'print(1.0, flush=True); print(2.0, flush=True); sys.exit(3)\n')
+    cmd = script(tmp_path, "print(1.0, flush=True); print(2.0, flush=True); sys.exit(3)\n")
     out = EvaluatorObjective(cmd).evaluate(NB201, CELLS)
     assert [o.score for o in out[:2]] == [1.0, 2.0]
     assert out[2].score is None and "exited with status 3" in out[2].note and "2 of 3" in out[2].note
 
 
 def test_a_timeout_keeps_the_answers_given_before_it(tmp_path: Path) -> None:
-    cmd = script(tmp_path, 'print(7.0, flush=True); time.sleep(60)\n')
+    cmd = script(tmp_path, "print(7.0, flush=True); time.sleep(60)\n")
     out = EvaluatorObjective(cmd, timeout=1.0).evaluate(NB201, CELLS)
     assert out[0].score == 7.0
     assert all(o.score is None and "timed out after 1 s" in o.note for o in out[1:])

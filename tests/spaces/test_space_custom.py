@@ -1,4 +1,5 @@
 """User-defined cell spaces: a JSON spec is all svge needs to sample, train, encode, decode and evaluate."""
+
 from __future__ import annotations
 
 import functools
@@ -14,8 +15,7 @@ from svge_cli.model import ModelConfig
 from svge_cli.spaces.custom import CellSpace, from_spec
 from svge_cli.training import vae as vae_training
 
-SPEC = {"name": "toy", "ops": ["conv", "pool"], "max_nodes": 4, "max_edges": 5, "single_io": True,
-        "default_cells": 60}
+SPEC = {"name": "toy", "ops": ["conv", "pool"], "max_nodes": 4, "max_edges": 5, "single_io": True, "default_cells": 60}
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "toy_space.json"
 
 
@@ -55,21 +55,25 @@ def test_sampling_gives_distinct_valid_cells_and_stops_when_the_space_runs_out(t
     assert [toy.hash(c) for c in toy.sample(30, seed=1)] == [toy.hash(c) for c in cells]  # seeded
 
 
-@pytest.mark.parametrize("spec, words", [
-    ({"name": "Toy!", "ops": ["a"], "max_nodes": 4}, ['"name"']),
-    ({"name": "toy", "ops": ["a", "a"], "max_nodes": 4}, ['"ops"', "distinct"]),
-    ({"name": "toy", "ops": ["input"], "max_nodes": 4}, ['"ops"']),
-    ({"name": "toy", "ops": ["a"], "max_nodes": 2}, ['"max_nodes"', ">= 3"]),
-    ({"name": "toy", "ops": ["a"], "max_nodes": 4, "colour": 1}, ["unknown keys colour"]),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({"name": "Toy!", "ops": ["a"], "max_nodes": 4}, ['"name"']),
+        ({"name": "toy", "ops": ["a", "a"], "max_nodes": 4}, ['"ops"', "distinct"]),
+        ({"name": "toy", "ops": ["input"], "max_nodes": 4}, ['"ops"']),
+        ({"name": "toy", "ops": ["a"], "max_nodes": 2}, ['"max_nodes"', ">= 3"]),
+        ({"name": "toy", "ops": ["a"], "max_nodes": 4, "colour": 1}, ["unknown keys colour"]),
+    ],
+)
 def test_bad_specs_name_the_problem(spec: dict, words: list[str]) -> None:
     with pytest.raises(ArchError) as err:
         from_spec(spec, "spec.json")
     assert all(w in str(err.value) for w in words)
 
 
-def test_a_toy_space_trains_encodes_decodes_and_evaluates(svge: Runner, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_toy_space_trains_encodes_decodes_and_evaluates(
+    svge: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(vae_training, "ModelConfig", functools.partial(ModelConfig, **TINY))
     spec = tmp_path / "toy.json"
     spec.write_text(json.dumps(SPEC))

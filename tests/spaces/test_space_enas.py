@@ -1,4 +1,5 @@
 """EnasSpace: D-VAE's nested-list rows, ENAS validity, hashing, sampling and the default dataset."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,16 @@ def _row(layers: int, seed: int) -> str:
 
 def test_vocabulary_follows_enas_branch_order(space: EnasSpace) -> None:
     assert isinstance(get_space("enas"), EnasSpace)
-    assert space.node_types == ("input", "output", "conv3x3", "sepconv3x3", "conv5x5", "sepconv5x5",
-                                "avgpool3x3", "maxpool3x3")
+    assert space.node_types == (
+        "input",
+        "output",
+        "conv3x3",
+        "sepconv3x3",
+        "conv5x5",
+        "sepconv5x5",
+        "avgpool3x3",
+        "maxpool3x3",
+    )
     assert space.type_index("sep3") == space.type_index("sepconv3x3") == 3
     assert space.max_nodes == 8 and not space.enumerable
 
@@ -60,19 +69,22 @@ def test_rows_of_any_length_parse(space: EnasSpace, layers: int) -> None:
         assert "more than the 8" in space.validate(arch)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("[[1], [4, 0]", "not an ENAS row"),
-    ("[]", "non-empty list"),
-    ('{"ops": 1}', "non-empty list"),
-    ("[[1], [4]]", "layer 1 must be a list"),
-    ("[[1], [4, 0, 1]]", "layer 1 must be a list"),
-    ("[[6]]", "op 6"),
-    ("[[-1]]", "op -1"),
-    ("[[1], [4, 2]]", "skip bits"),
-    ("[[1], [4, true]]", "integers"),
-    ("[[1.0]]", "integers"),
-    ("[1, 2]", "layer 0 must be a list"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[[1], [4, 0]", "not an ENAS row"),
+        ("[]", "non-empty list"),
+        ('{"ops": 1}', "non-empty list"),
+        ("[[1], [4]]", "layer 1 must be a list"),
+        ("[[1], [4, 0, 1]]", "layer 1 must be a list"),
+        ("[[6]]", "op 6"),
+        ("[[-1]]", "op -1"),
+        ("[[1], [4, 2]]", "skip bits"),
+        ("[[1], [4, true]]", "integers"),
+        ("[[1.0]]", "integers"),
+        ("[1, 2]", "layer 0 must be a list"),
+    ],
+)
 def test_parse_rejects_malformed_rows(space: EnasSpace, text: str, fragment: str) -> None:
     with pytest.raises(ArchError, match=fragment):
         space.parse_native(text)

@@ -1,4 +1,5 @@
 """NB101 space: official hash, pruning, validity, native text, and the fast enumeration vs brute force."""
+
 from __future__ import annotations
 
 import itertools
@@ -14,8 +15,7 @@ SPACE = NB101Space()
 
 # Test vectors: three NAS-Bench-101 cells with their official module hashes.
 KNOWN = {
-    "ops=conv3x3,maxpool,conv3x3,conv3x3,conv1x1;adj=0100110/0010000/0001001/0000010/0000010/0000001/0000000":
-        "00005c142e6f48ac74fdcf73e3439874",
+    "ops=conv3x3,maxpool,conv3x3,conv3x3,conv1x1;adj=0100110/0010000/0001001/0000010/0000010/0000001/0000000": "00005c142e6f48ac74fdcf73e3439874",  # noqa: E501
     "ops=maxpool,conv3x3,conv3x3;adj=01111/00111/00010/00001/00000": "001ea832563f8d635ef7d0af25926274",
     "ops=maxpool,maxpool;adj=0110/0010/0001/0000": "001a6fcc8b38cbc515be788a86bdc804",
 }
@@ -71,8 +71,10 @@ def test_hash_of_a_disconnected_cell_is_refused() -> None:
 
 def test_pruning_drops_dangling_vertices() -> None:
     # vertex 2 is fed by the input but feeds nothing; vertex 3 feeds the output but is not fed
-    cell = from_lists([0, CONV3, POOL, CONV1, 1],
-                      [[0, 1, 1, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
+    cell = from_lists(
+        [0, CONV3, POOL, CONV1, 1],
+        [[0, 1, 1, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
+    )
     pruned = SPACE.canonical(cell)
     assert pruned == chain(CONV3)
     assert SPACE.validate(cell) is None
@@ -85,14 +87,17 @@ def test_canonical_leaves_full_cells_alone() -> None:
     assert SPACE.canonical(cell) is cell
 
 
-@pytest.mark.parametrize("cell, message", [
-    (from_lists([1, CONV3, 1], [[0, 1, 0], [0, 0, 1], [0, 0, 0]]), "node 0 must be the input"),
-    (from_lists([0, CONV3, CONV3], [[0, 1, 0], [0, 0, 1], [0, 0, 0]]), "last node must be the output"),
-    (from_lists([0, 0, 1], [[0, 1, 0], [0, 0, 1], [0, 0, 0]]), "node 1 is input"),
-    (from_lists([0, 9, 1], [[0, 1, 0], [0, 0, 1], [0, 0, 0]]), "node 1 is type 9"),
-    (from_lists([0, CONV3, 1], [[0, 1, 0], [0, 0, 0], [0, 0, 0]]), "does not reach the output"),
-    (chain(CONV3, CONV3, CONV3, CONV3, CONV3, CONV3), "8 nodes after pruning, more than 7"),
-])
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        (from_lists([1, CONV3, 1], [[0, 1, 0], [0, 0, 1], [0, 0, 0]]), "node 0 must be the input"),
+        (from_lists([0, CONV3, CONV3], [[0, 1, 0], [0, 0, 1], [0, 0, 0]]), "last node must be the output"),
+        (from_lists([0, 0, 1], [[0, 1, 0], [0, 0, 1], [0, 0, 0]]), "node 1 is input"),
+        (from_lists([0, 9, 1], [[0, 1, 0], [0, 0, 1], [0, 0, 0]]), "node 1 is type 9"),
+        (from_lists([0, CONV3, 1], [[0, 1, 0], [0, 0, 0], [0, 0, 0]]), "does not reach the output"),
+        (chain(CONV3, CONV3, CONV3, CONV3, CONV3, CONV3), "8 nodes after pruning, more than 7"),
+    ],
+)
 def test_validation_errors(cell: Arch, message: str) -> None:
     reason = SPACE.validate(cell)
     assert reason is not None and message in reason
@@ -146,20 +151,23 @@ def test_native_accepts_full_names_spaces_and_explicit_input_output() -> None:
     assert SPACE.parse_native("adj=0100/0010/0001/0000;ops=input,conv3x3,maxpool,output") == expected
 
 
-@pytest.mark.parametrize("text, message", [
-    ("ops=conv5x5;adj=010/001/000", "unknown op 'conv5x5'"),
-    ("ops=conv3x3,conv3x3;adj=010/001/000", "3 rows, so ops must name 1 middle nodes, got 2"),
-    ("ops=conv3x3;adj=0100/0010/0001/0000", "4 rows, so ops must name 2 middle nodes, got 1"),
-    ("ops=conv3x3;adj=010/001", "row 0 has 3 entries, expected 2"),
-    ("ops=conv3x3;adj=020/001/000", "column 1 is '2'; entries must be 0 or 1"),
-    ("ops=conv3x3;adj=010/101/000", "row 1 has an edge to column 0: the matrix must be strictly upper triangular"),
-    ("ops=conv3x3;adj=010/011/000", "row 1 has an edge to column 1"),
-    ("ops=output;adj=010/001/000", "'output' cannot be a middle node"),
-    ("ops=conv3x3", "lacks adj"),
-    ("ops=;adj=0", "adj needs at least 2 rows"),
-    ("ops=conv3x3;adj=010/001/000;ops=conv1x1", "names 'ops' twice"),
-    ("|nor_conv_3x3~0|+|none~0|none~1|", "needs 'ops=...;adj=...'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("ops=conv5x5;adj=010/001/000", "unknown op 'conv5x5'"),
+        ("ops=conv3x3,conv3x3;adj=010/001/000", "3 rows, so ops must name 1 middle nodes, got 2"),
+        ("ops=conv3x3;adj=0100/0010/0001/0000", "4 rows, so ops must name 2 middle nodes, got 1"),
+        ("ops=conv3x3;adj=010/001", "row 0 has 3 entries, expected 2"),
+        ("ops=conv3x3;adj=020/001/000", "column 1 is '2'; entries must be 0 or 1"),
+        ("ops=conv3x3;adj=010/101/000", "row 1 has an edge to column 0: the matrix must be strictly upper triangular"),
+        ("ops=conv3x3;adj=010/011/000", "row 1 has an edge to column 1"),
+        ("ops=output;adj=010/001/000", "'output' cannot be a middle node"),
+        ("ops=conv3x3", "lacks adj"),
+        ("ops=;adj=0", "adj needs at least 2 rows"),
+        ("ops=conv3x3;adj=010/001/000;ops=conv1x1", "names 'ops' twice"),
+        ("|nor_conv_3x3~0|+|none~0|none~1|", "needs 'ops=...;adj=...'"),
+    ],
+)
 def test_native_errors(text: str, message: str) -> None:
     with pytest.raises(ArchError, match=message.replace("(", r"\(").replace("|", r"\|")):
         SPACE.parse_native(text)

@@ -1,4 +1,5 @@
 """NB201Space: the fixed 8-node DAG, native strings, benchmark index order, functional classes."""
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,15 @@ def enumeration(space: NB201Space):
 
 def test_registry_and_vocabulary(space: NB201Space) -> None:
     assert isinstance(get_space("nb201"), NB201Space)
-    assert space.node_types == ("input", "output", "none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
-                                "avg_pool_3x3")
+    assert space.node_types == (
+        "input",
+        "output",
+        "none",
+        "skip_connect",
+        "nor_conv_1x1",
+        "nor_conv_3x3",
+        "avg_pool_3x3",
+    )
     assert space.max_nodes == 8 and space.enumerable
 
 
@@ -45,8 +53,7 @@ def test_fixed_adjacency_rows() -> None:
 def test_parse_places_edges_in_order(space: NB201Space) -> None:
     arch = space.parse_native(RESNET)
     names = [space.node_types[t] for t in arch.ops]
-    assert names == ["input", "nor_conv_3x3", "none", "nor_conv_3x3", "skip_connect", "none", "skip_connect",
-                     "output"]
+    assert names == ["input", "nor_conv_3x3", "none", "nor_conv_3x3", "skip_connect", "none", "skip_connect", "output"]
     assert np.array_equal(arch.adj, ADJ)
     assert space.validate(arch) is None
 
@@ -63,16 +70,19 @@ def test_parse_accepts_any_input_order_within_a_node(space: NB201Space) -> None:
     assert space.format_native(space.parse_native(shuffled)) == RESNET
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("|none~0|+|none~0|none~1|", "3 '+'-separated"),
-    ("|none~0|+|none~0|none~1|+|none~0|none~1|conv_7x7~2|", "unknown op"),
-    ("|none~0|+|none~0|+|none~0|none~1|none~2|", "needs one op for each"),
-    ("|none~0|+|none~0|none~0|+|none~0|none~1|none~2|", "appears twice"),
-    ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "does not exist"),
-    ("|none0|+|none~0|none~1|+|none~0|none~1|none~2|", "op~input"),
-    ("none~0+|none~0|none~1|+|none~0|none~1|none~2|", "must look like"),
-    ("", "3 '+'-separated"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("|none~0|+|none~0|none~1|", "3 '+'-separated"),
+        ("|none~0|+|none~0|none~1|+|none~0|none~1|conv_7x7~2|", "unknown op"),
+        ("|none~0|+|none~0|+|none~0|none~1|none~2|", "needs one op for each"),
+        ("|none~0|+|none~0|none~0|+|none~0|none~1|none~2|", "appears twice"),
+        ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "does not exist"),
+        ("|none0|+|none~0|none~1|+|none~0|none~1|none~2|", "op~input"),
+        ("none~0+|none~0|none~1|+|none~0|none~1|none~2|", "must look like"),
+        ("", "3 '+'-separated"),
+    ],
+)
 def test_parse_rejects_malformed_strings(space: NB201Space, text: str, fragment: str) -> None:
     with pytest.raises(ArchError, match=re.escape(fragment)):
         space.parse_native(text)

@@ -1,4 +1,5 @@
 """archtext: reading JSON lines and native strings, inferring spaces, writing lines back."""
+
 from __future__ import annotations
 
 import json
@@ -59,19 +60,22 @@ def test_op_aliases_are_accepted() -> None:
     assert read_archs([line], None, "s")[0].arch == arch
 
 
-@pytest.mark.parametrize("bad, fragment", [
-    ('{"space": "nb201", "ops": ["input"]', "not valid JSON"),
-    ("[1, 2]", "not a JSON line or a native string"),
-    ('["x"]', "not a JSON line or a native string"),
-    ('{"space": "nope", "ops": [], "adj": []}', "unknown search space"),
-    ('{"space": "nb201", "adj": []}', 'missing "ops"'),
-    ('{"space": "nb201", "ops": [1, 2], "adj": [[0, 1], [0, 0]]}', "list of op names"),
-    ('{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 1]]}', "2 x 2"),
-    ('{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 2], [0, 0]]}', "0 or 1"),
-    ('{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 0], [1, 0]]}', "upper triangular"),
-    ('{"space": "nb201", "ops": ["input", "conv9", "output"], "adj": [[0,1,0],[0,0,1],[0,0,0]]}', "unknown op"),
-    ('{"space": "nb201", "ops": ["input", "none", "output"], "adj": [[0,1,0],[0,0,1],[0,0,0]]}', "8 nodes"),
-])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        ('{"space": "nb201", "ops": ["input"]', "not valid JSON"),
+        ("[1, 2]", "not a JSON line or a native string"),
+        ('["x"]', "not a JSON line or a native string"),
+        ('{"space": "nope", "ops": [], "adj": []}', "unknown search space"),
+        ('{"space": "nb201", "adj": []}', 'missing "ops"'),
+        ('{"space": "nb201", "ops": [1, 2], "adj": [[0, 1], [0, 0]]}', "list of op names"),
+        ('{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 1]]}', "2 x 2"),
+        ('{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 2], [0, 0]]}', "0 or 1"),
+        ('{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 0], [1, 0]]}', "upper triangular"),
+        ('{"space": "nb201", "ops": ["input", "conv9", "output"], "adj": [[0,1,0],[0,0,1],[0,0,0]]}', "unknown op"),
+        ('{"space": "nb201", "ops": ["input", "none", "output"], "adj": [[0,1,0],[0,0,1],[0,0,0]]}', "8 nodes"),
+    ],
+)
 def test_bad_lines_name_their_line_number(bad: str, fragment: str) -> None:
     lines = ["# header", bad] if bad.startswith("{") else [bad]
     number = 2 if bad.startswith("{") else 1
@@ -129,8 +133,14 @@ def test_format_round_trips() -> None:
         arch = space.parse_native(text)
         assert format_arch(arch, space, "native") == text
         line = format_arch(arch, space, "jsonl", {"score": np.float32(0.5), "rank": np.int64(3), "gap": math.nan})
-        assert json.loads(line) == {"space": name, "ops": space.ops_names(arch), "adj": arch.adj.tolist(),
-                                    "score": 0.5, "rank": 3, "gap": None}
+        assert json.loads(line) == {
+            "space": name,
+            "ops": space.ops_names(arch),
+            "adj": arch.adj.tolist(),
+            "score": 0.5,
+            "rank": 3,
+            "gap": None,
+        }
         rec = read_archs([line], space, "r")[0]
         assert rec.arch == arch and rec.extra == {"score": 0.5, "rank": 3, "gap": None}
 

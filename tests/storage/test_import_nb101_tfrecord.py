@@ -1,4 +1,5 @@
 """NB101 .tfrecord import: real TFRecord framing and hand-encoded ModelMetrics protobufs."""
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,11 @@ from svge_cli.storage.store import StoreError
 SPACE = NB101Space()
 # two NAS-Bench-101 cells with their official module hashes (test vectors)
 SMALL = ("001a6fcc8b38cbc515be788a86bdc804", "0110001000010000", "input,maxpool3x3,maxpool3x3,output")
-MEDIUM = ("001ea832563f8d635ef7d0af25926274", "0111100111000100000100000",
-          "input,maxpool3x3,conv3x3-bn-relu,conv3x3-bn-relu,output")
+MEDIUM = (
+    "001ea832563f8d635ef7d0af25926274",
+    "0111100111000100000100000",
+    "input,maxpool3x3,conv3x3-bn-relu,conv3x3-bn-relu,output",
+)
 
 
 # ---------------------------------------------------------------- writing fixtures (independent encoders)
@@ -56,17 +60,27 @@ def bytes_field(number: int, value: bytes) -> bytes:
 
 
 def evaluation(epoch: float, seconds: float, train: float, val: float, test: float) -> bytes:
-    return (double_field(1, epoch) + double_field(2, seconds) + double_field(3, train) + double_field(4, val)
-            + double_field(5, test) + bytes_field(6, b"/tmp/model.ckpt-1234"))
+    return (
+        double_field(1, epoch)
+        + double_field(2, seconds)
+        + double_field(3, train)
+        + double_field(4, val)
+        + double_field(5, test)
+        + bytes_field(6, b"/tmp/model.ckpt-1234")
+    )
 
 
 def metrics(params: int, final: tuple[float, float, float], epochs: float = 108.0) -> bytes:
     """ModelMetrics: three evaluations (start, halfway, final), params, total time."""
     seconds, val, test = final
-    return (bytes_field(1, evaluation(0.0, 0.0, 0.1, 0.1, 0.1))
-            + bytes_field(1, evaluation(epochs / 2, seconds / 2, 0.5, 0.5, 0.5))
-            + bytes_field(1, evaluation(epochs, seconds, 1.0, val, test))
-            + varint(2 << 3 | 0) + varint(params) + double_field(3, seconds * 1.2))
+    return (
+        bytes_field(1, evaluation(0.0, 0.0, 0.1, 0.1, 0.1))
+        + bytes_field(1, evaluation(epochs / 2, seconds / 2, 0.5, 0.5, 0.5))
+        + bytes_field(1, evaluation(epochs, seconds, 1.0, val, test))
+        + varint(2 << 3 | 0)
+        + varint(params)
+        + double_field(3, seconds * 1.2)
+    )
 
 
 def record(cell: tuple[str, str, str], epochs: int, payload: bytes) -> bytes:
@@ -126,8 +140,16 @@ def test_import_file_dispatches_on_the_extension(tfrecord: Path) -> None:
 
 
 def test_protobuf_decoder_skips_unknown_fields_and_reads_negative_int32() -> None:
-    payload = (varint(9 << 3 | 0) + varint(7) + bytes_field(1, evaluation(108.0, 5.0, 1.0, 0.25, 0.5))
-               + varint(2 << 3 | 0) + varint(-3) + bytes_field(10, b"future field") + varint(11 << 3 | 5) + b"\0" * 4)
+    payload = (
+        varint(9 << 3 | 0)
+        + varint(7)
+        + bytes_field(1, evaluation(108.0, 5.0, 1.0, 0.25, 0.5))
+        + varint(2 << 3 | 0)
+        + varint(-3)
+        + bytes_field(10, b"future field")
+        + varint(11 << 3 | 5)
+        + b"\0" * 4
+    )
     params, final = parse_model_metrics(payload)
     assert params == -3 and final == {2: 5.0, 4: 0.25, 5: 0.5}
 
@@ -161,22 +183,36 @@ def test_empty_file(tmp_path: Path) -> None:
         read_nb101_tfrecord(path, SPACE)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"\xff\xfe not json", "the data is not JSON"),
-    (b'["abc", 108, "0100", "input,output"]', r"expected \[module_hash, epochs, adjacency, operations, metrics\]"),
-    (json.dumps(["h", 108, "0100", "input,output", "***"]).encode(), "not valid base64"),
-    (record(SMALL, 108, metrics(1000, (1.0, 0.5, 0.5)))[:-20] + b'"]', "not valid base64|malformed ModelMetrics"),
-    (record(SMALL, 108, b"\x0a\x05\x11\x00"), r"malformed ModelMetrics protobuf \(field 1 is cut short\)"),
-    (record(SMALL, 108, varint(2 << 3 | 0) + varint(5)), "evaluation_data is missing"),
-    (record(SMALL, 108, bytes_field(1, double_field(4, 0.5)) + varint(2 << 3) + varint(5)),
-     "final evaluation lacks training_time, test_accuracy"),
-    (record(("0" * 32, "0110001000010000", "input,maxpool3x3,maxpool3x3,output"), 108,
-            metrics(1, (1.0, 0.5, 0.5))), "differs from the cell's NAS-Bench-101 hash 001a6fcc"),
-    (record((SMALL[0], "011000100001000", SMALL[2]), 108, metrics(1, (1.0, 0.5, 0.5))), "not a square 0/1 matrix"),
-    (record((SMALL[0], SMALL[1], "input,conv9x9,maxpool3x3,output"), 108, metrics(1, (1.0, 0.5, 0.5))),
-     "unknown op 'conv9x9'"),
-    (record((SMALL[0], "0100000000000000", SMALL[2]), 108, metrics(1, (1.0, 0.5, 0.5))), "does not reach the output"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"\xff\xfe not json", "the data is not JSON"),
+        (b'["abc", 108, "0100", "input,output"]', r"expected \[module_hash, epochs, adjacency, operations, metrics\]"),
+        (json.dumps(["h", 108, "0100", "input,output", "***"]).encode(), "not valid base64"),
+        (record(SMALL, 108, metrics(1000, (1.0, 0.5, 0.5)))[:-20] + b'"]', "not valid base64|malformed ModelMetrics"),
+        (record(SMALL, 108, b"\x0a\x05\x11\x00"), r"malformed ModelMetrics protobuf \(field 1 is cut short\)"),
+        (record(SMALL, 108, varint(2 << 3 | 0) + varint(5)), "evaluation_data is missing"),
+        (
+            record(SMALL, 108, bytes_field(1, double_field(4, 0.5)) + varint(2 << 3) + varint(5)),
+            "final evaluation lacks training_time, test_accuracy",
+        ),
+        (
+            record(
+                ("0" * 32, "0110001000010000", "input,maxpool3x3,maxpool3x3,output"), 108, metrics(1, (1.0, 0.5, 0.5))
+            ),
+            "differs from the cell's NAS-Bench-101 hash 001a6fcc",
+        ),
+        (record((SMALL[0], "011000100001000", SMALL[2]), 108, metrics(1, (1.0, 0.5, 0.5))), "not a square 0/1 matrix"),
+        (
+            record((SMALL[0], SMALL[1], "input,conv9x9,maxpool3x3,output"), 108, metrics(1, (1.0, 0.5, 0.5))),
+            "unknown op 'conv9x9'",
+        ),
+        (
+            record((SMALL[0], "0100000000000000", SMALL[2]), 108, metrics(1, (1.0, 0.5, 0.5))),
+            "does not reach the output",
+        ),
+    ],
+)
 def test_malformed_records(tmp_path: Path, data: bytes, message: str) -> None:
     path = write_tfrecord(tmp_path / "bad.tfrecord", [data])
     with pytest.raises(StoreError, match=message) as info:
@@ -186,7 +222,9 @@ def test_malformed_records(tmp_path: Path, data: bytes, message: str) -> None:
 
 def test_one_hash_for_two_cells_is_refused(tmp_path: Path) -> None:
     other = (SMALL[0], MEDIUM[1], MEDIUM[2])
-    path = write_tfrecord(tmp_path / "clash.tfrecord", [record(SMALL, 108, metrics(1, (1.0, 0.5, 0.5))),
-                                                        record(other, 108, metrics(1, (1.0, 0.5, 0.5)))])
+    path = write_tfrecord(
+        tmp_path / "clash.tfrecord",
+        [record(SMALL, 108, metrics(1, (1.0, 0.5, 0.5))), record(other, 108, metrics(1, (1.0, 0.5, 0.5)))],
+    )
     with pytest.raises(StoreError, match="names a different cell than"):
         read_nb101_tfrecord(path, SPACE)

@@ -1,4 +1,5 @@
 """Importers: D-VAE ENAS text, NB201 CSV and .pth, JSON lines, format detection and dispatch."""
+
 from __future__ import annotations
 
 import json
@@ -20,11 +21,26 @@ NB201_HEADER = "index,arch,cifar10_valid_val,cifar10_valid_test,cifar10_test,par
 # a real NAS-Bench-101 cell with its official hash (first row of nasbench-vis's data-1k.json)
 NB101_RECORD = {
     "hash": "00005c142e6f48ac74fdcf73e3439874",
-    "ops": ["input", "conv3x3-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv1x1-bn-relu",
-            "output"],
-    "adj": [[0, 1, 0, 0, 1, 1, 0], [0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0, 1], [0, 0, 0, 0, 0, 1, 0],
-            [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0]],
-    "val_acc_108": 0.9304887652397156, "params": 8555530,
+    "ops": [
+        "input",
+        "conv3x3-bn-relu",
+        "maxpool3x3",
+        "conv3x3-bn-relu",
+        "conv3x3-bn-relu",
+        "conv1x1-bn-relu",
+        "output",
+    ],
+    "adj": [
+        [0, 1, 0, 0, 1, 1, 0],
+        [0, 0, 1, 0, 0, 0, 0],
+        [0, 0, 0, 1, 0, 0, 1],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 0],
+    ],
+    "val_acc_108": 0.9304887652397156,
+    "params": 8555530,
 }
 
 
@@ -85,14 +101,17 @@ def test_dvae_burn_in_parameter(tmp_path: Path) -> None:
     assert len(import_file("enas", path, burn_in=0)) == 40
 
 
-@pytest.mark.parametrize("bad, fragment", [
-    ("[[1], [4, 0]]", "a row and its score"),
-    ("[[1], [4, 0]], 0.7, 3", "a row and its score"),
-    ("[[1], [4, 0]], high", "a row and its score"),
-    ("[[1], [4, 0, 0]], 0.7", "layer 1 must be a list"),
-    ("[[9]], 0.7", "op 9"),
-    (str([[0] + [0] * i for i in range(7)]) + ", 0.7", "more than the 8"),
-])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        ("[[1], [4, 0]]", "a row and its score"),
+        ("[[1], [4, 0]], 0.7, 3", "a row and its score"),
+        ("[[1], [4, 0]], high", "a row and its score"),
+        ("[[1], [4, 0, 0]], 0.7", "layer 1 must be a list"),
+        ("[[9]], 0.7", "op 9"),
+        (str([[0] + [0] * i for i in range(7)]) + ", 0.7", "more than the 8"),
+    ],
+)
 def test_dvae_bad_line_names_the_line(tmp_path: Path, bad: str, fragment: str) -> None:
     lines = _dvae_lines(5, seed=4)
     lines[3] = bad
@@ -123,35 +142,43 @@ def test_dvae_rows_with_more_layers_need_a_node_limit(tmp_path: Path) -> None:
 
 
 def test_nb201_csv_reads_columns_by_name(tmp_path: Path, nb201: NB201Space, nb201_strings: list[str]) -> None:
-    rows = [f'{i},{s},{80 + i},{79 + i},{90 + i},{0.1 * i}' for i, s in enumerate(nb201_strings[:5])]
+    rows = [f"{i},{s},{80 + i},{79 + i},{90 + i},{0.1 * i}" for i, s in enumerate(nb201_strings[:5])]
     path = tmp_path / "nb201_cifar10.csv"
     path.write_text("\n".join([NB201_HEADER, *rows, ""]))
     ds = import_file("nb201", path)
     assert len(ds) == 5 and ds.split is None
     assert ds.hashes.tolist() == nb201_strings[:5]
-    assert set(ds.labels) == {"index", "cifar10_valid_val", "cifar10_valid_test", "cifar10_test", "params_mb",
-                              "equiv_class"}
+    assert set(ds.labels) == {
+        "index",
+        "cifar10_valid_val",
+        "cifar10_valid_test",
+        "cifar10_test",
+        "params_mb",
+        "equiv_class",
+    }
     assert ds.labels["cifar10_test"].tolist() == [90, 91, 92, 93, 94]
     assert ds.labels["index"].tolist() == [0, 1, 2, 3, 4]
     assert ds.labels["equiv_class"].tolist() == [nb201.equivalence_class(a) for a in ds.archs()]
 
     shuffled = tmp_path / "other.csv"
-    shuffled.write_text("cifar10_test,note,arch\n93.5,best,\"" + nb201_strings[0] + "\"\n,,"
-                        + nb201_strings[1] + "\n")
+    shuffled.write_text('cifar10_test,note,arch\n93.5,best,"' + nb201_strings[0] + '"\n,,' + nb201_strings[1] + "\n")
     ds2 = import_file("nb201", shuffled)
     assert np.isnan(ds2.labels["cifar10_test"][1]) and ds2.labels["cifar10_test"][0] == 93.5
     assert "note" not in ds2.labels  # a text column is not a label
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ("index,cifar10_test\n0,90\n", "'arch' column"),
-    ("", "'arch' column"),
-    ("index,arch\n", "no architectures"),
-    ("index,arch\n0,{s},5\n", "line 2: 3 fields"),
-    ("index,arch\n0,{s}\nx,{s}\n", "line 3: 'index' is not a number"),
-    ("index,arch\n0,{s}\n1,|none~0|+|none~0|none~1|+|none~0|none~1|conv~2|\n", "line 3: unknown op"),
-    ("index,arch\n0,[[1]]\n", "line 2: an nb201 string"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("index,cifar10_test\n0,90\n", "'arch' column"),
+        ("", "'arch' column"),
+        ("index,arch\n", "no architectures"),
+        ("index,arch\n0,{s},5\n", "line 2: 3 fields"),
+        ("index,arch\n0,{s}\nx,{s}\n", "line 3: 'index' is not a number"),
+        ("index,arch\n0,{s}\n1,|none~0|+|none~0|none~1|+|none~0|none~1|conv~2|\n", "line 3: unknown op"),
+        ("index,arch\n0,[[1]]\n", "line 2: an nb201 string"),
+    ],
+)
 def test_nb201_csv_errors(tmp_path: Path, nb201_strings: list[str], body: str, fragment: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(body.replace("{s}", nb201_strings[0]))
@@ -165,32 +192,56 @@ def test_nb201_csv_errors(tmp_path: Path, nb201_strings: list[str], body: str, f
 def _trial(dataset: str, seed: int, final: dict[str, float], params: float) -> dict:
     """One ResultsCount state dict as nas_201_api saves it (200 epochs, final and first epoch)."""
     accs = {f"{name}@199": acc for name, acc in final.items()} | {f"{name}@0": 10.0 for name in final}
-    return {"name": dataset, "seed": seed, "epochs": 200, "params": params, "flop": 10.0, "latency": [0.01],
-            "net_state_dict": {"w": torch.zeros(2)}, "arch_config": {"C": 16}, "train_acc1es": {199: 99.0},
-            "train_losses": {199: 0.1}, "train_times": None, "train_acc5es": None,
-            "eval_names": list(final), "eval_acc1es": accs, "eval_losses": {k: 1.0 for k in accs},
-            "eval_times": {k: 1.0 for k in accs}}
+    return {
+        "name": dataset,
+        "seed": seed,
+        "epochs": 200,
+        "params": params,
+        "flop": 10.0,
+        "latency": [0.01],
+        "net_state_dict": {"w": torch.zeros(2)},
+        "arch_config": {"C": 16},
+        "train_acc1es": {199: 99.0},
+        "train_losses": {199: 0.1},
+        "train_times": None,
+        "train_acc5es": None,
+        "eval_names": list(final),
+        "eval_acc1es": accs,
+        "eval_losses": {k: 1.0 for k in accs},
+        "eval_times": {k: 1.0 for k in accs},
+    }
 
 
 def _arch_results(index: int, arch: str, trials: list[dict]) -> dict:
     seeds: dict[str, list[int]] = {}
     for t in trials:
         seeds.setdefault(t["name"], []).append(t["seed"])
-    return {"arch_index": index, "arch_str": arch, "all_results": {(t["name"], t["seed"]): t for t in trials},
-            "dataset_seed": seeds, "clear_net_done": False}
+    return {
+        "arch_index": index,
+        "arch_str": arch,
+        "all_results": {(t["name"], t["seed"]): t for t in trials},
+        "dataset_seed": seeds,
+        "clear_net_done": False,
+    }
 
 
 def _nb201_pth(strings: list[str]) -> dict:
-    full0 = [_trial("cifar10-valid", 777, {"x-valid": 80.0, "ori-test": 79.0}, 0.5),
-             _trial("cifar10-valid", 888, {"x-valid": 82.0, "ori-test": 81.0}, 0.5),
-             _trial("cifar10", 777, {"ori-test": 90.0}, 0.5),
-             _trial("cifar100", 777, {"x-valid": 60.0, "x-test": 61.0, "ori-test": 60.5}, 0.6)]
+    full0 = [
+        _trial("cifar10-valid", 777, {"x-valid": 80.0, "ori-test": 79.0}, 0.5),
+        _trial("cifar10-valid", 888, {"x-valid": 82.0, "ori-test": 81.0}, 0.5),
+        _trial("cifar10", 777, {"ori-test": 90.0}, 0.5),
+        _trial("cifar100", 777, {"x-valid": 60.0, "x-test": 61.0, "ori-test": 60.5}, 0.6),
+    ]
     full1 = [_trial("cifar10-valid", 777, {"x-valid": 70.0}, 0.2), _trial("cifar10", 999, {"ori-test": 85.0}, 0.2)]
     less = [_trial("cifar10-valid", 111, {"x-valid": 1.0, "ori-test": 1.0}, 0.5)]
-    return {"meta_archs": strings[:3],
-            "arch2infos": {0: {"less": _arch_results(0, strings[0], less), "full": _arch_results(0, strings[0], full0)},
-                           1: {"less": _arch_results(1, strings[1], less), "full": _arch_results(1, strings[1], full1)}},
-            "evaluated_indexes": [0, 1]}
+    return {
+        "meta_archs": strings[:3],
+        "arch2infos": {
+            0: {"less": _arch_results(0, strings[0], less), "full": _arch_results(0, strings[0], full0)},
+            1: {"less": _arch_results(1, strings[1], less), "full": _arch_results(1, strings[1], full1)},
+        },
+        "evaluated_indexes": [0, 1],
+    }
 
 
 @pytest.mark.parametrize("zip_format", [True, False])
@@ -274,14 +325,18 @@ def test_jsonl_nb101_official_hash(tmp_path: Path) -> None:
         import_file("nb101", path)
 
 
-@pytest.mark.parametrize("bad, fragment", [
-    ("{not json", "not valid JSON"),
-    ('{"space": "enas", "ops": [], "adj": []}', "holds a enas cell"),
-    ('{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 1], [0, 0]]}', "8 nodes"),
-    ('{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 0], [1, 0]]}', "upper triangular"),
-])
-def test_jsonl_bad_line_names_the_line(tmp_path: Path, nb201: NB201Space, nb201_strings: list[str],
-                                       bad: str, fragment: str) -> None:
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"space": "enas", "ops": [], "adj": []}', "holds a enas cell"),
+        ('{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 1], [0, 0]]}', "8 nodes"),
+        ('{"space": "nb201", "ops": ["input", "output"], "adj": [[0, 0], [1, 0]]}', "upper triangular"),
+    ],
+)
+def test_jsonl_bad_line_names_the_line(
+    tmp_path: Path, nb201: NB201Space, nb201_strings: list[str], bad: str, fragment: str
+) -> None:
     arch = nb201.parse_native(nb201_strings[0])
     good = json.dumps({"space": "nb201", "ops": nb201.ops_names(arch), "adj": arch.adj.tolist()})
     path = tmp_path / "c.jsonl"
@@ -290,8 +345,7 @@ def test_jsonl_bad_line_names_the_line(tmp_path: Path, nb201: NB201Space, nb201_
         import_file("nb201", path)
 
 
-def test_jsonl_mixed_label_types_and_empty_file(tmp_path: Path, nb201: NB201Space,
-                                                nb201_strings: list[str]) -> None:
+def test_jsonl_mixed_label_types_and_empty_file(tmp_path: Path, nb201: NB201Space, nb201_strings: list[str]) -> None:
     arch = nb201.parse_native(nb201_strings[0])
     cell = {"space": "nb201", "ops": nb201.ops_names(arch), "adj": arch.adj.tolist()}
     path = tmp_path / "m.jsonl"
@@ -308,9 +362,15 @@ def test_jsonl_mixed_label_types_and_empty_file(tmp_path: Path, nb201: NB201Spac
 
 
 def test_detect_format_by_content_then_extension(tmp_path: Path, nb201_strings: list[str]) -> None:
-    cases = {"a.dat": ("{\"ops\": []}\n", "jsonl"), "b.dat": ("[[1]], 0.7\n", "dvae-enas"),
-             "c.dat": (NB201_HEADER + "\n", "csv"), "d.txt": ("{}\n", "jsonl"), "e.csv": ("", "csv"),
-             "f.jsonl": ("", "jsonl"), "g.txt": ("", "dvae-enas")}
+    cases = {
+        "a.dat": ('{"ops": []}\n', "jsonl"),
+        "b.dat": ("[[1]], 0.7\n", "dvae-enas"),
+        "c.dat": (NB201_HEADER + "\n", "csv"),
+        "d.txt": ("{}\n", "jsonl"),
+        "e.csv": ("", "csv"),
+        "f.jsonl": ("", "jsonl"),
+        "g.txt": ("", "dvae-enas"),
+    }
     for name, (body, fmt) in cases.items():
         (tmp_path / name).write_text(body)
         assert detect_format(tmp_path / name) == fmt, name

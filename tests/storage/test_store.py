@@ -1,4 +1,5 @@
 """The HDF5 store: round trips, refusal of wrong files, atomic writes, stdin/stdout."""
+
 from __future__ import annotations
 
 import io
@@ -23,9 +24,15 @@ def chain(n: int, op: int = 2):
 @pytest.fixture
 def dataset() -> Dataset:
     archs = [chain(3), chain(4, 3), chain(5)]
-    return Dataset.from_archs("nb101", archs, ["a", "b", "c"], max_nodes=7,
-                              labels={"acc": np.array([0.5, np.nan, 0.9])},
-                              split=np.array([0, 0, 1], dtype=np.int8), source="test")
+    return Dataset.from_archs(
+        "nb101",
+        archs,
+        ["a", "b", "c"],
+        max_nodes=7,
+        labels={"acc": np.array([0.5, np.nan, 0.9])},
+        split=np.array([0, 0, 1], dtype=np.int8),
+        source="test",
+    )
 
 
 def test_dataset_round_trip(tmp_path, dataset):
@@ -82,17 +89,23 @@ def test_failed_write_keeps_the_old_file(tmp_path, dataset):
     path = tmp_path / "d.h5"
     store.save_dataset(path, dataset)
     before = path.read_bytes()
-    broken = Dataset("nb101", dataset.ops, dataset.adj, dataset.n_nodes, dataset.hashes,
-                     labels={"acc": object()})  # not storable
-    with pytest.raises(Exception):
+    broken = Dataset(
+        "nb101", dataset.ops, dataset.adj, dataset.n_nodes, dataset.hashes, labels={"acc": object()}
+    )  # not storable
+    with pytest.raises(Exception):  # noqa: B017 - h5py raises several kinds for unstorable data
         store.save_dataset(path, broken)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["d.h5"]
 
 
 def test_latents_travel_through_stdout_and_stdin(monkeypatch):
-    lat = Latents("enas", np.arange(12, dtype=np.float32).reshape(2, 6), np.zeros((2, 6), np.float32),
-                  np.array(["x", "y"]), checkpoint="abc")
+    lat = Latents(
+        "enas",
+        np.arange(12, dtype=np.float32).reshape(2, 6),
+        np.zeros((2, 6), np.float32),
+        np.array(["x", "y"]),
+        checkpoint="abc",
+    )
     out = io.BytesIO()
     monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(out))
     store.save_latents("-", lat)
@@ -120,9 +133,16 @@ def test_latents_with_nan_are_refused(tmp_path):
 
 
 def test_checkpoint_round_trip_and_fingerprint(tmp_path):
-    ck = Checkpoint("nb201", {"latent": 56}, {"w": np.ones((2, 2), np.float32)}, epoch=3,
-                    history=[{"epoch": 1, "loss": 2.0}], optimizer=b"\x00\x01opt",
-                    arrays={"split": np.array([0, 1], np.int8)}, meta={"dataset": "x"})
+    ck = Checkpoint(
+        "nb201",
+        {"latent": 56},
+        {"w": np.ones((2, 2), np.float32)},
+        epoch=3,
+        history=[{"epoch": 1, "loss": 2.0}],
+        optimizer=b"\x00\x01opt",
+        arrays={"split": np.array([0, 1], np.int8)},
+        meta={"dataset": "x"},
+    )
     store.save_checkpoint(tmp_path / "c.h5", ck)
     back = store.load_checkpoint(tmp_path / "c.h5", "nb201", with_optimizer=True)
     assert back.epoch == 3 and back.history == ck.history and back.optimizer == ck.optimizer

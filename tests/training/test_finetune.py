@@ -1,4 +1,5 @@
 """Fine-tuning and prediction: the regressor learns a simple label, checkpoints carry it, the CLI guards input."""
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,9 @@ def test_draw_from_a_pool_keeps_the_rest_unseen() -> None:
     assert draw.drawn.max() < 25 and set(range(25, 50)) <= set(draw.unseen)
 
 
-@pytest.mark.parametrize("n, batch, words", [(9, 8, "at least 10"), (20, 32, "at least 32"),
-                                             (60, 8, "more cells than have a label")])
+@pytest.mark.parametrize(
+    "n, batch, words", [(9, 8, "at least 10"), (20, 32, "at least 32"), (60, 8, "more cells than have a label")]
+)
 def test_draw_refuses_too_few_or_too_many_labels(n: int, batch: int, words: str) -> None:
     values = np.r_[np.ones(50), np.full(10, np.nan)]
     with pytest.raises(SvgeError, match=words):
@@ -104,16 +106,18 @@ def test_early_stopping_keeps_the_best_validation_epoch() -> None:
     predictor, history = finetune(tiny_vae(), ds, values, "acc", draw, cfg)
     best = min(history, key=lambda h: h["val_mse"])
     assert len(history) == best["epoch"] + 2 < 30
-    pred = predictor.scale.normalize(predictor.from_arrays(ds.ops[draw.validation], ds.adj[draw.validation],
-                                                           ds.n_nodes[draw.validation]))
+    pred = predictor.scale.normalize(
+        predictor.from_arrays(ds.ops[draw.validation], ds.adj[draw.validation], ds.n_nodes[draw.validation])
+    )
     y = predictor.scale.normalize(values[draw.validation])
     assert np.mean((pred - y) ** 2) == pytest.approx(best["val_mse"], rel=1e-4)
 
 
 def finetuned(tmp_path: Path) -> tuple[store.Checkpoint, Dataset, LabelDraw]:
     ds = conv_dataset(60)
-    base = checkpoints.snapshot("nb201", tiny_vae(), arrays={"train_rows": np.arange(3, dtype=np.int32)},
-                                meta={"dataset": "elsewhere"})
+    base = checkpoints.snapshot(
+        "nb201", tiny_vae(), arrays={"train_rows": np.arange(3, dtype=np.int32)}, meta={"dataset": "elsewhere"}
+    )
     draw = draw_labels(ds.labels["acc"], 20, FAST)
     predictor, history = finetune(tiny_vae(), ds, ds.labels["acc"], "acc", draw, FAST)
     ck = finetuned_checkpoint(base, tmp_path / "base.h5", predictor, ds, "data.h5", draw, FAST, history, "all")
@@ -158,20 +162,30 @@ def nb201_files(tmp_path: Path) -> dict[str, Path]:
     other = SVGe(ModelConfig(vocab_size=enas.vocab_size, max_nodes=enas.max_nodes, **TINY))
     store.save_checkpoint(tmp_path / "enas.h5", checkpoints.snapshot("enas", other))
     (tmp_path / "cells.txt").write_text("".join(SP.format_native(a) + "\n" for a in ds.archs()))
-    return {"dataset": tmp_path / "ds.h5", "vae": tmp_path / "vae.h5", "enas": tmp_path / "enas.h5",
-            "cells": tmp_path / "cells.txt"}
+    return {
+        "dataset": tmp_path / "ds.h5",
+        "vae": tmp_path / "vae.h5",
+        "enas": tmp_path / "enas.h5",
+        "cells": tmp_path / "cells.txt",
+    }
 
 
 def finetune_args(files: dict[str, Path], **options: str | None) -> list[str]:
     """`svge finetune` on the fixture files; options override the defaults here, None drops one."""
-    chosen = {"checkpoint": str(files["vae"]), "dataset": str(files["dataset"]), "target": "acc", "epochs": "2",
-              "batch_size": "8"} | options
+    chosen = {
+        "checkpoint": str(files["vae"]),
+        "dataset": str(files["dataset"]),
+        "target": "acc",
+        "epochs": "2",
+        "batch_size": "8",
+    } | options
     flags = [[f"--{k.replace('_', '-')}", v] for k, v in chosen.items() if v is not None]
     return ["finetune", "--space", "nb201", *[x for pair in flags for x in pair]]
 
 
-def test_finetune_then_predict_end_to_end(svge: Runner, workdir: Path, nb201_files: dict[str, Path],
-                                          tmp_path: Path) -> None:
+def test_finetune_then_predict_end_to_end(
+    svge: Runner, workdir: Path, nb201_files: dict[str, Path], tmp_path: Path
+) -> None:
     done = svge(*finetune_args(nb201_files, labels="30"))
     assert done.code == 0, done.stderr
     written = workdir / "nb201" / "checkpoints" / "finetuned-acc-30.h5"
@@ -183,8 +197,17 @@ def test_finetune_then_predict_end_to_end(svge: Runner, workdir: Path, nb201_fil
     assert plain.code == 0, plain.stderr
     assert len(plain.lines) == 80 and all(np.isfinite(float(x)) for x in plain.lines)
 
-    judged = svge("predict", cells, "--truth", "acc", "--dataset", str(nb201_files["dataset"]), "--json",
-                  "--plot", str(tmp_path / "scatter.png"))
+    judged = svge(
+        "predict",
+        cells,
+        "--truth",
+        "acc",
+        "--dataset",
+        str(nb201_files["dataset"]),
+        "--json",
+        "--plot",
+        str(tmp_path / "scatter.png"),
+    )
     assert judged.code == 0, judged.stderr
     facts = json.loads(judged.lines[-1])
     assert facts["target"] == "acc" and len(facts["predictions"]) == 80
@@ -199,8 +222,9 @@ def test_finetune_then_predict_end_to_end(svge: Runner, workdir: Path, nb201_fil
     assert "<svg" in (tmp_path / "pca.svg").read_text() and (tmp_path / "lat.h5").exists()
 
 
-def test_finetune_starts_from_the_vae_beneath_a_finetuned_latest(svge: Runner, workdir: Path,
-                                                                  nb201_files: dict[str, Path]) -> None:
+def test_finetune_starts_from_the_vae_beneath_a_finetuned_latest(
+    svge: Runner, workdir: Path, nb201_files: dict[str, Path]
+) -> None:
     assert svge(*finetune_args(nb201_files, labels="20")).code == 0
     again = svge(*finetune_args(nb201_files, labels="24", checkpoint=None))
     assert again.code == 0, again.stderr
@@ -209,35 +233,48 @@ def test_finetune_starts_from_the_vae_beneath_a_finetuned_latest(svge: Runner, w
     assert ck.meta["base_checkpoint"] == str(nb201_files["vae"].resolve())
 
 
-@pytest.mark.parametrize("options, words", [
-    ({"labels": "5"}, ["--labels 5 is too few", "at least 10"]),
-    ({"labels": "12", "batch_size": "16"}, ["at least 16"]),
-    ({"labels": "79"}, ["78 of the 80 cells"]),
-    ({"labels": "30", "target": "val_acc"}, ["no label column 'val_acc'", "available: acc, convs"]),
-    ({"labels": "30", "dataset": None}, ["no imported nb201 dataset", "svge data import nb201"]),
-])
-def test_finetune_bad_input_is_one_line(svge: Runner, workdir: Path, nb201_files: dict[str, Path],
-                                        options: dict[str, str | None], words: list[str]) -> None:
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"labels": "5"}, ["--labels 5 is too few", "at least 10"]),
+        ({"labels": "12", "batch_size": "16"}, ["at least 16"]),
+        ({"labels": "79"}, ["78 of the 80 cells"]),
+        ({"labels": "30", "target": "val_acc"}, ["no label column 'val_acc'", "available: acc, convs"]),
+        ({"labels": "30", "dataset": None}, ["no imported nb201 dataset", "svge data import nb201"]),
+    ],
+)
+def test_finetune_bad_input_is_one_line(
+    svge: Runner, workdir: Path, nb201_files: dict[str, Path], options: dict[str, str | None], words: list[str]
+) -> None:
     assert_one_line_error(svge(*finetune_args(nb201_files, **options)), *words)
     assert not (workdir / "nb201" / "checkpoints").exists()
 
 
-def test_finetune_refuses_a_checkpoint_of_another_space(svge: Runner, workdir: Path,
-                                                        nb201_files: dict[str, Path]) -> None:
+def test_finetune_refuses_a_checkpoint_of_another_space(
+    svge: Runner, workdir: Path, nb201_files: dict[str, Path]
+) -> None:
     wrong = svge(*finetune_args(nb201_files, labels="30", checkpoint=str(nb201_files["enas"])))
     assert_one_line_error(wrong, "holds a enas checkpoint", "nb201")
 
 
 def test_predict_bad_input_is_one_line(svge: Runner, workdir: Path, nb201_files: dict[str, Path]) -> None:
     cells = str(nb201_files["cells"])
-    assert_one_line_error(svge("predict", cells, "--checkpoint", str(nb201_files["vae"])), "no regressor",
-                          "svge finetune")
+    assert_one_line_error(
+        svge("predict", cells, "--checkpoint", str(nb201_files["vae"])), "no regressor", "svge finetune"
+    )
     assert_one_line_error(svge("predict", cells, "--plot", "s.png"), "needs --truth")
     assert svge(*finetune_args(nb201_files, labels="30")).code == 0
-    assert_one_line_error(svge("predict", cells, "--truth", "acc", "--plot", "s.jpg",
-                               "--dataset", str(nb201_files["dataset"])), ".png or .svg")
-    assert_one_line_error(svge("predict", cells, "--truth", "nope", "--dataset", str(nb201_files["dataset"])),
-                          "no label column 'nope'", "available: acc, convs")
+    assert_one_line_error(
+        svge("predict", cells, "--truth", "acc", "--plot", "s.jpg", "--dataset", str(nb201_files["dataset"])),
+        ".png or .svg",
+    )
+    assert_one_line_error(
+        svge("predict", cells, "--truth", "nope", "--dataset", str(nb201_files["dataset"])),
+        "no label column 'nope'",
+        "available: acc, convs",
+    )
     one = SP.format_native(next(conv_dataset(80).archs())) + "\n"
-    assert_one_line_error(svge("predict", "-", "--truth", "acc", "--dataset", str(nb201_files["dataset"]),
-                               stdin=one), "at least 2 are needed")
+    assert_one_line_error(
+        svge("predict", "-", "--truth", "acc", "--dataset", str(nb201_files["dataset"]), stdin=one),
+        "at least 2 are needed",
+    )

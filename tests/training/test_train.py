@@ -1,4 +1,5 @@
 """The training loop: history, evaluation, schedules, interruption and exact resume."""
+
 from __future__ import annotations
 
 import io
@@ -26,8 +27,9 @@ def test_fit_records_every_epoch_and_evaluates() -> None:
     seen: list[int] = []
     steps: list[tuple[int, int, int]] = []
     cfg = TrainConfig(epochs=3, batch_size=8, lr=1e-3, eval_every=2)
-    history, _ = run(cfg, on_epoch=lambda e, h: seen.append(e),
-                     on_step=lambda e, s, total, loss: steps.append((e, s, total)))
+    history, _ = run(
+        cfg, on_epoch=lambda e, h: seen.append(e), on_step=lambda e, s, total, loss: steps.append((e, s, total))
+    )
     assert [h["epoch"] for h in history] == [1, 2, 3] and seen == [1, 2, 3]
     assert steps[:3] == [(1, 0, 3), (1, 1, 3), (1, 2, 3)] and len(steps) == 9
     assert all(np.isfinite(h["loss"]) and h["lr"] == 1e-3 for h in history)

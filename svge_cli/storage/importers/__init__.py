@@ -11,6 +11,7 @@
 The content decides when it is recognisable, the extension otherwise, except for
 ``.tfrecord`` (binary records whose first bytes say nothing).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,15 +23,23 @@ from svge_cli.storage.importers.jsonl import read_jsonl
 from svge_cli.storage.importers.nb201 import ARCH_COLUMN, PICKLE_PROTO, ZIP_MAGIC, read_arch_csv, read_nb201_pth
 from svge_cli.storage.store import Dataset, StoreError
 
-EXTENSIONS = {".tfrecord": "tfrecord", ".pth": "nb201-pth", ".pt": "nb201-pth", ".csv": "csv",
-              ".jsonl": "jsonl", ".json": "jsonl", ".txt": "dvae-enas"}
+EXTENSIONS = {
+    ".tfrecord": "tfrecord",
+    ".pth": "nb201-pth",
+    ".pt": "nb201-pth",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".txt": "dvae-enas",
+}
 #: formats that hold cells of one space only
 FORMAT_SPACE = {"tfrecord": "nb101", "nb201-pth": "nb201", "dvae-enas": "enas"}
 SNIFF_BYTES = 4096
 
 
-def import_file(space_name: str, path: Path, *, burn_in: int = BURN_IN, node_limit: int | None = None,
-                trust_pickle: bool = False) -> Dataset:
+def import_file(
+    space_name: str, path: Path, *, burn_in: int = BURN_IN, node_limit: int | None = None, trust_pickle: bool = False
+) -> Dataset:
     """Read a benchmark file of `space_name` cells; StoreError (one line) when it cannot.
 
     `burn_in` applies to D-VAE ENAS text only; `node_limit` admits larger cells
@@ -69,8 +78,9 @@ def detect_format(path: Path) -> str:
         head = f.read(SNIFF_BYTES)
     fmt = _sniff(head) or by_name
     if fmt is None:
-        raise StoreError(f"{path}: unknown format (expected D-VAE ENAS .txt, NB201 .csv or .pth, "
-                         f"NB101 .tfrecord, or JSON lines)")
+        raise StoreError(
+            f"{path}: unknown format (expected D-VAE ENAS .txt, NB201 .csv or .pth, NB101 .tfrecord, or JSON lines)"
+        )
     return fmt
 
 

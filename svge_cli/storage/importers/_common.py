@@ -1,4 +1,5 @@
 """What every importer shares: reading text, checking cells, label columns, the final Dataset."""
+
 from __future__ import annotations
 
 import math
@@ -97,13 +98,15 @@ class LabelColumns:
             if not text:
                 out[key] = np.asarray(values, dtype=np.float64)
             elif any(v is not _TEXT and not math.isnan(v) for v in values):
-                raise StoreError(f"{self._places[text[0]]}: {key!r} is not a number, "
-                                 f"but other rows give numbers for it")
+                raise StoreError(
+                    f"{self._places[text[0]]}: {key!r} is not a number, but other rows give numbers for it"
+                )
         return out
 
 
-def drop_repeats(archs: list[Arch], hashes: list[str], labels: dict[str, np.ndarray],
-                 places: list[str]) -> tuple[list[Arch], list[str], dict[str, np.ndarray], list[str]]:
+def drop_repeats(
+    archs: list[Arch], hashes: list[str], labels: dict[str, np.ndarray], places: list[str]
+) -> tuple[list[Arch], list[str], dict[str, np.ndarray], list[str]]:
     """The rows without repeated cells, and a note on how many were dropped.
 
     A benchmark table holds each cell once; a repeat with the same labels is
@@ -120,8 +123,10 @@ def drop_repeats(archs: list[Arch], hashes: list[str], labels: dict[str, np.ndar
         differ = [k for k, col in labels.items() if not _same(col[i], col[j])]
         if differ:
             k = differ[0]
-            raise StoreError(f"{places[i]} repeats the cell of {places[j].rsplit(', ', 1)[-1]} with another {k} "
-                             f"({labels[k][i]:g} vs {labels[k][j]:g}); keep one row per cell")
+            raise StoreError(
+                f"{places[i]} repeats the cell of {places[j].rsplit(', ', 1)[-1]} with another {k} "
+                f"({labels[k][i]:g} vs {labels[k][j]:g}); keep one row per cell"
+            )
     dropped = len(hashes) - len(keep)
     notes = [f"{dropped:,} repeated rows of cells listed earlier with the same labels were skipped"] if dropped else []
     return ([archs[i] for i in keep], [hashes[i] for i in keep], {k: v[keep] for k, v in labels.items()}, notes)
@@ -131,8 +136,14 @@ def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
-def make_dataset(space: SearchSpace, archs: list[Arch], labels: dict[str, np.ndarray], source: str,
-                 split: np.ndarray | None = None, hashes: list[str] | None = None) -> Dataset:
+def make_dataset(
+    space: SearchSpace,
+    archs: list[Arch],
+    labels: dict[str, np.ndarray],
+    source: str,
+    split: np.ndarray | None = None,
+    hashes: list[str] | None = None,
+) -> Dataset:
     """The Dataset of checked cells: hashes from the space, plus NB201's equivalence classes."""
     if not archs:
         raise StoreError(f"{source}: no architectures in the file")

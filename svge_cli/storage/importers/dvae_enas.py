@@ -6,6 +6,7 @@ shuffled with ``random.Random(0).shuffle`` and the first ``int(0.9 * n)`` of the
 shuffled list are the training set (17,118 / 1,902 for the 20,020-line file).
 The Dataset keeps that shuffled order; the split column marks train and test.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,7 @@ def dvae_order(n: int, seed: int = SHUFFLE_SEED) -> list[int]:
     return order
 
 
-def read_dvae_enas(path: Path, space: EnasSpace, burn_in: int = BURN_IN,
-                   node_limit: int | None = None) -> Dataset:
+def read_dvae_enas(path: Path, space: EnasSpace, burn_in: int = BURN_IN, node_limit: int | None = None) -> Dataset:
     """Cells and scores after the burn-in, in D-VAE's shuffled order, with its 90/10 split."""
     if burn_in < 0:
         raise StoreError(f"burn-in must be >= 0, got {burn_in}")
@@ -65,7 +65,7 @@ def _parse_line(space: EnasSpace, line: str, place: str, node_limit: int | None)
         item = json.loads(f"[{line}]")
     except json.JSONDecodeError:
         item = None
-    if (not isinstance(item, list) or len(item) != 2 or type(item[1]) not in (int, float)):
+    if not isinstance(item, list) or len(item) != 2 or type(item[1]) not in (int, float):
         raise StoreError(f"{place}: expected a row and its score, like [[1], [4, 0], ...], 0.7302")
     try:
         arch = space.from_row(item[0])

@@ -5,6 +5,7 @@ column.  A ``hash`` key is checked against the space's hash, so a file whose
 labels belong to other cells (or another hashing convention) is refused rather
 than imported wrong.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -22,6 +22,7 @@ repeats of the final evaluation's accuracies), ``params`` and ``train_seconds``
 (mean final training time).  The module hash of the file is kept as the
 dataset's hash and must equal svge's own NAS-Bench-101 hash of the cell.
 """
+
 from __future__ import annotations
 
 import base64
@@ -140,7 +141,7 @@ def proto_fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
                 size, pos = _varint(buf, pos)
             else:
                 size = 8 if wire == FIXED64 else 4
-            value, pos = buf[pos:pos + size], pos + size
+            value, pos = buf[pos : pos + size], pos + size
             if pos > len(buf):
                 raise ProtoError(f"field {number} is cut short")
         else:
@@ -158,8 +159,11 @@ def _double(number: int, wire: int, value: int | bytes) -> float:
 
 def _evaluation(buf: bytes) -> dict[int, float]:
     """The fields svge keeps of one EvaluationData (doubles), by field number."""
-    return {number: _double(number, wire, value) for number, wire, value in proto_fields(buf)
-            if number in (TRAINING_TIME, VALIDATION_ACCURACY, TEST_ACCURACY)}
+    return {
+        number: _double(number, wire, value)
+        for number, wire, value in proto_fields(buf)
+        if number in (TRAINING_TIME, VALIDATION_ACCURACY, TEST_ACCURACY)
+    }
 
 
 def parse_model_metrics(buf: bytes) -> tuple[int, dict[int, float]]:
@@ -179,8 +183,15 @@ def parse_model_metrics(buf: bytes) -> tuple[int, dict[int, float]]:
     if final_bytes is None:
         raise ProtoError("evaluation_data is missing")
     final = _evaluation(final_bytes)
-    missing = [name for name, number in (("training_time", TRAINING_TIME), ("validation_accuracy", VALIDATION_ACCURACY),
-                                         ("test_accuracy", TEST_ACCURACY)) if number not in final]
+    missing = [
+        name
+        for name, number in (
+            ("training_time", TRAINING_TIME),
+            ("validation_accuracy", VALIDATION_ACCURACY),
+            ("test_accuracy", TEST_ACCURACY),
+        )
+        if number not in final
+    ]
     if missing:
         raise ProtoError(f"the final evaluation lacks {', '.join(missing)}")
     return params, final
@@ -208,10 +219,16 @@ def _row(data: bytes, place: str) -> tuple[str, int, str, str, bytes]:
         row = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise StoreError(f"{place}: not a NAS-Bench-101 record (the data is not JSON)") from None
-    if not (isinstance(row, list) and len(row) == 5 and isinstance(row[0], str) and type(row[1]) is int
-            and all(isinstance(x, str) for x in row[2:])):
-        raise StoreError(f"{place}: expected [module_hash, epochs, adjacency, operations, metrics], "
-                         f"got {str(row)[:80]}")
+    if not (
+        isinstance(row, list)
+        and len(row) == 5
+        and isinstance(row[0], str)
+        and type(row[1]) is int
+        and all(isinstance(x, str) for x in row[2:])
+    ):
+        raise StoreError(
+            f"{place}: expected [module_hash, epochs, adjacency, operations, metrics], got {str(row)[:80]}"
+        )
     try:
         metrics = base64.b64decode(row[4], validate=True)
     except binascii.Error:
@@ -265,12 +282,15 @@ def read_nb101_tfrecord(path: Path, space: SearchSpace, epochs: int = DEFAULT_EP
     path = Path(path)
     groups = _gather(path, epochs)
     archs = [_cell(space, g) for g in groups.values()]
-    labels = {f"val_acc_{epochs}": [sum(g.val) / len(g.val) for g in groups.values()],
-              f"test_acc_{epochs}": [sum(g.test) / len(g.test) for g in groups.values()],
-              "params": [float(g.params) for g in groups.values()],
-              "train_seconds": [sum(g.seconds) / len(g.seconds) for g in groups.values()]}
-    ds = make_dataset(space, archs, {k: np.asarray(v, dtype=np.float64) for k, v in labels.items()},
-                      str(path), hashes=list(groups))
+    labels = {
+        f"val_acc_{epochs}": [sum(g.val) / len(g.val) for g in groups.values()],
+        f"test_acc_{epochs}": [sum(g.test) / len(g.test) for g in groups.values()],
+        "params": [float(g.params) for g in groups.values()],
+        "train_seconds": [sum(g.seconds) / len(g.seconds) for g in groups.values()],
+    }
+    ds = make_dataset(
+        space, archs, {k: np.asarray(v, dtype=np.float64) for k, v in labels.items()}, str(path), hashes=list(groups)
+    )
     _verify_hashes(ds, list(groups.values()))
     return ds
 
@@ -281,5 +301,7 @@ def _verify_hashes(ds: Dataset, groups: list[_Repeats]) -> None:
     wrong = np.nonzero(ours != ds.hashes)[0]
     if len(wrong):
         i = int(wrong[0])
-        raise StoreError(f"{groups[i].place}: module hash {ds.hashes[i]} differs from the cell's NAS-Bench-101 "
-                         f"hash {ours[i]} ({len(wrong)} of {len(ds)} cells differ)")
+        raise StoreError(
+            f"{groups[i].place}: module hash {ds.hashes[i]} differs from the cell's NAS-Bench-101 "
+            f"hash {ours[i]} ({len(wrong)} of {len(ds)} cells differ)"
+        )

@@ -14,6 +14,7 @@ one trial holds ``epochs``, ``params`` and ``eval_acc1es`` keyed like
 ``"x-valid@199"``.  This reader needs no nas_201_api: everything in the file is
 plain dicts, lists and tensors.
 """
+
 from __future__ import annotations
 
 import csv
@@ -118,9 +119,11 @@ def _load_pth(path: Path, trust_pickle: bool) -> Any:
         if trust_pickle:
             raise StoreError(f"{path}: cannot be read as a NAS-Bench-201 file (UnpicklingError: {e})") from None
         found = next(iter(re.findall(r"GLOBAL ([\w.]+)", str(e))), "")
-        raise StoreError(f"{path}: holds Python objects beyond plain data and tensors{f' ({found})' if found else ''}; "
-                         "if you trust its source, pass --trust-pickle (full unpickling runs code the file "
-                         "carries)") from None
+        raise StoreError(
+            f"{path}: holds Python objects beyond plain data and tensors{f' ({found})' if found else ''}; "
+            "if you trust its source, pass --trust-pickle (full unpickling runs code the file "
+            "carries)"
+        ) from None
     except Exception as e:  # unpickling damaged or foreign files fails in many ways
         raise StoreError(f"{path}: cannot be read as a NAS-Bench-201 file ({type(e).__name__}: {e})") from None
 
