@@ -53,6 +53,7 @@ def prior_abilities(
     n_points: int,
     n_decode: int,
     seed: int,
+    on_decoded: Callable[[int], None] = lambda _: None,
 ) -> tuple[float, float, float]:
     """Validity, uniqueness and novelty of decodes from prior points scaled to the training range."""
     rng = np.random.default_rng(seed)
@@ -66,6 +67,7 @@ def prior_abilities(
             verdict = codec.judge(space, arch)
             if verdict.valid:
                 valid.append(space.hash(verdict.arch))
+        on_decoded(len(z))
     if not valid:
         return 0.0, 0.0, 0.0
     novel = sum(1 for h in valid if h not in train_hashes)
@@ -106,6 +108,11 @@ def iso_check(model: SVGe, archs: list[Arch], seed: int) -> tuple[float | None, 
     return float(same.mean()), len(pairs)
 
 
+def decodes_needed(test_cells: int, n_encode: int, n_decode: int, prior_points: int) -> int:
+    """Graphs `evaluate` decodes: greedy and sampled reconstruction, then the prior points."""
+    return test_cells * (1 + n_encode * n_decode) + prior_points * n_decode
+
+
 def evaluate(
     model: SVGe,
     space: SearchSpace,
@@ -117,21 +124,26 @@ def evaluate(
     prior_points: int = 1000,
     seed: int = 0,
     step: Callable[[str], None] = lambda _: None,
+    on_decoded: Callable[[int], None] = lambda _: None,
 ) -> Abilities:
-    """Every ability on the held-out cells of `ds` (the split stored with the checkpoint)."""
+    """Every ability on the held-out cells of `ds` (the split stored with the checkpoint).
+
+    `step` hears the name of each protocol as it starts, `on_decoded` every batch of
+    graphs decoded (`decodes_needed` is the total, for a progress bar with an ETA).
+    """
     out = Abilities(space.name, int(len(test_idx)), prior_points=prior_points)
     ops, adj, n = ds.ops[test_idx], ds.adj[test_idx], ds.n_nodes[test_idx]
     gen = torch.Generator(device=codec.model_device(model)).manual_seed(seed)
     step("reconstruction (greedy)")
-    out.reconstruction_greedy = reconstruction_accuracy(model, ops, adj, n, greedy=True)
+    out.reconstruction_greedy = reconstruction_accuracy(model, ops, adj, n, greedy=True, on_decoded=on_decoded)
     step(f"reconstruction ({n_encode} encodes x {n_decode} decodes)")
     out.reconstruction = reconstruction_accuracy(
-        model, ops, adj, n, n_encode=n_encode, n_decode=n_decode, greedy=False, generator=gen
+        model, ops, adj, n, n_encode=n_encode, n_decode=n_decode, greedy=False, generator=gen, on_decoded=on_decoded
     )
     step(f"validity, uniqueness, novelty ({prior_points} prior points x {n_decode} decodes)")
     z_mean, z_std = training_latent_stats(model, ds, train_idx)
     out.validity, out.uniqueness, out.novelty = prior_abilities(
-        model, space, set(ds.hashes[train_idx].tolist()), z_mean, z_std, prior_points, n_decode, seed
+        model, space, set(ds.hashes[train_idx].tolist()), z_mean, z_std, prior_points, n_decode, seed, on_decoded
     )
     step("ISO (renumbered cells)")
     out.iso, out.iso_pairs = iso_check(model, list(ds.archs(test_idx)), seed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -38,6 +40,7 @@ def reconstruction_accuracy(
     greedy: bool = False,
     batch_size: int = 512,
     generator: torch.Generator | None = None,
+    on_decoded: Callable[[int], None] | None = None,
 ) -> float:
     """Share of decodes that reproduce their input graph exactly.
 
@@ -47,7 +50,7 @@ def reconstruction_accuracy(
     — and each z decoded `n_decode` times with sampled types and edges.  Greedy: z = mu,
     argmax decoding, one try per graph.  `batch_size`
     bounds the graphs decoded at once; `generator` (default: seeded with 0) makes
-    the sampled figure reproducible.
+    the sampled figure reproducible; `on_decoded` hears how many graphs each batch decoded.
     """
     n_nodes = np.asarray(n_nodes)
     if len(n_nodes) == 0:
@@ -81,6 +84,8 @@ def reconstruction_accuracy(
                 target = (np.repeat(a[sl], reps, 0) for a in (ops, adj, n_nodes))
                 hits += int(exact_matches(*target, *decoded).sum())
                 total += len(decoded[2])
+                if on_decoded is not None:
+                    on_decoded(len(decoded[2]))
     finally:
         model.train(was_training)
     return hits / total
