@@ -148,11 +148,16 @@ def import_cmd(ui: Ui, space: str, file: str, output: str | None, force: bool, t
 
 @data.group("space")
 def space_group() -> None:
-    """User-defined cell spaces kept in the workspace (declared in a JSON spec, see docs/spaces.md)."""
+    """User-defined cell spaces kept in the workspace (declared in a JSON spec, see docs/spaces.md).
+
+    \b
+    Example:
+      svge data space list
+    """
 
 
 @space_group.command("add")
-@click.argument("spec", type=click.Path(dir_okay=False, exists=True))
+@click.argument("spec", type=click.Path(dir_okay=False))
 @click.pass_obj
 def space_add_cmd(ui: Ui, spec: str) -> None:
     """Check the JSON spec SPEC and keep it in the workspace, so commands know the space by its name.
@@ -161,7 +166,7 @@ def space_add_cmd(ui: Ui, spec: str) -> None:
 
     \b
     Example:
-      svge data space add examples/toy_space.json && svge train-vae --space toy
+      svge data space add examples/toy_space.json
     """
     sp = add_user_space(Path(spec))
     click.echo(f"{sp.name}: {sp.description}")
@@ -170,7 +175,12 @@ def space_add_cmd(ui: Ui, spec: str) -> None:
 @space_group.command("list")
 @click.pass_obj
 def space_list_cmd(ui: Ui) -> None:
-    """The spaces svge knows: built-in ones and the workspace's user spaces."""
+    """The spaces svge knows: built-in ones and the workspace's user spaces.
+
+    \b
+    Example:
+      svge data space list
+    """
     for name in known_spaces():
         click.echo(f"{name}\t{get_space(name).description}")
 
