@@ -20,7 +20,7 @@ output edges by rejection too.  A failed score (NaN) never wins a tournament.
 """
 from __future__ import annotations
 
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 import numpy as np
 
@@ -76,17 +76,20 @@ def _parent(history: History, population: int, sample: int, rng: np.random.Gener
 class EvolutionSpace:
     """Regularised evolution over any space (candidates: canonical `Arch`, keyed by the space hash).
 
-    `initial` draws the first population (default: the space's uniform sampler); the
-    objective is any callable on cells, e.g. an `--evaluator` program.
+    `sampler(n, seed)` draws the first population (default: the space's own uniform sampler;
+    for NB101 pass one that draws from the cached enumeration, e.g. `datasets.sample_cells`,
+    since `NB101Space.sample` enumerates the space on every call).  The objective is any
+    callable on cells, e.g. an `--evaluator` program.
     """
 
     name = "evolution"
 
     def __init__(self, space: Any, population: int = DEFAULT_POPULATION, sample: int = DEFAULT_SAMPLE,
-                 node_limit: int | None = None) -> None:
+                 node_limit: int | None = None, sampler: Callable[[int, int], list[Arch]] | None = None) -> None:
         if population < 1 or not 1 <= sample <= population:
             raise SearchError("evolution needs population >= 1 and 1 <= sample <= population")
         self.space, self.population, self.sample, self.node_limit = space, population, sample, node_limit
+        self.sampler = sampler or space.sample
 
     def key(self, candidate: Arch) -> Hashable:
         return self.space.hash(candidate)
@@ -115,7 +118,7 @@ class EvolutionSpace:
     def _random(self, history: History, n: int, rng: np.random.Generator, taken: set) -> list[Arch]:
         out: list[Arch] = []
         for _ in range(MUTATION_TRIES):
-            for arch in self.space.sample(max(n, 1), int(rng.integers(2 ** 31))):
+            for arch in self.sampler(max(n, 1), int(rng.integers(2 ** 31))):
                 arch = self.space.canonical(arch)
                 k = self.space.hash(arch)
                 if self.space.validate(arch, self.node_limit) is None and not history.seen(k) and k not in taken:
