@@ -53,7 +53,7 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "evolution": ("evolution", {"population": 10, "sample": 3}),
     "gp-topk16": ("pool", {"surrogate": "gp", "init": 16, "batch_rule": "topk"}),
     "gp-kb16": ("pool", {"surrogate": "gp", "init": 16, "batch_rule": "kb"}),
-    "gp-kb10": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb"}),
+    "gp-kb10": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb"}),  # = strategies.DEFAULT_POOL
     "gp-topk10": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "topk"}),
     "gp-kb10-rank": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb", "target": "rank"}),
     "gp-kb10-log": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb", "target": "log"}),
@@ -196,11 +196,16 @@ def print_table(task_name: str, summary: dict[str, Any], budgets: list[int], opt
     print(head)
     print("|" + " --- |" * (len(budgets) + 3))
     for name, s in summary.items():
-        cells = []
-        for b in budgets:
-            x = s["budgets"][b]
-            cells.append(f"{x['val_mean']:.2f} +/- {x['val_std']:.2f} [{x['test_mean']:.2f}] {x['found_best']}/{x['seeds']}")
-        print(f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_seed']:.1f} | {s['max_round_s']:.2f} |")
+        print_row(name, s, budgets)
+
+
+def print_row(name: str, s: dict[str, Any], budgets: list[int], file: Any = None) -> None:
+    cells = []
+    for b in budgets:
+        x = s["budgets"][b]
+        cells.append(f"{x['val_mean']:.2f} +/- {x['val_std']:.2f} [{x['test_mean']:.2f}] {x['found_best']}/{x['seeds']}")
+    print(f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_seed']:.1f} | {s['max_round_s']:.2f} |",
+          file=file or sys.stdout, flush=True)
 
 
 def plot(runs: list[dict[str, Any]], path: Path, title: str, optimum: float, budget: int) -> None:
@@ -244,16 +249,23 @@ def main() -> None:
     for task_name in args.tasks.split(","):
         task = load_task(task_name, args.shared_data, checkpoint_for(task_name, args.checkpoint), ws)
         tb = [b for b in budgets if b <= (300 if task_name == "nb101" else len(task["ds"]))]
-        jobs = [(n, s, max(tb), args.batch) for n in names for s in range(args.seeds)]
         start = time.perf_counter()
-        if args.workers > 1:
-            with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(task,)) as ex:
-                runs = list(ex.map(run_one, *zip(*jobs)))
-        else:
-            _init_worker(task)
-            runs = [run_one(*j) for j in jobs]
-        summary = summarise(runs, task, tb)
+        runs = []
         optimum = float(np.nanmax(task["val"]))
+        pool = (ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(task,))
+                if args.workers > 1 else None)
+        if pool is None:
+            _init_worker(task)
+        for n in names:  # one strategy at a time, its row printed as soon as its seeds are done
+            jobs = [(n, s, max(tb), args.batch) for s in range(args.seeds)]
+            mine = list(pool.map(run_one, *zip(*jobs))) if pool else [run_one(*j) for j in jobs]
+            runs += mine
+            print_row(n, summarise(mine, task, tb)[n], tb, file=sys.stderr)
+            if args.out is not None:
+                args.out.write_text(json.dumps({**all_runs, task_name: runs}))
+        if pool is not None:
+            pool.shutdown()
+        summary = summarise(runs, task, tb)
         print(f"{task_name}: pool {len(task['ds'])} cells, encoding {task['encode_s']:.1f} s "
               f"({'cached' if task['cached'] else 'encoded'}), all runs {time.perf_counter() - start:.0f} s",
               file=sys.stderr)

@@ -339,3 +339,10 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
 def _joint_sample(mean: np.ndarray, cov: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     vals, vecs = np.linalg.eigh(cov)
     return mean + vecs @ (np.sqrt(np.clip(vals, 0, None)) * rng.standard_normal(len(mean)))
+
+
+#: the default pool search, chosen by benchmarks/search.py on NB201 validation accuracy (docs/search.md):
+#: isotropic Matern 5/2 GP on z-scored latent means, 10 random initial cells, batches of 5 by
+#: expected improvement with the kriging believer.
+DEFAULT_POOL = {"surrogate": "gp", "init": 10, "acquisition": "ei", "batch_rule": "kb", "target": "none"}
+DEFAULT_BATCH = 5
