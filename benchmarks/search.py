@@ -129,7 +129,7 @@ def make_strategy(name: str, task: dict[str, Any], seed: int):
     if kind == "random":
         return RandomPool(len(ds))
     if kind == "evolution":
-        return EvolutionPool(task["space"], list(ds.archs()), ds.hashes, onehot=task["onehot"], **opts)
+        return EvolutionPool(task["space"], ds, ds.hashes, onehot=task["onehot"], **opts)
     feats = opts.pop("features", "latent")
     x = {"latent": task["latent"], "onehot": task["onehot"],
          "both": np.concatenate([task["latent"], task["onehot"]], 1) if feats == "both" else None}[feats]

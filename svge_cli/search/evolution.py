@@ -20,11 +20,12 @@ output edges by rejection too.  A failed score (NaN) never wins a tournament.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
 from ..arch import Arch, ArchError
+from ..store import Dataset
 from .strategies import History, SearchError
 
 DEFAULT_POPULATION = 10
@@ -141,14 +142,16 @@ class EvolutionPool:
 
     name = "evolution"
 
-    def __init__(self, space: Any, archs: list[Arch], hashes: list[str] | np.ndarray,
+    def __init__(self, space: Any, archs: Sequence[Arch] | Dataset, hashes: Sequence[str] | np.ndarray,
                  population: int = DEFAULT_POPULATION, sample: int = DEFAULT_SAMPLE,
                  onehot: np.ndarray | None = None, tries: int = 20) -> None:
         if not len(archs):
             raise SearchError("the pool is empty")
         if population < 1 or not 1 <= sample <= population:
             raise SearchError("evolution needs population >= 1 and 1 <= sample <= population")
-        self.space, self.archs = space, archs
+        # a Dataset is read cell by cell: NB101's 423,624 cells never become Arch objects at once
+        self.space, self.size = space, len(archs)
+        self._arch = archs.arch if isinstance(archs, Dataset) else archs.__getitem__
         self.index = {str(h): i for i, h in enumerate(hashes)}
         self.population, self.sample, self.onehot, self.tries = population, sample, onehot, tries
 
@@ -174,7 +177,7 @@ class EvolutionPool:
 
     def _child(self, parent: int, history: History, taken: set[int], rng: np.random.Generator) -> int | None:
         for _ in range(self.tries):
-            mutant = mutate(self.space, self.archs[parent], rng)
+            mutant = mutate(self.space, self._arch(parent), rng)
             if mutant is None:
                 break
             i = self.index.get(self.space.hash(mutant))
@@ -190,7 +193,7 @@ class EvolutionPool:
         return None if not np.isfinite(d[j]) else j
 
     def _random(self, history: History, n: int, rng: np.random.Generator, taken: set[int]) -> list[int]:
-        mask = np.ones(len(self.archs), dtype=bool)
+        mask = np.ones(self.size, dtype=bool)
         if history.keys:
             mask[np.asarray(history.keys, dtype=np.int64)] = False
         if taken:

@@ -158,5 +158,5 @@ def test_evolution_on_a_subset_pool_falls_back_on_the_nearest_cell():
     ds = _nb201().subset(np.arange(0, 15625, 97))  # mutants are rarely in this pool
     onehot = np.eye(7)[ds.ops].reshape(len(ds), -1)
     y = np.random.default_rng(0).normal(size=len(ds))
-    h = search(EvolutionPool(sp, list(ds.archs()), ds.hashes, onehot=onehot), _objective(y), budget=len(ds), batch=3)
+    h = search(EvolutionPool(sp, ds, ds.hashes, onehot=onehot), _objective(y), budget=len(ds), batch=3)
     assert sorted(h.candidates) == list(range(len(ds)))
