@@ -18,11 +18,11 @@ search, regularised evolution (population 10, tournament 3).  The default run is
 strategy at 20 seeds; `--seeds 3 --budgets 50,100` is a smoke run of a minute or two.
 Each seed runs in its own process (`--workers K`, one torch thread each).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -39,13 +39,14 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
+
 from svge_cli import store  # noqa: E402
-from svge_cli.importers import import_file  # noqa: E402
 from svge_cli.search.evolution import EvolutionPool  # noqa: E402
 from svge_cli.search.pool import onehot_features, pool_latents, zscore  # noqa: E402
-from svge_cli.search.strategies import History, PoolBO, RandomPool, search  # noqa: E402
+from svge_cli.search.strategies import PoolBO, RandomPool, search  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402
-from svge_cli.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
+from svge_cli.storage.importers import import_file  # noqa: E402
+from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
 
 #: name -> (kind, options).  kind: pool (PoolBO), random, evolution.  `features`: latent | onehot | both
 STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -117,9 +118,18 @@ def load_task(task: str, shared: Path, ckpt: Path, ws: Workspace) -> dict[str, A
     t1 = time.perf_counter()
     latent = zscore(lat.mu)
     onehot = onehot_features(ds, space.vocab_size)
-    return {"space": space, "ds": ds, "val": val, "test": test, "latent": latent,
-            "onehot": zscore(onehot), "load_s": load_s, "encode_s": t1 - t0 - load_s,
-            "cached": cached, "fingerprint": ck.fingerprint()}
+    return {
+        "space": space,
+        "ds": ds,
+        "val": val,
+        "test": test,
+        "latent": latent,
+        "onehot": zscore(onehot),
+        "load_s": load_s,
+        "encode_s": t1 - t0 - load_s,
+        "cached": cached,
+        "fingerprint": ck.fingerprint(),
+    }
 
 
 def make_strategy(name: str, task: dict[str, Any], seed: int):
@@ -131,8 +141,11 @@ def make_strategy(name: str, task: dict[str, Any], seed: int):
     if kind == "evolution":
         return EvolutionPool(task["space"], ds, ds.hashes, onehot=task["onehot"], **opts)
     feats = opts.pop("features", "latent")
-    x = {"latent": task["latent"], "onehot": task["onehot"],
-         "both": np.concatenate([task["latent"], task["onehot"]], 1) if feats == "both" else None}[feats]
+    x = {
+        "latent": task["latent"],
+        "onehot": task["onehot"],
+        "both": np.concatenate([task["latent"], task["onehot"]], 1) if feats == "both" else None,
+    }[feats]
     return PoolBO(x, seed=seed, **opts)
 
 
@@ -156,12 +169,23 @@ def run_one(name: str, seed: int, budget: int, batch: int) -> dict[str, Any]:
 
     start = time.perf_counter()
     rounds: list[float] = []
-    hist = search(strategy, objective, budget, BATCH.get(STRATEGIES[name][0], batch), seed,
-                  on_round=lambda r: rounds.append(r.seconds))
+    hist = search(
+        strategy,
+        objective,
+        budget,
+        BATCH.get(STRATEGIES[name][0], batch),
+        seed,
+        on_round=lambda r: rounds.append(r.seconds),
+    )
     seconds = time.perf_counter() - start
-    return {"strategy": name, "seed": seed, "cells": [int(c) for c in hist.candidates],
-            "best_so_far": hist.best_so_far().tolist(), "seconds": seconds,
-            "max_round_s": max(rounds) if rounds else 0.0}
+    return {
+        "strategy": name,
+        "seed": seed,
+        "cells": [int(c) for c in hist.candidates],
+        "best_so_far": hist.best_so_far().tolist(),
+        "seconds": seconds,
+        "max_round_s": max(rounds) if rounds else 0.0,
+    }
 
 
 # ---------------------------------------------------------------- summaries
@@ -182,11 +206,19 @@ def summarise(runs: list[dict[str, Any]], task: dict[str, Any], budgets: list[in
                 bests.append(float(val[i]))
                 tests.append(float(test[i]))
                 found += int(best_cell in set(cells.tolist()))
-            per_budget[b] = {"val_mean": float(np.mean(bests)), "val_std": float(np.std(bests)),
-                             "test_mean": float(np.mean(tests)), "test_std": float(np.std(tests)),
-                             "found_best": found, "seeds": len(mine)}
-        out[name] = {"budgets": per_budget, "seconds_per_seed": float(np.mean([r["seconds"] for r in mine])),
-                     "max_round_s": float(max(r["max_round_s"] for r in mine))}
+            per_budget[b] = {
+                "val_mean": float(np.mean(bests)),
+                "val_std": float(np.std(bests)),
+                "test_mean": float(np.mean(tests)),
+                "test_std": float(np.std(tests)),
+                "found_best": found,
+                "seeds": len(mine),
+            }
+        out[name] = {
+            "budgets": per_budget,
+            "seconds_per_seed": float(np.mean([r["seconds"] for r in mine])),
+            "max_round_s": float(max(r["max_round_s"] for r in mine)),
+        }
     return out
 
 
@@ -203,9 +235,14 @@ def print_row(name: str, s: dict[str, Any], budgets: list[int], file: Any = None
     cells = []
     for b in budgets:
         x = s["budgets"][b]
-        cells.append(f"{x['val_mean']:.2f} +/- {x['val_std']:.2f} [{x['test_mean']:.2f}] {x['found_best']}/{x['seeds']}")
-    print(f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_seed']:.1f} | {s['max_round_s']:.2f} |",
-          file=file or sys.stdout, flush=True)
+        cells.append(
+            f"{x['val_mean']:.2f} +/- {x['val_std']:.2f} [{x['test_mean']:.2f}] {x['found_best']}/{x['seeds']}"
+        )
+    print(
+        f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_seed']:.1f} | {s['max_round_s']:.2f} |",
+        file=file or sys.stdout,
+        flush=True,
+    )
 
 
 def plot(runs: list[dict[str, Any]], path: Path, title: str, optimum: float, budget: int) -> None:
@@ -222,7 +259,7 @@ def plot(runs: list[dict[str, Any]], path: Path, title: str, optimum: float, bud
         ax.plot(x, m, label=name)
         ax.fill_between(x, m - s, m + s, alpha=0.15)
     ax.axhline(optimum, color="k", lw=0.8, ls="--", label=f"best cell {optimum:.2f}")
-    lo = min(np.mean([r["best_so_far"][min(29, len(r['best_so_far']) - 1)] for r in runs]), optimum - 1)
+    lo = min(np.mean([r["best_so_far"][min(29, len(r["best_so_far"]) - 1)] for r in runs]), optimum - 1)
     ax.set_ylim(lo, optimum + 0.1)
     ax.set_xlabel("queries")
     ax.set_ylabel("best validation accuracy so far (%)")
@@ -252,8 +289,9 @@ def main() -> None:
         start = time.perf_counter()
         runs = []
         optimum = float(np.nanmax(task["val"]))
-        pool = (ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(task,))
-                if args.workers > 1 else None)
+        pool = (
+            ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(task,)) if args.workers > 1 else None
+        )
         if pool is None:
             _init_worker(task)
         for n in names:  # one strategy at a time, its row printed as soon as its seeds are done
@@ -266,17 +304,25 @@ def main() -> None:
         if pool is not None:
             pool.shutdown()
         summary = summarise(runs, task, tb)
-        print(f"{task_name}: pool {len(task['ds'])} cells, encoding {task['encode_s']:.1f} s "
-              f"({'cached' if task['cached'] else 'encoded'}), all runs {time.perf_counter() - start:.0f} s",
-              file=sys.stderr)
+        print(
+            f"{task_name}: pool {len(task['ds'])} cells, encoding {task['encode_s']:.1f} s "
+            f"({'cached' if task['cached'] else 'encoded'}), all runs {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+        )
         print_table(task_name, summary, tb, optimum)
-        report[task_name] = {"pool": len(task["ds"]), "optimum": optimum, "encode_s": task["encode_s"],
-                             "checkpoint": task["fingerprint"], "strategies": summary}
+        report[task_name] = {
+            "pool": len(task["ds"]),
+            "optimum": optimum,
+            "encode_s": task["encode_s"],
+            "checkpoint": task["fingerprint"],
+            "strategies": summary,
+        }
         all_runs[task_name] = runs
         if args.plot is not None:
             path = args.plot.with_name(f"{args.plot.stem}-{task_name}{args.plot.suffix}")
-            plot(runs, path, f"{task_name}: best so far vs queries ({args.seeds} seeds, mean +/- std)",
-                 optimum, max(tb))
+            plot(
+                runs, path, f"{task_name}: best so far vs queries ({args.seeds} seeds, mean +/- std)", optimum, max(tb)
+            )
             print(f"plot: {path}", file=sys.stderr)
     if args.out is not None:
         args.out.write_text(json.dumps(all_runs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any
 
@@ -14,7 +15,18 @@ from svge_cli.errors import SvgeError
 from svge_cli.search.loop import BO, RANDOM, RoundStats, Settings, Trial
 from svge_cli.search.objectives import DEFAULT_TIMEOUT
 from svge_cli.search.results import summarize
+from svge_cli.search.runner import (
+    DEFAULT_BATCH,
+    DEFAULT_BUDGET,
+    FEATURES,
+    STRATEGIES,
+    StrategyRequest,
+    TrialRecord,
+    default_strategy,
+)
 from svge_cli.search.setup import DEFAULT_INIT, OBJECTIVES, Request, prepare, run
+from svge_cli.search.strategies import DEFAULT_POOL, Round
+from svge_cli.spaces import get_space
 
 
 @click.command("bo")
@@ -27,8 +39,38 @@ from svge_cli.search.setup import DEFAULT_INIT, OBJECTIVES, Request, prepare, ru
     help=f"Initial cells, queried at random [default: {DEFAULT_INIT}; with a surrogate objective, "
     "every labelled training cell, as in D-VAE, not counted as queries].",
 )
-@click.option("--iters", type=click.IntRange(min=0), default=10, show_default=True, help="BO rounds.")
-@click.option("--batch", type=click.IntRange(min=1), default=50, show_default=True, help="Points selected per round.")
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default=None,
+    help="pool = BO over every cell of an enumerable space, ranked by a GP on their latents; latent = the "
+    "paper's BO, decoding points of the latent space; random; evolution = regularised evolution "
+    "[default: pool where the space can be listed (NB201, NB101), else latent].",
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Queries per trial, initial cells included [default: {DEFAULT_BUDGET} for pool, random and evolution; "
+    "latent: init + iters x batch].",
+)
+@click.option(
+    "--features",
+    type=click.Choice(FEATURES),
+    default="latent",
+    show_default=True,
+    help="What pool search's GP sees: the checkpoint's latent means, or one-hot cells (to measure what the "
+    "latent space adds).",
+)
+@click.option(
+    "--iters", type=click.IntRange(min=0), default=None, help="BO rounds [default: 10 with --strategy latent]."
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Cells queried per round [default: {DEFAULT_BATCH}; 50 with --strategy latent].",
+)
 @click.option(
     "--inducing", type=click.IntRange(min=1), default=500, show_default=True, help="Inducing points of the sparse GP."
 )
@@ -93,8 +135,11 @@ def bo_cmd(
     space: str | None,
     checkpoint: str | None,
     init: int | None,
-    iters: int,
-    batch: int,
+    strategy: str | None,
+    budget: int | None,
+    features: str,
+    iters: int | None,
+    batch: int | None,
     inducing: int,
     attempts: int,
     objective: str | None,
@@ -109,23 +154,65 @@ def bo_cmd(
     seed: int,
     device: str,
 ) -> None:
-    """Search the latent space for the best cell: batch BO with a sparse GP and expected improvement.
+    """Search for the best cell of a space with a query budget.
 
-    Each round fits a sparse GP to the labelled latent points, selects BATCH points
-    by q-EI inside the training latents' bounding box, decodes them into cells not
-    scored before, scores those with the objective and refits.  The best cell goes
-    to stdout in the space's native text, a table per trial to stderr, and every
-    query to the results file, rewritten after each round: Ctrl-C keeps the
-    finished rounds and --resume continues them.
+    pool (default for NB201, NB101): every cell's latent mean is encoded once per
+    checkpoint (cached); a GP on the queried cells ranks the unqueried ones by
+    expected improvement, and a batch is picked with the kriging believer.  latent
+    (default elsewhere; the paper's BO): a sparse GP and q-EI in the training latents'
+    bounding box, points decoded into cells not scored before.  random and evolution
+    are the baselines, on the same objective.  The best cell goes to stdout in the
+    space's native text, a table of best-so-far against queries to stderr, and every
+    query, in order, to the results file, rewritten after each round: Ctrl-C keeps
+    the finished rounds and --resume continues them.
 
     \b
     Examples:
       svge data import nb201 nb201_cifar10.csv
-      svge bo --space nb201 --iters 10 --batch 50 --trials 3 --random-baseline
-      svge bo --space nb201 --evaluator 'python examples/evaluator.py' --iters 3 --batch 10
+      svge bo --space nb201 --budget 150
+      svge bo --space nb201 --budget 150 --strategy evolution --trials 5
+      svge bo --space nb201 --strategy latent --iters 10 --batch 50 --random-baseline
+      svge bo --space nb201 --evaluator 'python examples/evaluator.py' --budget 30
     """
     if results == "-":
         raise SvgeError("--results needs a file name (stdout carries the best cell)")
+    space = space or ui.workspace.latest_space()
+    if space is None:
+        raise SvgeError("no space given and no checkpoint in the workspace: pass --space")
+    strategy = strategy or default_strategy(get_space(space))
+    if strategy != "latent":
+        if random_baseline:
+            raise SvgeError("--random-baseline is for --strategy latent; run --strategy random for the baseline")
+        batch = batch or DEFAULT_BATCH
+        if budget is None:
+            budget = (init or DEFAULT_POOL["init"]) + iters * batch if iters is not None else DEFAULT_BUDGET
+        req = StrategyRequest(
+            space,
+            strategy,
+            budget,
+            batch,
+            init,
+            seed,
+            trials,
+            features,
+            checkpoint,
+            objective,
+            evaluator,
+            evaluator_timeout or None,
+            target,
+            device,
+            results,
+            resume,
+        )
+        _run_strategy(ui, req, as_json)
+        return
+    batch = batch or 50
+    if budget is not None:
+        start = init or DEFAULT_INIT
+        if budget <= start:
+            raise SvgeError(f"--budget {budget} leaves no queries after the {start} initial cells")
+        iters = math.ceil((budget - start) / batch)
+    iters = 10 if iters is None else iters
     settings = Settings(
         init=init,
         iters=iters,
@@ -236,6 +323,56 @@ def _summary_table(summary: dict[str, Any], meta: dict[str, Any]):
         f"{meta['space']}: best {_score_name(meta)} over {bo[0]['trials']} trials (mean ± std)",
         ["round", "queries", "BO", "random search"],
         rows,
+    )
+
+
+def _run_strategy(ui: Ui, req: StrategyRequest, as_json: bool) -> None:
+    """pool / random / evolution: run every trial, print the tables and the best cell."""
+    from svge_cli.search import runner
+
+    plan = runner.prepare(ui.workspace, req, ui.note)
+    ui.note(
+        f"{req.strategy} search, {req.budget} queries a trial in batches of {req.batch}; "
+        f"objective: {plan.meta['objective_description']}"
+    )
+    ui.note(f"results file: {plan.results}")
+    try:
+        done = runner.run(plan, lambda t, r: ui.note(_strategy_round_line(req.strategy, t, r)))
+    except KeyboardInterrupt:
+        ui.note(
+            f"interrupted: the finished rounds are in {plan.results}; continue with "
+            f"`svge bo --resume --results {plan.results}` and the same options"
+        )
+        raise
+    seeds = range(req.seed, req.seed + req.trials)
+    summary = runner.summarize(done, seeds, req.budget)
+    facts = {**plan.meta, "results": str(plan.results), **summary}
+    if as_json:
+        emit_json(facts)
+        return
+    name = plan.meta.get("target") or "score"
+    rows = [[a["queries"], f"{_fmt(a['best_mean'])} ± {_fmt(a['best_std'])}"] for a in summary["at_queries"]]
+    ui.table(
+        simple_table(
+            f"{req.space} {req.strategy} search: best {name} so far, mean ± std over {len(summary['trials'])} trial(s)",
+            ["queries", f"best {name}"],
+            rows,
+        )
+    )
+    best = summary["best"]
+    if best is None:
+        raise SvgeError("no cell got a score: see the results file for what went wrong")
+    ui.note(f"best {name}: {best['score']:.6g} (round {best['round']})")
+    click.echo(best["arch"])
+
+
+def _strategy_round_line(strategy: str, trial: TrialRecord, r: Round) -> str:
+    scores = [s for s in r.scores if s == s]
+    batch_best = _fmt(max(scores)) if scores else "-"
+    return (
+        f"[{strategy} seed {trial.seed}] round {r.number}: queries {r.queries}  best so far "
+        f"{_fmt(r.best_score if math.isfinite(r.best_score) else None)}  batch best {batch_best}  "
+        f"({r.seconds:.1f} s)"
     )
 
 

@@ -18,23 +18,25 @@ fixed (NB201: its "edges" are nodes here, so an op change *is* the edge-op mutat
 NB201 papers) reject every edge flip, and the mutation redraws; ENAS keeps its chain and
 output edges by rejection too.  A failed score (NaN) never wins a tournament.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
-from ..arch import Arch, ArchError
-from ..store import Dataset
-from .strategies import History, SearchError
+from svge_cli.arch import Arch, ArchError
+from svge_cli.search.strategies import History, SearchError
+from svge_cli.storage.store import Dataset
 
 DEFAULT_POPULATION = 10
 DEFAULT_SAMPLE = 3
 MUTATION_TRIES = 200
 
 
-def mutate(space: Any, arch: Arch, rng: np.random.Generator, edge_share: float = 0.5,
-           node_limit: int | None = None) -> Arch | None:
+def mutate(
+    space: Any, arch: Arch, rng: np.random.Generator, edge_share: float = 0.5, node_limit: int | None = None
+) -> Arch | None:
     """One random op change or edge flip of `arch` that is a valid cell of `space` (canonical form).
 
     None when no valid mutant turned up in MUTATION_TRIES draws.
@@ -85,8 +87,14 @@ class EvolutionSpace:
 
     name = "evolution"
 
-    def __init__(self, space: Any, population: int = DEFAULT_POPULATION, sample: int = DEFAULT_SAMPLE,
-                 node_limit: int | None = None, sampler: Callable[[int, int], list[Arch]] | None = None) -> None:
+    def __init__(
+        self,
+        space: Any,
+        population: int = DEFAULT_POPULATION,
+        sample: int = DEFAULT_SAMPLE,
+        node_limit: int | None = None,
+        sampler: Callable[[int, int], list[Arch]] | None = None,
+    ) -> None:
         if population < 1 or not 1 <= sample <= population:
             raise SearchError("evolution needs population >= 1 and 1 <= sample <= population")
         self.space, self.population, self.sample, self.node_limit = space, population, sample, node_limit
@@ -119,7 +127,7 @@ class EvolutionSpace:
     def _random(self, history: History, n: int, rng: np.random.Generator, taken: set) -> list[Arch]:
         out: list[Arch] = []
         for _ in range(MUTATION_TRIES):
-            for arch in self.sampler(max(n, 1), int(rng.integers(2 ** 31))):
+            for arch in self.sampler(max(n, 1), int(rng.integers(2**31))):
                 arch = self.space.canonical(arch)
                 k = self.space.hash(arch)
                 if self.space.validate(arch, self.node_limit) is None and not history.seen(k) and k not in taken:
@@ -142,9 +150,16 @@ class EvolutionPool:
 
     name = "evolution"
 
-    def __init__(self, space: Any, archs: Sequence[Arch] | Dataset, hashes: Sequence[str] | np.ndarray,
-                 population: int = DEFAULT_POPULATION, sample: int = DEFAULT_SAMPLE,
-                 onehot: np.ndarray | None = None, tries: int = 20) -> None:
+    def __init__(
+        self,
+        space: Any,
+        archs: Sequence[Arch] | Dataset,
+        hashes: Sequence[str] | np.ndarray,
+        population: int = DEFAULT_POPULATION,
+        sample: int = DEFAULT_SAMPLE,
+        onehot: np.ndarray | None = None,
+        tries: int = 20,
+    ) -> None:
         if not len(archs):
             raise SearchError("the pool is empty")
         if population < 1 or not 1 <= sample <= population:

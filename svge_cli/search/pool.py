@@ -15,6 +15,7 @@ encoded from (the enumeration), and its hashes are checked on load.
 Features are z-scored per dimension over the whole pool: the GP's isotropic lengthscale then
 treats every latent dimension alike, whatever scale the encoder gave it.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,10 +25,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import codec, store
-from ..model import SVGe
-from ..store import Checkpoint, Dataset, Latents
-from ..workspace import Workspace
+from svge_cli.model import SVGe, codec
+from svge_cli.storage import store
+from svge_cli.storage.store import Checkpoint, Dataset, Latents
+from svge_cli.storage.workspace import Workspace
 
 ENCODE_BATCH = 1024  # measured fastest on one CPU thread for NB201 (larger batches were slower)
 
@@ -36,8 +37,9 @@ def pool_path(ws: Workspace, space: str, fingerprint: str) -> Path:
     return ws.space_dir(space) / "pools" / f"{fingerprint}.h5"
 
 
-def encode_pool(model: SVGe, ds: Dataset, batch_size: int = ENCODE_BATCH,
-                progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def encode_pool(
+    model: SVGe, ds: Dataset, batch_size: int = ENCODE_BATCH, progress: Callable[[int, int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Latent means and log-variances of every row of `ds`, in row order."""
     mus, logvars = [], []
     for s in range(0, len(ds), batch_size * 16):
@@ -48,13 +50,20 @@ def encode_pool(model: SVGe, ds: Dataset, batch_size: int = ENCODE_BATCH,
         if progress is not None:
             progress(min(s + batch_size * 16, len(ds)), len(ds))
     dim = model.cfg.latent
-    return (np.concatenate(mus) if mus else np.zeros((0, dim), np.float32),
-            np.concatenate(logvars) if logvars else np.zeros((0, dim), np.float32))
+    return (
+        np.concatenate(mus) if mus else np.zeros((0, dim), np.float32),
+        np.concatenate(logvars) if logvars else np.zeros((0, dim), np.float32),
+    )
 
 
-def pool_latents(ws: Workspace, ck: Checkpoint, ds: Dataset, model: SVGe | None = None,
-                 device: torch.device | str = "cpu",
-                 progress: Callable[[int, int], None] | None = None) -> tuple[Latents, bool]:
+def pool_latents(
+    ws: Workspace,
+    ck: Checkpoint,
+    ds: Dataset,
+    model: SVGe | None = None,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Latents, bool]:
     """The latents of every cell of `ds` under checkpoint `ck`: from the cache, else encoded and cached.
 
     Returns (latents, True when they came from the cache).  A cache file that is damaged,
@@ -70,7 +79,7 @@ def pool_latents(ws: Workspace, ck: Checkpoint, ds: Dataset, model: SVGe | None 
         except store.StoreError:
             pass  # rebuilt below, never trusted
     if model is None:
-        from ..checkpoints import model_from_checkpoint
+        from svge_cli.storage.checkpoints import model_from_checkpoint
 
         model = model_from_checkpoint(ck, device)
     mu, logvar = encode_pool(model, ds, progress=progress)

@@ -92,7 +92,7 @@ def prepare(ws: Workspace, req: Request, note: Callable[[str], None]) -> Search:
     previous = load_results(results) if req.resume else None
     ck, ck_path, model = checkpoints.load_model(ws, sp.name, req.checkpoint, req.device, note)
     table = datasets.workspace_dataset(sp, ws)
-    objective, target = _objective(sp, table, req, note)
+    objective, target = choose_objective(sp, table, req, note)
     labelled_start = objective.name == "surrogate"
     settings = req.settings
     if settings.init is None and not labelled_start:
@@ -153,10 +153,14 @@ def _problem(
     )
 
 
-def _objective(
-    sp: SearchSpace, table: Dataset | None, req: Request, note: Callable[[str], None]
+def choose_objective(
+    sp: SearchSpace, table: Dataset | None, req: Any, note: Callable[[str], None]
 ) -> tuple[Objective, str | None]:
-    """The objective asked for, or the default: benchmark when the table covers the space, else surrogate."""
+    """The objective asked for, or the default: benchmark when the table covers the space, else surrogate.
+
+    `req` carries ``objective``, ``evaluator``, ``evaluator_timeout`` and ``target``
+    (a `Request` here, or the strategy runner's request).
+    """
     if req.evaluator is not None:
         if req.objective is not None:
             raise SvgeError("--evaluator is an objective of its own: drop --objective")

@@ -17,6 +17,7 @@ with the kriging believer (``kb``) each pick is treated as observed at its predi
 before the next pick, which shrinks the variance around it and spreads the batch out;
 ``topk`` takes the q best acquisition values at once (arch2vec's rule).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ from typing import Any, Callable, Hashable, Iterator, Protocol, Sequence
 import numpy as np
 from scipy.special import ndtr
 
-from .surrogates import Surrogate, make_surrogate, transform_targets
+from svge_cli.search.surrogates import Surrogate, make_surrogate, transform_targets
 
 Objective = Callable[[list[Any]], Sequence[float]]
 
@@ -113,8 +114,9 @@ class Strategy(Protocol):
         """
 
 
-def run_search(strategy: Strategy, objective: Objective, budget: int, batch: int = 5, seed: int = 0,
-               history: History | None = None) -> Iterator[Round]:
+def run_search(
+    strategy: Strategy, objective: Objective, budget: int, batch: int = 5, seed: int = 0, history: History | None = None
+) -> Iterator[Round]:
     """Query exactly `budget` candidates (those already in `history` included), round by round.
 
     Yields a `Round` after each batch; the history (pass your own to keep or resume it)
@@ -146,9 +148,15 @@ def run_search(strategy: Strategy, objective: Objective, budget: int, batch: int
         yield Round(number, list(proposed), scores, len(history), best, cand, time.perf_counter() - start)
 
 
-def search(strategy: Strategy, objective: Objective, budget: int, batch: int = 5, seed: int = 0,
-           history: History | None = None,
-           on_round: Callable[[Round], None] | None = None) -> History:
+def search(
+    strategy: Strategy,
+    objective: Objective,
+    budget: int,
+    batch: int = 5,
+    seed: int = 0,
+    history: History | None = None,
+    on_round: Callable[[Round], None] | None = None,
+) -> History:
     """`run_search` to the end; returns the full history."""
     history = history if history is not None else History()
     for r in run_search(strategy, objective, budget, batch, seed, history):
@@ -199,7 +207,7 @@ class RandomSpace:
     def propose(self, history: History, n: int, limit: int, rng: np.random.Generator) -> list[Any]:
         out, keys = [], set()
         for _ in range(self.tries):
-            for arch in self.space.sample(n, int(rng.integers(2 ** 31))):
+            for arch in self.space.sample(n, int(rng.integers(2**31))):
                 arch = self.space.canonical(arch)
                 k = self.space.hash(arch)
                 if self.space.validate(arch) is None and k not in keys and not history.seen(k):
@@ -253,9 +261,19 @@ class PoolBO:
 
     name = "pool"
 
-    def __init__(self, features: np.ndarray, surrogate: str | Surrogate = "gp", init: int = 10,
-                 acquisition: str = "ei", batch_rule: str = "kb", target: str = "none",
-                 shortlist: int = 512, beta: float = 2.0, local: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        features: np.ndarray,
+        surrogate: str | Surrogate = "gp",
+        init: int = 10,
+        acquisition: str = "ei",
+        batch_rule: str = "kb",
+        target: str = "none",
+        shortlist: int = 512,
+        beta: float = 2.0,
+        local: int = 0,
+        seed: int = 0,
+    ) -> None:
         if len(features) < 1:
             raise SearchError("the pool is empty")
         if batch_rule not in ("kb", "topk"):
@@ -296,8 +314,7 @@ class PoolBO:
         picks = self._greedy(m, cov, best, n, rng)
         return [int(free[short[i]]) for i in picks]
 
-    def _greedy(self, mean: np.ndarray, cov: np.ndarray, best: float, n: int,
-                rng: np.random.Generator) -> list[int]:
+    def _greedy(self, mean: np.ndarray, cov: np.ndarray, best: float, n: int, rng: np.random.Generator) -> list[int]:
         """`n` shortlist positions, each chosen after conditioning on the previous picks."""
         mean, cov = mean.copy(), cov.copy()
         noise = float(self.model.noise)
@@ -325,7 +342,7 @@ class PoolBO:
         keep = np.zeros(len(free), dtype=bool)
         for t in top:
             d = np.square(f - self.features[t]).sum(1)
-            keep[np.argpartition(d, min(self.local, len(d) - 1))[:self.local]] = True
+            keep[np.argpartition(d, min(self.local, len(d) - 1))[: self.local]] = True
         return free[keep]
 
 

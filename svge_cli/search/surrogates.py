@@ -5,7 +5,7 @@ thousands of candidates per round, so the model must be cheap at small N and giv
 variance.  An exact GP is the textbook choice at N <= 1000 (the O(N^3) Cholesky of a 500 x 500
 matrix takes milliseconds); DNGO (Snoek et al. 2015: an MLP whose last hidden layer feeds a
 Bayesian linear regression) is arch2vec's choice on the same kind of pretrained embeddings.
-The paper's sparse GP (`svge_cli.bo`) exists for tens of thousands of training points; at
+The paper's sparse GP (`svge_cli.search.gp`) exists for tens of thousands of training points; at
 pool-search sizes it would only approximate this exact GP.
 
 Interface (all in the model's own standardised target units):
@@ -20,6 +20,7 @@ Interface (all in the model's own standardised target units):
 
 Everything runs in float64 on the CPU, one thread as the caller sets it.
 """
+
 from __future__ import annotations
 
 import math
@@ -131,8 +132,14 @@ class ExactGP:
             nll = nll + 0.5 * (log_os / 2.0).square() + 0.5 * ((log_noise - math.log(0.05)) / 3.0).square()
             return nll / n
 
-        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=self.iters, line_search_fn="strong_wolfe",
-                                tolerance_grad=1e-6, tolerance_change=1e-9)
+        opt = torch.optim.LBFGS(
+            params,
+            lr=1.0,
+            max_iter=self.iters,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-6,
+            tolerance_change=1e-9,
+        )
 
         def closure() -> torch.Tensor:
             opt.zero_grad()
@@ -149,8 +156,9 @@ class ExactGP:
             for p in params:
                 if not torch.isfinite(p).all():
                     p.copy_(torch.zeros_like(p))
-        self.params = GPParams(log_ls.detach().numpy().copy(), float(log_os.detach()), float(log_noise.detach()),
-                               float(mean.detach()))
+        self.params = GPParams(
+            log_ls.detach().numpy().copy(), float(log_os.detach()), float(log_noise.detach()), float(mean.detach())
+        )
         self._condition(xt, yt)
 
     # -------------------------------------------------------- posterior
@@ -184,7 +192,7 @@ class ExactGP:
         means, variances = [], []
         ls = self.lengthscale
         for s in range(0, len(x), CHUNK):
-            xc = _t(x[s:s + CHUNK])
+            xc = _t(x[s : s + CHUNK])
             ks = matern52_inplace(self._x, xc, ls, self.outputscale)
             means.append((self.params.mean + ks.T @ self._alpha).squeeze(-1))
             a = torch.linalg.solve_triangular(self._chol, ks, upper=False)
@@ -260,8 +268,13 @@ class DNGO:
                 chol = torch.linalg.cholesky(a)
                 mean = beta * torch.cholesky_solve(phiy.unsqueeze(-1), chol).squeeze(-1)
                 resid = (y - phi @ mean).square().sum()
-                evidence = (0.5 * m * math.log(alpha) + 0.5 * n * math.log(beta) - 0.5 * beta * resid
-                            - 0.5 * alpha * mean.square().sum() - torch.log(torch.diagonal(chol)).sum())
+                evidence = (
+                    0.5 * m * math.log(alpha)
+                    + 0.5 * n * math.log(beta)
+                    - 0.5 * beta * resid
+                    - 0.5 * alpha * mean.square().sum()
+                    - torch.log(torch.diagonal(chol)).sum()
+                )
                 if best is None or evidence > best[0]:
                     best = (float(evidence), alpha, beta, chol, mean)
         _, alpha, beta, chol, mean = best
@@ -271,7 +284,7 @@ class DNGO:
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         means, variances = [], []
         for s in range(0, len(x), CHUNK):
-            phi = self._design(_t(x[s:s + CHUNK]))
+            phi = self._design(_t(x[s : s + CHUNK]))
             means.append(phi @ self._w)
             a = torch.linalg.solve_triangular(self._chol, phi.T, upper=False)
             variances.append(a.square().sum(0).clamp_min(1e-12))

@@ -1,4 +1,5 @@
 """Pool latents: encoded once per checkpoint, cached under its fingerprint, re-encoded when stale."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,11 +7,11 @@ import itertools
 import numpy as np
 import torch
 
-from svge_cli import checkpoints, codec, store
-from svge_cli.model import ModelConfig, SVGe
+from svge_cli.model import ModelConfig, SVGe, codec
 from svge_cli.search.pool import onehot_features, pool_latents, pool_path, zscore
 from svge_cli.spaces import get_space
-from svge_cli.workspace import Workspace
+from svge_cli.storage import checkpoints, store
+from svge_cli.storage.workspace import Workspace
 
 
 def _cells(start: int, n: int) -> store.Dataset:

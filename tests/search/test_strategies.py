@@ -1,4 +1,5 @@
 """Pool search, random search and evolution on tiny synthetic pools: no repeats, exact budgets, resume."""
+
 from __future__ import annotations
 
 import functools
@@ -24,8 +25,10 @@ def _objective(y: np.ndarray):
     return lambda cells: [float(y[i]) for i in cells]
 
 
-@pytest.mark.parametrize("rule,acq,surrogate", [("kb", "ei", "gp"), ("topk", "ei", "gp"), ("kb", "ucb", "gp"),
-                                                  ("kb", "ts", "gp"), ("kb", "ei", "gp-ard")])
+@pytest.mark.parametrize(
+    "rule,acq,surrogate",
+    [("kb", "ei", "gp"), ("topk", "ei", "gp"), ("kb", "ucb", "gp"), ("kb", "ts", "gp"), ("kb", "ei", "gp-ard")],
+)
 def test_pool_bo_never_repeats_and_spends_the_budget_exactly(rule, acq, surrogate):
     x, y = _pool()
     strategy = PoolBO(x, surrogate=surrogate, init=7, batch_rule=rule, acquisition=acq)
@@ -67,8 +70,13 @@ def test_a_resumed_search_continues_as_the_uninterrupted_one():
 
 def test_failed_scores_count_as_queries_but_never_win():
     x, y = _pool(n=60)
-    h = search(PoolBO(x, init=4), lambda cells: [float("nan") if i % 3 == 0 else float(y[i]) for i in cells],
-               budget=20, batch=4, seed=0)
+    h = search(
+        PoolBO(x, init=4),
+        lambda cells: [float("nan") if i % 3 == 0 else float(y[i]) for i in cells],
+        budget=20,
+        batch=4,
+        seed=0,
+    )
     assert len(h) == 20 and len(set(h.candidates)) == 20
     assert np.isfinite(h.best()[0]) and h.best()[1] % 3 != 0
 
@@ -116,7 +124,7 @@ def test_evolution_over_the_nb201_pool_yields_only_valid_unseen_neighbours():
     assert len(cells) == 60 == len(set(cells))
     assert len(rounds[0].candidates) == 10  # the initial population is one round
     for i in cells[10:]:  # every child differs from some earlier cell by exactly one edge op
-        earlier = np.asarray([archs[j].ops for j in cells[:cells.index(i)]])
+        earlier = np.asarray([archs[j].ops for j in cells[: cells.index(i)]])
         assert (np.sum(earlier != archs[i].ops, axis=1) == 1).any()
 
 
