@@ -19,7 +19,23 @@ from svge_cli.storage import checkpoints, store
 from svge_cli.storage.workspace import Workspace
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "evaluator.py"
-QUICK = ("bo", "--space", "nb201", "--strategy", "latent", "--iters", "1", "--batch", "3", "--init", "8", "--inducing", "8", "--attempts", "3")
+QUICK = (
+    "bo",
+    "--space",
+    "nb201",
+    "--strategy",
+    "latent",
+    "--iters",
+    "1",
+    "--batch",
+    "3",
+    "--init",
+    "8",
+    "--inducing",
+    "8",
+    "--attempts",
+    "3",
+)
 
 
 def make_workspace(root: Path, table: bool = True) -> Workspace:
