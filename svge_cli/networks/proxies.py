@@ -60,18 +60,47 @@ def _weighted_layers(model: nn.Module) -> list[nn.Module]:
 
 
 def synflow(model: nn.Module, shape: tuple[int, ...] = INPUT_SHAPE) -> float:
-    """Data-free synaptic flow; changes the model's weights (pass a network built for scoring)."""
+    """Data-free synaptic flow; changes the model's weights (pass a network built for scoring).
+
+    The sum of ``theta * dR/d theta`` over a layer's weights equals the inner
+    product of the layer's output (less its bias) with ``dR/d output``, because
+    the output is linear in the weights; so only gradients with respect to
+    activations are computed, never weight gradients (about a third less work).
+    """
     model = model.double().eval()
     with torch.no_grad():
         for p in model.parameters():
             p.abs_()
-    model.zero_grad(set_to_none=True)
-    device = next(model.parameters()).device
-    out = model(torch.ones((1, *shape), dtype=torch.float64, device=device))
-    out.sum().backward()
+            p.requires_grad_(False)
+    seen: list[tuple[nn.Module, torch.Tensor]] = []
+
+    def keep(module: nn.Module, inputs, output: torch.Tensor) -> None:
+        if output.requires_grad:  # else it is computed from zeros alone and adds no flow
+            output.retain_grad()
+            seen.append((module, output))
+
+    handles = [m.register_forward_hook(keep) for m in _weighted_layers(model)]
+    try:
+        device = next(model.parameters()).device
+        x = torch.ones((1, *shape), dtype=torch.float64, device=device, requires_grad=True)
+        out = model(x)
+        if not out.requires_grad:  # the output ignores the input: every flow is zero (no biases before it)
+            return 0.0
+        out.sum().backward()
+    finally:
+        for h in handles:
+            h.remove()
+    total = 0.0
     with torch.no_grad():
-        total = sum((m.weight * m.weight.grad).sum() for m in _weighted_layers(model) if m.weight.grad is not None)
-    return float(total)
+        for module, z in seen:
+            if z.grad is None:
+                continue
+            flow = (z.grad * z).sum()
+            if module.bias is not None:
+                per_unit = z.grad.sum(0) if z.dim() == 2 else z.grad.sum((0, 2, 3))
+                flow = flow - (per_unit * module.bias).sum()
+            total += float(flow)
+    return total
 
 
 def _loss_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
