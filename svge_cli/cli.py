@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "Predict the scores of architectures with a fine-tuned model."),
     "score": ("networks", "Score cells with a zero-cost proxy (synflow, snip, jacob_cov ...)."),
     "show": ("explore", "Draw a cell as a table, or as a picture with -o."),
+    "train-cell": ("networks", "Train a cell's network on a local CIFAR-10 copy (also an evaluator for bo)."),
     "train-vae": ("model", "Train the SVGe autoencoder on the architectures of a space."),
 }
 

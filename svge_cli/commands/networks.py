@@ -1,6 +1,7 @@
 """Cells as networks: net (sizes and layers), score (zero-cost proxies), train-cell (CIFAR-10)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -157,4 +158,92 @@ def data_batch(data_dir: str, batch_size: int, seed: int):
     return to_tensor(data.train_x[rows]), torch.from_numpy(data.train_y[rows])
 
 
-COMMANDS = [net_cmd, score_cmd]
+# ---------------------------------------------------------------- train-cell
+
+
+@click.command("train-cell")
+@click.argument("arch", required=False)
+@click.option("--data", "data_dir", required=True, type=click.Path(),
+              help="Folder with CIFAR-10's python batches (data_batch_1..5, test_batch); nothing is downloaded.")
+@space_option()
+@click.option("--stdin", "from_stdin", is_flag=True,
+              help="Evaluator mode: train every cell on stdin (one per line) and print one validation accuracy "
+                   "per line, for `svge bo --evaluator`.")
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
+              help="Initial learning rate (cosine-annealed to 0).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
+@click.option("--valid-share", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
+              help="Share of the training images held out for validation.")
+@click.option("--no-augment", is_flag=True, help="Train without random crops and flips.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint written after every epoch [default: <workdir>/<space>/train-cell/<run>.pt].")
+@click.option("--resume", is_flag=True, help="Continue from --checkpoint (same cell, options and data).")
+@json_option
+@seed_option
+@device_option
+@click.pass_obj
+def train_cell_cmd(ui: Ui, arch: str | None, data_dir: str, space: str | None, from_stdin: bool, epochs: int,
+                   batch_size: int, lr: float, weight_decay: float, valid_share: float, no_augment: bool,
+                   checkpoint: str | None, resume: bool, as_json: bool, seed: int, device: str) -> None:
+    """Train a cell's benchmark network on a local CIFAR-10 copy; print validation and test accuracy.
+
+    ARCH is a native string, a JSON line, or a file holding one cell.  The recipe
+    is NAS-Bench-201's (SGD, Nesterov momentum 0.9, cosine learning rate from
+    --lr, weight decay 5e-4, crops and flips); a seeded --valid-share of the
+    training images is held out for validation.  A checkpoint is written after
+    every epoch; --resume continues an interrupted run exactly.
+
+    \b
+    Examples:
+      svge train-cell '|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|' \\
+        --data cifar-10-batches-py --epochs 12
+      svge bo --space nb201 --evaluator 'svge train-cell --stdin --epochs 12 --data cifar-10-batches-py'
+    """
+    from ..errors import SvgeError
+    from ..networks.cifar import load_cifar
+    from ..networks.training import TrainConfig, run_key, train_cell
+    from .explore import _ANY_SIZE, read_one_cell
+
+    if from_stdin == (arch is not None):
+        raise SvgeError("give one ARCH, or --stdin to read cells from stdin (not both)")
+    if from_stdin and (resume or checkpoint):
+        raise SvgeError("--stdin trains many cells: --checkpoint and --resume are for one ARCH")
+    dev = pick_device(device)
+    data = load_cifar(data_dir)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      valid_share=valid_share, augment=not no_augment, seed=seed)
+    if from_stdin:
+        records, sp = read_cells("-", space)
+        cells = [r.arch for r in records]
+    else:
+        cell, sp = read_one_cell(arch, "ARCH", space)
+        cells = [growth_rules(sp).check(cell, _ANY_SIZE)]
+    results = []
+    for i, cell in enumerate(cells):
+        path = Path(checkpoint) if checkpoint else ui.workspace.space_dir(sp.name) / "train-cell" / \
+            f"{run_key(sp, cell, cfg)}.pt"
+        label = f"cell {i + 1}/{len(cells)}" if len(cells) > 1 else "train"
+        with ui.progress(label, total=epochs) as bar:
+            result = train_cell(sp, cell, data, cfg, dev, checkpoint=path, resume=resume,
+                                on_epoch=lambda st: bar.advance(1, f"loss {st['train_loss']:.3f} "
+                                                                   f"valid {st['valid_acc']:.2f}%"))
+        ui.note(f"{sp.format_native(cell)}: validation {result.valid_acc:.2f}%, test {result.test_acc:.2f}% "
+                f"after {result.epochs} epochs ({result.params:,} parameters; checkpoint {path})")
+        results.append((cell, result, path))
+        if from_stdin:
+            click.echo(f"{result.valid_acc:.4f}")
+    if from_stdin:
+        return
+    cell, result, path = results[0]
+    if as_json:
+        emit_json({"space": sp.name, "cell": sp.format_native(cell), "valid_acc": result.valid_acc,
+                   "test_acc": result.test_acc, "epochs": result.epochs, "params": result.params,
+                   "checkpoint": str(path), "history": result.history})
+        return
+    click.echo(f"validation accuracy: {result.valid_acc:.2f}%")
+    click.echo(f"test accuracy: {result.test_acc:.2f}%")
+
+
+COMMANDS = [net_cmd, score_cmd, train_cell_cmd]
