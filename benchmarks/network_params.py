@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
+
 from svge_cli.arch import Arch  # noqa: E402
 from svge_cli.networks import params_of  # noqa: E402
 from svge_cli.networks.counting import counts  # noqa: E402
@@ -93,7 +94,7 @@ def main() -> int:
     report = {}
     cells, published = nb101_cells(paths["nb101"])
     report["nb101"] = check("nb101", cells, published, list(range(len(cells))))
-    cells, published, names = nb201_cells(paths["nb201"])
+    cells, published, _ = nb201_cells(paths["nb201"])
     sample = (list(range(len(cells))) if args.construct_all else
               sorted(np.random.default_rng(args.seed).choice(len(cells), min(args.construct, len(cells)),
                                                              replace=False).tolist()))

@@ -32,6 +32,7 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
+
 from svge_cli.arch import Arch  # noqa: E402
 from svge_cli.networks.proxies import PROXIES, proxy_scores  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402

@@ -11,8 +11,15 @@ from ..checkpoints import pick_device
 from ..console import Ui, emit_json, simple_table
 from ..extrapolate import growth_rules
 from ..spaces import SearchSpace, get_space
-from .common import device_option, json_option, output_option, read_text_input, seed_option, space_option, \
-    write_text_lines
+from .common import (
+    device_option,
+    json_option,
+    output_option,
+    read_text_input,
+    seed_option,
+    space_option,
+    write_text_lines,
+)
 
 #: networks build for cells of any size: extrapolated cells are the point
 ANY_SIZE = 1_000

@@ -6,7 +6,8 @@ trained for that cell (NAS-Bench-101's 3 x 3-cell network, NAS-Bench-201's
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn

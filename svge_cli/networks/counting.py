@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from ..arch import Arch, ArchError
 from ..spaces import SearchSpace
 from ..spaces.enas import EnasSpace
-from ..spaces.nb101 import FIRST_OP, OPS as NB101_OPS, prune
-from ..spaces.nb201 import EDGES, OP_OFFSET, OPS as NB201_OPS, NB201Space
+from ..spaces.nb101 import FIRST_OP, prune
+from ..spaces.nb101 import OPS as NB101_OPS
+from ..spaces.nb201 import EDGES, OP_OFFSET, NB201Space
+from ..spaces.nb201 import OPS as NB201_OPS
 from . import enas as enas_net
 from . import nb101 as nb101_net
 from . import nb201 as nb201_net

@@ -24,7 +24,7 @@ with random labels unless the caller passes real images.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

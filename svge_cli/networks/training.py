@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ def split_rows(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]
     """(train rows, validation rows) of n training images; at least one image on each side when n >= 2."""
     if n < 2:
         raise SvgeError(f"need at least 2 training images to hold some out for validation, got {n}")
-    n_valid = min(n - 1, max(1, int(round(share * n)))) if share > 0 else 0
+    n_valid = min(n - 1, max(1, round(share * n))) if share > 0 else 0
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
@@ -123,7 +123,7 @@ def train_cell(space: SearchSpace, arch: Arch, data: Cifar, cfg: TrainConfig, de
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs * steps_per_epoch))
     identity = {"space": space.name, "cell": space.format_native(arch), "config": asdict(cfg),
-                "train_images": int(len(data.train_x)), "test_images": int(len(data.test_x))}
+                "train_images": len(data.train_x), "test_images": len(data.test_x)}
     start_epoch, history = 0, []
     if resume:
         start_epoch, history = _load(checkpoint, identity, model, optimizer, scheduler, device)
