@@ -69,9 +69,9 @@ def net_cmd(ui: Ui, archs: str, space: str | None, classes: int, output: str, as
     than the space allows (extrapolation) build too.
 
     \b
-    Example:
-      echo '|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|' \\
-        | svge net -
+    Examples:
+      svge data sample nb201 -n 5 --format native | svge net -
+      svge net cell.txt --json
     """
     from ..networks import build
     from ..networks.counting import counts
@@ -204,8 +204,7 @@ def train_cell_cmd(ui: Ui, arch: str | None, data_dir: str, space: str | None, f
 
     \b
     Examples:
-      svge train-cell '|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|' \\
-        --data cifar-10-batches-py --epochs 12
+      svge train-cell cell.txt --data cifar-10-batches-py --epochs 12
       svge bo --space nb201 --evaluator 'svge train-cell --stdin --epochs 12 --data cifar-10-batches-py'
     """
     from ..errors import SvgeError
