@@ -35,9 +35,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("model", "Reconstruction, validity, uniqueness, novelty and ISO."),
     "export": ("export", "Write a slim, shareable copy of a checkpoint."),
     "extrapolate": ("explore", "Rank cells larger than any seen in training."),
+    "net": ("networks", "Parameters, multiply-adds and layers of a cell's benchmark network."),
     "finetune": ("predict", "Train the VAE and a performance regressor on labelled cells."),
     "predict": ("predict", "Predict the scores of architectures with a fine-tuned model."),
+    "score": ("networks", "Score cells with a zero-cost proxy (synflow, snip, jacob_cov ...)."),
     "show": ("explore", "Draw a cell as a table, or as a picture with -o."),
+    "train-cell": ("networks", "Train a cell's network on a local CIFAR-10 copy (also an evaluator for bo)."),
     "train-vae": ("model", "Train the SVGe autoencoder on the architectures of a space."),
 }
 

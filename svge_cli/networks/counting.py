@@ -1,0 +1,154 @@
+"""Parameters and multiply-adds of a cell's network, counted from its structure (no tensors).
+
+Building a network costs tens of milliseconds (every layer allocates and
+initialises its weights); counting the same layers from the cell takes tens of
+microseconds, which is what checking all 15,625 NAS-Bench-201 cells needs.
+The walk mirrors the builders layer by layer, and the tests check that it
+agrees with the built modules.
+
+Multiply-adds count convolutions and linear layers (one per weight use at each
+output position); batch norm, pooling, ReLU and additions are not counted, as
+in NAS-Bench-201's FLOPs and most NAS papers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..arch import Arch, ArchError
+from ..spaces import SearchSpace
+from ..spaces.enas import EnasSpace
+from ..spaces.nb101 import FIRST_OP, prune
+from ..spaces.nb101 import OPS as NB101_OPS
+from ..spaces.nb201 import EDGES, OP_OFFSET, NB201Space
+from ..spaces.nb201 import OPS as NB201_OPS
+from . import enas as enas_net
+from . import nb101 as nb101_net
+from . import nb201 as nb201_net
+
+
+@dataclass
+class Counts:
+    params: int = 0
+    macs: int = 0
+
+    def conv(self, c_in: int, c_out: int, kernel: int, out_hw: int, bias: bool = False) -> None:
+        self.params += c_in * c_out * kernel * kernel + (c_out if bias else 0)
+        self.macs += c_in * c_out * kernel * kernel * out_hw * out_hw
+
+    def bn(self, c: int) -> None:
+        self.params += 2 * c
+
+    def linear(self, c_in: int, c_out: int, bias: bool = True) -> None:
+        self.params += c_in * c_out + (c_out if bias else 0)
+        self.macs += c_in * c_out
+
+
+def nb101_counts(arch: Arch, num_classes: int = 10, size: int = 32,
+                 stem_channels: int = nb101_net.STEM_CHANNELS) -> Counts:
+    pruned = prune(arch)
+    if pruned is None:
+        raise ArchError("the input does not reach the output")
+    types = pruned.ops.tolist()
+    if any(not FIRST_OP <= t < FIRST_OP + len(NB101_OPS) for t in types[1:-1]):
+        raise ArchError("a middle node is not a NAS-Bench-101 operation")
+    adj, n = pruned.adj, pruned.n_nodes
+    c = Counts()
+    c.conv(3, stem_channels, 3, size)
+    c.bn(stem_channels)
+    channels, hw = stem_channels, size
+    for stack in range(nb101_net.STACKS):
+        c_in = channels
+        if stack > 0:
+            channels, hw = channels * 2, math.ceil(hw / 2)
+        for _ in range(nb101_net.CELLS_PER_STACK):
+            width = nb101_net.vertex_channels(c_in, channels, adj)
+            for v in range(1, n - 1):
+                if adj[0, v]:
+                    c.conv(c_in, width[v], 1, hw)
+                    c.bn(width[v])
+                op = NB101_OPS[types[v] - FIRST_OP]
+                if op != "maxpool3x3":
+                    c.conv(width[v], width[v], 3 if op == "conv3x3-bn-relu" else 1, hw)
+                    c.bn(width[v])
+            if adj[0, n - 1]:
+                c.conv(c_in, channels, 1, hw)
+                c.bn(channels)
+            c_in = channels
+    c.linear(channels, num_classes)
+    return c
+
+
+def nb201_counts(arch: Arch, num_classes: int = 10, size: int = 32, channels: int = nb201_net.C,
+                 n: int = nb201_net.N) -> Counts:
+    reason = NB201Space().validate(arch)
+    if reason is not None:
+        raise ArchError(reason)
+    ops = [NB201_OPS[int(t) - OP_OFFSET] for t in arch.ops[1:-1]]
+    assert len(ops) == len(EDGES)
+    c = Counts()
+    c.conv(3, channels, 3, size)
+    c.bn(channels)
+    width, hw = channels, size
+    for stage in range(3):
+        if stage > 0:
+            out_hw = (hw - 1) // 2 + 1
+            c.conv(width, width * 2, 3, out_hw)
+            c.bn(width * 2)
+            c.conv(width * 2, width * 2, 3, out_hw)
+            c.bn(width * 2)
+            c.conv(width, width * 2, 1, hw // 2)
+            width, hw = width * 2, out_hw
+        for _ in range(n):
+            for op in ops:
+                if op in ("nor_conv_1x1", "nor_conv_3x3"):
+                    c.conv(width, width, 1 if op == "nor_conv_1x1" else 3, hw)
+                    c.bn(width)
+    c.bn(width)
+    c.linear(width, num_classes)
+    return c
+
+
+def enas_counts(arch: Arch, num_classes: int = 10, size: int = 32, out_filters: int = enas_net.OUT_FILTERS) -> Counts:
+    space = EnasSpace()
+    reason = space.validate(arch, node_limit=arch.n_nodes)
+    if reason is not None:
+        raise ArchError(reason)
+    row = space.to_row(arch)
+    pool_at = enas_net.pool_layers(len(row))
+    c = Counts()
+    f, hw = out_filters, size
+    c.conv(3, f, 3, hw)
+    c.bn(f)
+    kept = 1
+    for layer, entry in enumerate(row):
+        op, bits = entry[0], entry[1:]
+        if op in enas_net.KERNELS:
+            c.conv(f, f, 1, hw)
+            c.bn(f)
+            c.conv(f, f, enas_net.KERNELS[op], hw)
+            c.bn(f)
+        if layer > 0:
+            c.conv((sum(bits) + 1) * f, f, 1, hw)
+            c.bn(f)
+        kept += 1
+        if layer in pool_at:
+            out_hw = (hw - 1) // 2 + 1
+            for _ in range(kept):
+                c.conv(f, f, 1, out_hw)
+                c.conv(f, f, 1, out_hw)
+                c.bn(2 * f)
+            f, hw = 2 * f, out_hw
+    c.linear(f, num_classes, bias=False)
+    return c
+
+
+COUNTERS = {"nb101": nb101_counts, "nb201": nb201_counts, "enas": enas_counts}
+
+
+def counts(arch: Arch, space: str | SearchSpace, num_classes: int = 10, size: int = 32, **options) -> Counts:
+    """Parameters and multiply-adds of the network of `arch` for `size` x `size` RGB inputs."""
+    name = space if isinstance(space, str) else space.name
+    if name not in COUNTERS:
+        raise ArchError(f"no network builder for space {name!r} (known: {', '.join(COUNTERS)})")
+    return COUNTERS[name](arch, num_classes=num_classes, size=size, **options)

@@ -1,0 +1,203 @@
+"""Zero-cost proxies: score a cell's freshly initialised network without training it.
+
+* ``synflow`` (Tanaka et al. 2020, as a NAS proxy in Abdelfattah et al. 2021):
+  data-free.  Every parameter is replaced by its absolute value, the network
+  runs in float64 in eval mode (batch norm then only rescales) on an all-ones
+  input, and the score is the sum over conv and linear weights of
+  ``theta * d(sum of outputs)/d theta``.
+* ``grad_norm``: sum over conv and linear layers of the L2 norm of the weight
+  gradient of the cross-entropy loss on one batch.
+* ``snip`` (Lee et al. 2019): sum over conv and linear weights of
+  ``|theta * dL/d theta|`` on one batch.
+* ``jacob_cov`` (Mellor et al. 2021, v1): the input-gradient Jacobian of the
+  summed outputs, one row per image; with the eigenvalues v of its correlation
+  matrix, the score is ``-sum(log(v + k) + 1 / (v + k))``, k = 1e-5.  A network
+  whose output ignores its input has no correlation to speak of and scores -inf.
+* ``naswot`` (Mellor et al. 2021, v2): the log-determinant of the kernel
+  counting, for each pair of images, the ReLUs on which their binary activation
+  codes agree.
+* ``params`` and ``flops`` (multiply-adds at 32 x 32): the naive baselines,
+  counted from the cell's structure without building the network.
+
+Higher is better for every proxy.  Batches are a seeded standard-normal batch
+with random labels unless the caller passes real images.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..arch import Arch
+from ..errors import SvgeError
+from ..spaces import SearchSpace
+from . import INPUT_SHAPE, build
+from .counting import counts
+
+#: proxies that need a built network, and the two that are counted from the structure
+NETWORK_PROXIES = ("synflow", "grad_norm", "snip", "jacob_cov", "naswot")
+COUNT_PROXIES = ("params", "flops")
+PROXIES = NETWORK_PROXIES + COUNT_PROXIES
+#: Abdelfattah et al. score the data-dependent proxies on one batch of 64 images
+DEFAULT_BATCH = 64
+JACOB_K = 1e-5
+
+
+def random_batch(batch_size: int = DEFAULT_BATCH, seed: int = 0, num_classes: int = 10,
+                 shape: tuple[int, ...] = INPUT_SHAPE) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded standard-normal image batch with uniform random labels."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn((batch_size, *shape), generator=gen)
+    y = torch.randint(0, num_classes, (batch_size,), generator=gen)
+    return x, y
+
+
+def _weighted_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def synflow(model: nn.Module, shape: tuple[int, ...] = INPUT_SHAPE) -> float:
+    """Data-free synaptic flow; changes the model's weights (pass a network built for scoring).
+
+    The sum of ``theta * dR/d theta`` over a layer's weights equals the inner
+    product of the layer's output (less its bias) with ``dR/d output``, because
+    the output is linear in the weights; so only gradients with respect to
+    activations are computed, never weight gradients (about a third less work).
+    """
+    model = model.double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+            p.requires_grad_(False)
+    seen: list[tuple[nn.Module, torch.Tensor]] = []
+
+    def keep(module: nn.Module, inputs, output: torch.Tensor) -> None:
+        if output.requires_grad:  # else it is computed from zeros alone and adds no flow
+            output.retain_grad()
+            seen.append((module, output))
+
+    handles = [m.register_forward_hook(keep) for m in _weighted_layers(model)]
+    try:
+        device = next(model.parameters()).device
+        x = torch.ones((1, *shape), dtype=torch.float64, device=device, requires_grad=True)
+        out = model(x)
+        if not out.requires_grad:  # the output ignores the input: every flow is zero (no biases before it)
+            return 0.0
+        out.sum().backward()
+    finally:
+        for h in handles:
+            h.remove()
+    total = 0.0
+    with torch.no_grad():
+        for module, z in seen:
+            if z.grad is None:
+                continue
+            flow = (z.grad * z).sum()
+            if module.bias is not None:
+                per_unit = z.grad.sum(0) if z.dim() == 2 else z.grad.sum((0, 2, 3))
+                flow = flow - (per_unit * module.bias).sum()
+            total += float(flow)
+    return total
+
+
+def _loss_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    model.train().zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+
+
+def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    _loss_grads(model, x, y)
+    with torch.no_grad():
+        return float(sum(m.weight.grad.norm() for m in _weighted_layers(model) if m.weight.grad is not None))
+
+
+def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    _loss_grads(model, x, y)
+    with torch.no_grad():
+        return float(sum((m.weight * m.weight.grad).abs().sum() for m in _weighted_layers(model)
+                         if m.weight.grad is not None))
+
+
+def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    model.train().zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    out = model(x)
+    out.backward(torch.ones_like(out))
+    if x.grad is None:  # the output does not depend on the input
+        return float("-inf")
+    jacobian = x.grad.reshape(x.shape[0], -1).double().cpu().numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(jacobian)
+    if not np.all(np.isfinite(corr)):
+        return float("-inf")
+    v = np.linalg.eigvalsh(corr)
+    return float(-np.sum(np.log(v + JACOB_K) + 1.0 / (v + JACOB_K)))
+
+
+def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    n = x.shape[0]
+    kernel = torch.zeros((n, n), dtype=torch.float64, device=x.device)
+
+    def hook(module: nn.Module, inputs, output) -> None:
+        nonlocal kernel
+        code = (inputs[0].detach().reshape(n, -1) > 0).double()
+        kernel = kernel + code @ code.T + (1.0 - code) @ (1.0 - code).T
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
+    try:
+        with torch.no_grad():
+            model.train()(x)
+    finally:
+        for h in handles:
+            h.remove()
+    sign, logdet = torch.linalg.slogdet(kernel)
+    return float(logdet) if float(sign) > 0 else float("-inf")
+
+
+NETWORK_SCORES: dict[str, Callable[..., float]] = {"grad_norm": grad_norm, "snip": snip, "jacob_cov": jacob_cov,
+                                                   "naswot": naswot}
+
+
+def check_proxy(name: str) -> str:
+    if name not in PROXIES:
+        raise SvgeError(f"unknown proxy {name!r} (known: {', '.join(PROXIES)})")
+    return name
+
+
+def score_cell(arch: Arch, space: str | SearchSpace, proxy: str, seed: int = 0,
+               batch: tuple[torch.Tensor, torch.Tensor] | None = None, device: str | torch.device = "cpu",
+               num_classes: int = 10) -> float:
+    """One proxy score for one cell: a network initialised from `seed`, scored on `batch`."""
+    check_proxy(proxy)
+    if proxy in COUNT_PROXIES:
+        c = counts(arch, space, num_classes=num_classes)
+        return float(c.params if proxy == "params" else c.macs)
+    torch.manual_seed(seed)
+    model = build(arch, space, num_classes=num_classes).to(device)
+    if proxy == "synflow":
+        return synflow(model)
+    x, y = batch if batch is not None else random_batch(seed=seed, num_classes=num_classes)
+    return NETWORK_SCORES[proxy](model, x.to(device), y.to(device))
+
+
+def proxy_scores(space: str | SearchSpace, archs: Sequence[Arch], proxy: str, seed: int = 0,
+                 batch_size: int = DEFAULT_BATCH, batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 device: str | torch.device = "cpu", progress: Callable[[], None] | None = None) -> np.ndarray:
+    """Scores of many cells (float64, higher is better), for scripts and as a search objective.
+
+    Every cell's network is initialised from the same `seed` and scored on the
+    same batch (`batch`, or a seeded random one of `batch_size` images), so a
+    cell's score does not depend on which other cells are scored with it.
+    """
+    check_proxy(proxy)
+    if batch is None and proxy in NETWORK_SCORES:
+        batch = random_batch(batch_size, seed)
+    scores = np.empty(len(archs), dtype=np.float64)
+    for i, arch in enumerate(archs):
+        scores[i] = score_cell(arch, space, proxy, seed, batch, device)
+        if progress is not None:
+            progress()
+    return scores
