@@ -11,6 +11,7 @@ themselves.  A count matches when it equals the published number exactly
 (NB201: to the 1e-6 MB the table prints).  Prints the matches, the mismatches
 grouped by difference, and the time taken.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,12 @@ def check(space: str, cells: list[Arch], published: list[int], construct: list[i
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_shared_data_option(parser)
-    parser.add_argument("--construct", type=int, default=1000,
-                        help="NB201 cells (seeded sample) to also build as modules (default 1000)")
+    parser.add_argument(
+        "--construct",
+        type=int,
+        default=1000,
+        help="NB201 cells (seeded sample) to also build as modules (default 1000)",
+    )
     parser.add_argument("--construct-all", action="store_true", help="build all 15,625 NB201 networks (minutes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
@@ -95,14 +100,20 @@ def main() -> int:
     cells, published = nb101_cells(paths["nb101"])
     report["nb101"] = check("nb101", cells, published, list(range(len(cells))))
     cells, published, _ = nb201_cells(paths["nb201"])
-    sample = (list(range(len(cells))) if args.construct_all else
-              sorted(np.random.default_rng(args.seed).choice(len(cells), min(args.construct, len(cells)),
-                                                             replace=False).tolist()))
+    sample = (
+        list(range(len(cells)))
+        if args.construct_all
+        else sorted(
+            np.random.default_rng(args.seed).choice(len(cells), min(args.construct, len(cells)), replace=False).tolist()
+        )
+    )
     report["nb201"] = check("nb201", cells, published, sample)
     for space, r in report.items():
-        print(f"{space}: structure count matches {r['counted_match']:,} / {r['cells']:,} published "
-              f"({r['counted_seconds']} s); built modules match {r['built_match']:,} / {r['built']:,} "
-              f"and equal the structure count for {r['built_equals_counted']:,} ({r['built_seconds']} s)")
+        print(
+            f"{space}: structure count matches {r['counted_match']:,} / {r['cells']:,} published "
+            f"({r['counted_seconds']} s); built modules match {r['built_match']:,} / {r['built']:,} "
+            f"and equal the structure count for {r['built_equals_counted']:,} ({r['built_seconds']} s)"
+        )
         if r["mismatch_differences"]:
             print(f"  mismatches, ours minus published: {r['mismatch_differences']}")
     if args.json:

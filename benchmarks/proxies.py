@@ -17,6 +17,7 @@ every score; ``--merge FILE...`` reports on saved scores without scoring again
 al., ICLR 2021, NB201 CIFAR-10, real data): synflow 0.74, jacob_cov 0.73,
 snip 0.58, grad_norm 0.58, vote 0.82.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,15 +48,22 @@ def nb201_cells(path: Path, n: int, seed: int) -> tuple[list[Arch], np.ndarray]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     pick = np.random.default_rng(seed).choice(len(rows), size=min(n, len(rows)), replace=False)
-    return ([space.parse_native(rows[i]["arch"]) for i in pick],
-            np.asarray([float(rows[i]["cifar10_test"]) for i in pick]))
+    return (
+        [space.parse_native(rows[i]["arch"]) for i in pick],
+        np.asarray([float(rows[i]["cifar10_test"]) for i in pick]),
+    )
 
 
 def nb101_cells(path: Path, n: int) -> tuple[list[Arch], np.ndarray]:
     space = get_space("nb101")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()][:n]
-    return ([space.canonical(Arch(np.asarray([space.type_index(o) for o in r["ops"]]), np.asarray(r["adj"])))
-             for r in rows], np.asarray([float(r["val_acc_108"]) for r in rows]))
+    return (
+        [
+            space.canonical(Arch(np.asarray([space.type_index(o) for o in r["ops"]]), np.asarray(r["adj"])))
+            for r in rows
+        ],
+        np.asarray([float(r["val_acc_108"]) for r in rows]),
+    )
 
 
 def rho(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -75,8 +83,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--save-scores", type=Path, default=None, help="write every score to this JSON file")
-    parser.add_argument("--merge", type=Path, nargs="+", default=None,
-                        help="report on --save-scores files instead of scoring")
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", default=None, help="report on --save-scores files instead of scoring"
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -89,15 +98,23 @@ def main() -> int:
     for space, result in report["spaces"].items():
         for proxy, r in result["proxies"].items():
             per_cpu = f", {r['cells_per_cpu_second']:.2f} per CPU second" if "cells_per_cpu_second" in r else ""
-            print(f"{space} {proxy:>9}: spearman {r['spearman']:+.4f} vs {result['target']}, "
-                  f"{r['cells_per_second']:8.2f} cells/s{per_cpu} ({result['cells']} cells)", flush=True)
+            print(
+                f"{space} {proxy:>9}: spearman {r['spearman']:+.4f} vs {result['target']}, "
+                f"{r['cells_per_second']:8.2f} cells/s{per_cpu} ({result['cells']} cells)",
+                flush=True,
+            )
         if "rank_sum" in result:
             print(f"{space}  rank sum of {', '.join(VOTE)}: spearman {result['rank_sum']:+.4f}")
     if args.json:
         slim = {k: v for k, v in report.items() if k != "spaces"}
-        slim["spaces"] = {s: {k: ({p: {q: w for q, w in r.items() if q != "scores"} for p, r in v.items()}
-                                  if k == "proxies" else v) for k, v in res.items() if k != "truth"}
-                          for s, res in report["spaces"].items()}
+        slim["spaces"] = {
+            s: {
+                k: ({p: {q: w for q, w in r.items() if q != "scores"} for p, r in v.items()} if k == "proxies" else v)
+                for k, v in res.items()
+                if k != "truth"
+            }
+            for s, res in report["spaces"].items()
+        }
         print(json.dumps(slim))
     return 0
 
@@ -120,7 +137,9 @@ def merge(paths: list[Path]) -> dict:
         for key in ("device", "batch_size", "seed"):
             report.setdefault(key, part[key])
         for space, result in part["spaces"].items():
-            into = report["spaces"].setdefault(space, {k: v for k, v in result.items() if k != "proxies"} | {"proxies": {}})
+            into = report["spaces"].setdefault(
+                space, {k: v for k, v in result.items() if k != "proxies"} | {"proxies": {}}
+            )
             if into["truth"] != result["truth"]:
                 raise SystemExit(f"{path}: other {space} cells than the files before it")
             into["proxies"].update(result["proxies"])
@@ -139,14 +158,15 @@ def score_all(args: argparse.Namespace) -> dict:
         result: dict = {"cells": len(cells), "target": TARGETS[space], "truth": truth.tolist(), "proxies": {}}
         for proxy in args.proxies:
             start, cpu_start = time.perf_counter(), time.process_time()
-            scores = proxy_scores(space, cells, proxy, seed=args.seed, batch_size=args.batch_size,
-                                  device=args.device)
+            scores = proxy_scores(space, cells, proxy, seed=args.seed, batch_size=args.batch_size, device=args.device)
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-            result["proxies"][proxy] = {"spearman": round(rho(scores, truth), 4),
-                                        "cells_per_second": round(len(cells) / seconds, 2),
-                                        "cells_per_cpu_second": round(len(cells) / cpu_seconds, 2),
-                                        "degenerate": int((~np.isfinite(scores)).sum()),
-                                        "scores": [float(v) if np.isfinite(v) else None for v in scores]}
+            result["proxies"][proxy] = {
+                "spearman": round(rho(scores, truth), 4),
+                "cells_per_second": round(len(cells) / seconds, 2),
+                "cells_per_cpu_second": round(len(cells) / cpu_seconds, 2),
+                "degenerate": int((~np.isfinite(scores)).sum()),
+                "scores": [float(v) if np.isfinite(v) else None for v in scores],
+            }
         rank_sum(result)
         report["spaces"][space] = result
     return report

@@ -9,6 +9,7 @@
 (the benchmark's network for that cell, logits out), so anything PyTorch offers
 works on it; `svge train-cell` is the full, checkpointed version of this loop.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from svge_cli.archtext import read_archs
 from svge_cli.networks import build, count_params
+from svge_cli.storage.archtext import read_archs
 
 #: the NAS-Bench-201 cell with the best CIFAR-10 validation accuracy (91.61%; 94.37% test after 200 epochs)
 BEST_NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"

@@ -1,4 +1,5 @@
 """Cells as networks: net (sizes and layers), score (zero-cost proxies), train-cell (CIFAR-10)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,27 +7,28 @@ from typing import Any
 
 import click
 
-from ..archtext import ArchRecord, infer_native_space, parse_json_arch, read_archs
-from ..checkpoints import pick_device
-from ..console import Ui, emit_json, simple_table
-from ..extrapolate import growth_rules
-from ..spaces import SearchSpace, get_space
-from .common import (
+from svge_cli.commands.common import (
     device_option,
     json_option,
     output_option,
     read_text_input,
     seed_option,
     space_option,
-    write_text_lines,
 )
+from svge_cli.console import Ui, emit_json, simple_table
+from svge_cli.explore.extrapolate import growth_rules
+from svge_cli.spaces import SearchSpace, get_space
+from svge_cli.storage.archtext import ArchRecord, infer_native_space, parse_json_arch, read_archs
+from svge_cli.storage.checkpoints import pick_device
+from svge_cli.storage.store import write_text_lines
 
 #: networks build for cells of any size: extrapolated cells are the point
 ANY_SIZE = 1_000
 
 archs_argument = click.argument("archs", default="-", type=click.Path(dir_okay=False, allow_dash=True))
-classes_option = click.option("--classes", type=click.IntRange(min=2), default=10, show_default=True,
-                              help="Classes of the network's last layer.")
+classes_option = click.option(
+    "--classes", type=click.IntRange(min=2), default=10, show_default=True, help="Classes of the network's last layer."
+)
 
 
 def read_cells(path: str, space: str | None) -> tuple[list[ArchRecord], SearchSpace]:
@@ -73,16 +75,25 @@ def net_cmd(ui: Ui, archs: str, space: str | None, classes: int, output: str, as
       svge data sample nb201 -n 5 --format native | svge net -
       svge net cell.txt --json
     """
-    from ..networks import build
-    from ..networks.counting import counts
-    from ..networks.summary import layer_summary
+    from svge_cli.networks import build
+    from svge_cli.networks.counting import counts
+    from svge_cli.networks.summary import layer_summary
 
     records, sp = read_cells(archs, space)
     rows: list[dict[str, Any]] = []
     for r in records:
         c = counts(r.arch, sp, num_classes=classes)
-        rows.append({"space": sp.name, "cell": sp.format_native(r.arch), "line": r.line, "params": c.params,
-                     "params_mb": round(c.params / 1e6, 6), "macs": c.macs, "input": [3, 32, 32]})
+        rows.append(
+            {
+                "space": sp.name,
+                "cell": sp.format_native(r.arch),
+                "line": r.line,
+                "params": c.params,
+                "params_mb": round(c.params / 1e6, 6),
+                "macs": c.macs,
+                "input": [3, 32, 32],
+            }
+        )
     if len(records) == 1:
         import torch
 
@@ -90,14 +101,19 @@ def net_cmd(ui: Ui, archs: str, space: str | None, classes: int, output: str, as
             model = build(records[0].arch, sp, num_classes=classes)
         layers = layer_summary(model)
         if as_json:
-            rows[0]["layers"] = [{"name": x.name, "kind": x.kind, "out_shape": list(x.out_shape),
-                                  "params": x.params, "macs": x.macs} for x in layers]
+            rows[0]["layers"] = [
+                {"name": x.name, "kind": x.kind, "out_shape": list(x.out_shape), "params": x.params, "macs": x.macs}
+                for x in layers
+            ]
         shown = [x for x in layers if x.params or x.macs]
-        ui.table(simple_table(f"{sp.name} network: {rows[0]['params']:,} parameters, "
-                              f"{rows[0]['macs'] / 1e6:,.1f} M multiply-adds at 32x32",
-                              ["layer", "kind", "output", "params", "multiply-adds"],
-                              [[x.name, x.kind, "x".join(map(str, x.out_shape)), f"{x.params:,}", f"{x.macs:,}"]
-                               for x in shown]))
+        ui.table(
+            simple_table(
+                f"{sp.name} network: {rows[0]['params']:,} parameters, "
+                f"{rows[0]['macs'] / 1e6:,.1f} M multiply-adds at 32x32",
+                ["layer", "kind", "output", "params", "multiply-adds"],
+                [[x.name, x.kind, "x".join(map(str, x.out_shape)), f"{x.params:,}", f"{x.macs:,}"] for x in shown],
+            )
+        )
     if as_json:
         import json
 
@@ -113,17 +129,37 @@ def net_cmd(ui: Ui, archs: str, space: str | None, classes: int, output: str, as
 @archs_argument
 @space_option()
 @click.option("--proxy", required=True, help="synflow, grad_norm, snip, jacob_cov, naswot, params or flops.")
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True,
-              help="Images in the batch the data-dependent proxies use.")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="CIFAR-10 python batches to draw the batch from [default: a seeded random batch].")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=2),
+    default=64,
+    show_default=True,
+    help="Images in the batch the data-dependent proxies use.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="CIFAR-10 python batches to draw the batch from [default: a seeded random batch].",
+)
 @output_option
 @json_option
 @seed_option
 @device_option
 @click.pass_obj
-def score_cmd(ui: Ui, archs: str, space: str | None, proxy: str, batch_size: int, data_dir: str | None,
-              output: str, as_json: bool, seed: int, device: str) -> None:
+def score_cmd(
+    ui: Ui,
+    archs: str,
+    space: str | None,
+    proxy: str,
+    batch_size: int,
+    data_dir: str | None,
+    output: str,
+    as_json: bool,
+    seed: int,
+    device: str,
+) -> None:
     """Score each cell (a text file, or - for stdin) with a zero-cost proxy: one score per line, higher is better.
 
     The network of every cell is initialised from --seed and scored untrained.
@@ -135,7 +171,7 @@ def score_cmd(ui: Ui, archs: str, space: str | None, proxy: str, batch_size: int
     Example:
       svge data sample nb201 -n 100 --format native | svge score - --proxy synflow
     """
-    from ..networks.proxies import NETWORK_SCORES, check_proxy, proxy_scores
+    from svge_cli.networks.proxies import NETWORK_SCORES, check_proxy, proxy_scores
 
     check_proxy(proxy)
     records, sp = read_cells(archs, space)
@@ -144,8 +180,16 @@ def score_cmd(ui: Ui, archs: str, space: str | None, proxy: str, batch_size: int
         batch = data_batch(data_dir, batch_size, seed)
     cells = [r.arch for r in records]
     with ui.progress(f"{proxy}", total=len(cells)) as bar:
-        scores = proxy_scores(sp, cells, proxy, seed=seed, batch_size=batch_size, batch=batch,
-                              device=pick_device(device), progress=bar.advance)
+        scores = proxy_scores(
+            sp,
+            cells,
+            proxy,
+            seed=seed,
+            batch_size=batch_size,
+            batch=batch,
+            device=pick_device(device),
+            progress=bar.advance,
+        )
     if as_json:
         emit_json({"space": sp.name, "proxy": proxy, "seed": seed, "scores": scores})
         return
@@ -157,11 +201,10 @@ def data_batch(data_dir: str, batch_size: int, seed: int):
     import numpy as np
     import torch
 
-    from ..networks.cifar import load_cifar, to_tensor
+    from svge_cli.networks.cifar import load_cifar, to_tensor
 
     data = load_cifar(data_dir)
-    rows = np.random.default_rng(seed).choice(len(data.train_x), size=min(batch_size, len(data.train_x)),
-                                              replace=False)
+    rows = np.random.default_rng(seed).choice(len(data.train_x), size=min(batch_size, len(data.train_x)), replace=False)
     return to_tensor(data.train_x[rows]), torch.from_numpy(data.train_y[rows])
 
 
@@ -170,30 +213,68 @@ def data_batch(data_dir: str, batch_size: int, seed: int):
 
 @click.command("train-cell")
 @click.argument("arch", required=False)
-@click.option("--data", "data_dir", required=True, type=click.Path(),
-              help="Folder with CIFAR-10's python batches (data_batch_1..5, test_batch); nothing is downloaded.")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(),
+    help="Folder with CIFAR-10's python batches (data_batch_1..5, test_batch); nothing is downloaded.",
+)
 @space_option()
-@click.option("--stdin", "from_stdin", is_flag=True,
-              help="Evaluator mode: train every cell on stdin (one per line) and print one validation accuracy "
-                   "per line, for `svge bo --evaluator`.")
+@click.option(
+    "--stdin",
+    "from_stdin",
+    is_flag=True,
+    help="Evaluator mode: train every cell on stdin (one per line) and print one validation accuracy "
+    "per line, for `svge bo --evaluator`.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
-              help="Initial learning rate (cosine-annealed to 0).")
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="Initial learning rate (cosine-annealed to 0).",
+)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
-@click.option("--valid-share", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
-              help="Share of the training images held out for validation.")
+@click.option(
+    "--valid-share",
+    type=click.FloatRange(0, 0.9),
+    default=0.1,
+    show_default=True,
+    help="Share of the training images held out for validation.",
+)
 @click.option("--no-augment", is_flag=True, help="Train without random crops and flips.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint written after every epoch [default: <workdir>/<space>/train-cell/<run>.pt].")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Checkpoint written after every epoch [default: <workdir>/<space>/train-cell/<run>.pt].",
+)
 @click.option("--resume", is_flag=True, help="Continue from --checkpoint (same cell, options and data).")
 @json_option
 @seed_option
 @device_option
 @click.pass_obj
-def train_cell_cmd(ui: Ui, arch: str | None, data_dir: str, space: str | None, from_stdin: bool, epochs: int,
-                   batch_size: int, lr: float, weight_decay: float, valid_share: float, no_augment: bool,
-                   checkpoint: str | None, resume: bool, as_json: bool, seed: int, device: str) -> None:
+def train_cell_cmd(
+    ui: Ui,
+    arch: str | None,
+    data_dir: str,
+    space: str | None,
+    from_stdin: bool,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    valid_share: float,
+    no_augment: bool,
+    checkpoint: str | None,
+    resume: bool,
+    as_json: bool,
+    seed: int,
+    device: str,
+) -> None:
     """Train a cell's benchmark network on a local CIFAR-10 copy; print validation and test accuracy.
 
     ARCH is a native string, a JSON line, or a file holding one cell.  The recipe
@@ -207,10 +288,10 @@ def train_cell_cmd(ui: Ui, arch: str | None, data_dir: str, space: str | None, f
       svge train-cell cell.txt --data cifar-10-batches-py --epochs 12
       svge bo --space nb201 --evaluator 'svge train-cell --stdin --epochs 12 --data cifar-10-batches-py'
     """
-    from ..errors import SvgeError
-    from ..networks.cifar import load_cifar
-    from ..networks.training import TrainConfig, run_key, train_cell
-    from .explore import _ANY_SIZE, read_one_cell
+    from svge_cli.commands.explore import _ANY_SIZE, read_one_cell
+    from svge_cli.errors import SvgeError
+    from svge_cli.networks.cifar import load_cifar
+    from svge_cli.networks.training import TrainConfig, run_key, train_cell
 
     if from_stdin == (arch is not None):
         raise SvgeError("give one ARCH, or --stdin to read cells from stdin (not both)")
@@ -218,8 +299,15 @@ def train_cell_cmd(ui: Ui, arch: str | None, data_dir: str, space: str | None, f
         raise SvgeError("--stdin trains many cells: --checkpoint and --resume are for one ARCH")
     dev = pick_device(device)
     data = load_cifar(data_dir)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      valid_share=valid_share, augment=not no_augment, seed=seed)
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        valid_share=valid_share,
+        augment=not no_augment,
+        seed=seed,
+    )
     if from_stdin:
         records, sp = read_cells("-", space)
         cells = [r.arch for r in records]
@@ -228,15 +316,27 @@ def train_cell_cmd(ui: Ui, arch: str | None, data_dir: str, space: str | None, f
         cells = [growth_rules(sp).check(cell, _ANY_SIZE)]
     results = []
     for i, cell in enumerate(cells):
-        path = Path(checkpoint) if checkpoint else ui.workspace.space_dir(sp.name) / "train-cell" / \
-            f"{run_key(sp, cell, cfg)}.pt"
+        path = (
+            Path(checkpoint)
+            if checkpoint
+            else ui.workspace.space_dir(sp.name) / "train-cell" / f"{run_key(sp, cell, cfg)}.pt"
+        )
         label = f"cell {i + 1}/{len(cells)}" if len(cells) > 1 else "train"
         with ui.progress(label, total=epochs) as bar:
-            result = train_cell(sp, cell, data, cfg, dev, checkpoint=path, resume=resume,
-                                on_epoch=lambda st: bar.advance(1, f"loss {st['train_loss']:.3f} "
-                                                                   f"valid {st['valid_acc']:.2f}%"))
-        ui.note(f"{sp.format_native(cell)}: validation {result.valid_acc:.2f}%, test {result.test_acc:.2f}% "
-                f"after {result.epochs} epochs ({result.params:,} parameters; checkpoint {path})")
+            result = train_cell(
+                sp,
+                cell,
+                data,
+                cfg,
+                dev,
+                checkpoint=path,
+                resume=resume,
+                on_epoch=lambda st: bar.advance(1, f"loss {st['train_loss']:.3f} valid {st['valid_acc']:.2f}%"),
+            )
+        ui.note(
+            f"{sp.format_native(cell)}: validation {result.valid_acc:.2f}%, test {result.test_acc:.2f}% "
+            f"after {result.epochs} epochs ({result.params:,} parameters; checkpoint {path})"
+        )
         results.append((cell, result, path))
         if from_stdin:
             click.echo(f"{result.valid_acc:.4f}")
@@ -244,9 +344,18 @@ def train_cell_cmd(ui: Ui, arch: str | None, data_dir: str, space: str | None, f
         return
     cell, result, path = results[0]
     if as_json:
-        emit_json({"space": sp.name, "cell": sp.format_native(cell), "valid_acc": result.valid_acc,
-                   "test_acc": result.test_acc, "epochs": result.epochs, "params": result.params,
-                   "checkpoint": str(path), "history": result.history})
+        emit_json(
+            {
+                "space": sp.name,
+                "cell": sp.format_native(cell),
+                "valid_acc": result.valid_acc,
+                "test_acc": result.test_acc,
+                "epochs": result.epochs,
+                "params": result.params,
+                "checkpoint": str(path),
+                "history": result.history,
+            }
+        )
         return
     click.echo(f"validation accuracy: {result.valid_acc:.2f}%")
     click.echo(f"test accuracy: {result.test_acc:.2f}%")

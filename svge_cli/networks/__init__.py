@@ -4,6 +4,7 @@
 trained for that cell (NAS-Bench-101's 3 x 3-cell network, NAS-Bench-201's
 ``TinyNetwork``, the ENAS macro network D-VAE trains); the output is logits.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,11 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..arch import Arch, ArchError
-from ..spaces import SPACES, SearchSpace
-from .enas import EnasNetwork
-from .nb101 import NB101Network
-from .nb201 import NB201Network
+from svge_cli.arch import Arch, ArchError
+from svge_cli.networks.enas import EnasNetwork
+from svge_cli.networks.nb101 import NB101Network
+from svge_cli.networks.nb201 import NB201Network
+from svge_cli.spaces import SPACES, SearchSpace
 
 #: space name -> network class; each takes (arch, num_classes, **options)
 BUILDERS: dict[str, Callable[..., nn.Module]] = {"nb101": NB101Network, "nb201": NB201Network, "enas": EnasNetwork}
@@ -26,8 +27,11 @@ INPUT_SHAPE = (3, 32, 32)
 
 def infer_space(arch: Arch) -> str:
     """The one space whose rules `arch` meets (node limits lifted); ArchError when none or several do."""
-    hits = [name for name, sp in SPACES.items() if name in BUILDERS
-            and sp.validate(sp.canonical(arch), node_limit=max(arch.n_nodes, sp.max_nodes)) is None]
+    hits = [
+        name
+        for name, sp in SPACES.items()
+        if name in BUILDERS and sp.validate(sp.canonical(arch), node_limit=max(arch.n_nodes, sp.max_nodes)) is None
+    ]
     if len(hits) == 1:
         return hits[0]
     if not hits:
@@ -58,5 +62,14 @@ def params_of(arch: Arch, space: str | SearchSpace | None = None, num_classes: i
         return count_params(build(arch, space, num_classes, **options))
 
 
-__all__ = ["BUILDERS", "INPUT_SHAPE", "EnasNetwork", "NB101Network", "NB201Network", "build", "count_params",
-           "infer_space", "params_of"]
+__all__ = [
+    "BUILDERS",
+    "INPUT_SHAPE",
+    "EnasNetwork",
+    "NB101Network",
+    "NB201Network",
+    "build",
+    "count_params",
+    "infer_space",
+    "params_of",
+]

@@ -6,6 +6,7 @@ pickled dict with ``b"data"``, a uint8 array of shape (N, 3072) (1024 red, then
 green, then blue values, rows of 32), and ``b"labels"``, N class indices.
 Any number of ``data_batch_*`` files is accepted, so small test sets work too.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import SvgeError
+from svge_cli.errors import SvgeError
 
 #: per-channel mean and std of the CIFAR-10 training images (0..1 scale)
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -48,8 +49,12 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(obj[b"labels"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != PIXELS:
         raise SvgeError(f"{path}: b'data' must be uint8 of shape (N, {PIXELS}), got {data.dtype} {data.shape}")
-    if labels.ndim != 1 or len(labels) != len(data) or not np.issubdtype(labels.dtype, np.integer) \
-            or (len(labels) and labels.min() < 0):
+    if (
+        labels.ndim != 1
+        or len(labels) != len(data)
+        or not np.issubdtype(labels.dtype, np.integer)
+        or (len(labels) and labels.min() < 0)
+    ):
         raise SvgeError(f"{path}: b'labels' must be {len(data)} non-negative class indices")
     return data.reshape(-1, 3, SIDE, SIDE), labels.astype(np.int64)
 
@@ -63,8 +68,9 @@ def load_cifar(folder: str | Path) -> Cifar:
         root = root / "cifar-10-batches-py"
     train_files = sorted(root.glob("data_batch_*"), key=lambda p: (len(p.name), p.name))
     if not train_files or not (root / "test_batch").is_file():
-        raise SvgeError(f"{folder}: no CIFAR-10 python batches here (need data_batch_1..5 and test_batch; "
-                        "nothing is downloaded)")
+        raise SvgeError(
+            f"{folder}: no CIFAR-10 python batches here (need data_batch_1..5 and test_batch; nothing is downloaded)"
+        )
     parts = [_read_batch(p) for p in train_files]
     test_x, test_y = _read_batch(root / "test_batch")
     train_x = np.concatenate([x for x, _ in parts])

@@ -10,21 +10,22 @@ Multiply-adds count convolutions and linear layers (one per weight use at each
 output position); batch norm, pooling, ReLU and additions are not counted, as
 in NAS-Bench-201's FLOPs and most NAS papers.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from ..arch import Arch, ArchError
-from ..spaces import SearchSpace
-from ..spaces.enas import EnasSpace
-from ..spaces.nb101 import FIRST_OP, prune
-from ..spaces.nb101 import OPS as NB101_OPS
-from ..spaces.nb201 import EDGES, OP_OFFSET, NB201Space
-from ..spaces.nb201 import OPS as NB201_OPS
-from . import enas as enas_net
-from . import nb101 as nb101_net
-from . import nb201 as nb201_net
+from svge_cli.arch import Arch, ArchError
+from svge_cli.networks import enas as enas_net
+from svge_cli.networks import nb101 as nb101_net
+from svge_cli.networks import nb201 as nb201_net
+from svge_cli.spaces import SearchSpace
+from svge_cli.spaces.enas import EnasSpace
+from svge_cli.spaces.nb101 import FIRST_OP, prune
+from svge_cli.spaces.nb101 import OPS as NB101_OPS
+from svge_cli.spaces.nb201 import EDGES, OP_OFFSET, NB201Space
+from svge_cli.spaces.nb201 import OPS as NB201_OPS
 
 
 @dataclass
@@ -44,8 +45,9 @@ class Counts:
         self.macs += c_in * c_out
 
 
-def nb101_counts(arch: Arch, num_classes: int = 10, size: int = 32,
-                 stem_channels: int = nb101_net.STEM_CHANNELS) -> Counts:
+def nb101_counts(
+    arch: Arch, num_classes: int = 10, size: int = 32, stem_channels: int = nb101_net.STEM_CHANNELS
+) -> Counts:
     pruned = prune(arch)
     if pruned is None:
         raise ArchError("the input does not reach the output")
@@ -79,8 +81,9 @@ def nb101_counts(arch: Arch, num_classes: int = 10, size: int = 32,
     return c
 
 
-def nb201_counts(arch: Arch, num_classes: int = 10, size: int = 32, channels: int = nb201_net.C,
-                 n: int = nb201_net.N) -> Counts:
+def nb201_counts(
+    arch: Arch, num_classes: int = 10, size: int = 32, channels: int = nb201_net.C, n: int = nb201_net.N
+) -> Counts:
     reason = NB201Space().validate(arch)
     if reason is not None:
         raise ArchError(reason)

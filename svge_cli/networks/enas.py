@@ -22,14 +22,15 @@ and D-VAE's ``custom_cifar10_macro_final_{6,12}.sh``; rewritten here):
 
 Convolutions carry no bias; batch norms have scale and shift.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..arch import Arch, ArchError
-from ..spaces.enas import EnasSpace
+from svge_cli.arch import Arch, ArchError
+from svge_cli.spaces.enas import EnasSpace
 
 OUT_FILTERS = 96
 KEEP_PROB = 0.5
@@ -78,8 +79,9 @@ def pool_layers(layers: int) -> tuple[int, int]:
 class EnasNetwork(nn.Module):
     """A macro network for a cell of any number of layers (6 in D-VAE's data, 12 or 14 when extrapolating)."""
 
-    def __init__(self, arch: Arch, num_classes: int = 10, out_filters: int = OUT_FILTERS,
-                 keep_prob: float = KEEP_PROB) -> None:
+    def __init__(
+        self, arch: Arch, num_classes: int = 10, out_filters: int = OUT_FILTERS, keep_prob: float = KEEP_PROB
+    ) -> None:
         super().__init__()
         space = EnasSpace()
         reason = space.validate(arch, node_limit=arch.n_nodes)
@@ -104,7 +106,8 @@ class EnasNetwork(nn.Module):
             kept += 1
             if layer in self.pool_at:
                 self.reductions[str(layer)] = nn.ModuleList(
-                    [FactorizedReduction(filters, filters * 2) for _ in range(kept)])
+                    [FactorizedReduction(filters, filters * 2) for _ in range(kept)]
+                )
                 filters *= 2
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(1 - keep_prob)

@@ -20,14 +20,15 @@ Facts reproduced (read from google-research/nasbench, rewritten here):
 
 Nothing here is limited to 7 vertices or 9 edges, so extrapolated cells build too.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..arch import Arch, ArchError
-from ..spaces.nb101 import FIRST_OP, OPS, prune
+from svge_cli.arch import Arch, ArchError
+from svge_cli.spaces.nb101 import FIRST_OP, OPS, prune
 
 STEM_CHANNELS = 128
 STACKS = 3
@@ -37,8 +38,11 @@ BN_EPS = 1e-5
 
 
 def conv_bn_relu(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM),
+        nn.ReLU(),
+    )
 
 
 def vertex_channels(c_in: int, c_out: int, adj: np.ndarray) -> list[int]:
@@ -94,7 +98,9 @@ class Cell(nn.Module):
             values.append(self.ops[v](total))
         if not self.to_output:
             return self.out_projection(x)
-        out = values[self.to_output[0]] if len(self.to_output) == 1 else torch.cat([values[v] for v in self.to_output], 1)
+        out = (
+            values[self.to_output[0]] if len(self.to_output) == 1 else torch.cat([values[v] for v in self.to_output], 1)
+        )
         if self.out_projection is not None:
             out = out + self.out_projection(x)
         return out
@@ -113,8 +119,14 @@ def _op(name: str, width: int) -> nn.Module:
 class NB101Network(nn.Module):
     """Stem, 3 stacks x 3 cells with max-pool downsampling, global pool, dense layer."""
 
-    def __init__(self, arch: Arch, num_classes: int = 10, stem_channels: int = STEM_CHANNELS,
-                 stacks: int = STACKS, cells_per_stack: int = CELLS_PER_STACK) -> None:
+    def __init__(
+        self,
+        arch: Arch,
+        num_classes: int = 10,
+        stem_channels: int = STEM_CHANNELS,
+        stacks: int = STACKS,
+        cells_per_stack: int = CELLS_PER_STACK,
+    ) -> None:
         super().__init__()
         pruned = prune(arch)
         if pruned is None:

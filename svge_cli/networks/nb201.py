@@ -13,21 +13,23 @@ Facts reproduced (read from D-X-Y/AutoDL-Projects, rewritten here):
 * every batch norm is affine and tracks running statistics;
 * after the last cell: batch norm, ReLU, global average pooling, linear layer.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..arch import Arch, ArchError
-from ..spaces.nb201 import EDGES, OP_OFFSET, OPS, NB201Space
+from svge_cli.arch import Arch, ArchError
+from svge_cli.spaces.nb201 import EDGES, OP_OFFSET, OPS, NB201Space
 
 C = 16
 N = 5
 
 
 def relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(c_out))
+    return nn.Sequential(
+        nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out)
+    )
 
 
 class Zero(nn.Module):

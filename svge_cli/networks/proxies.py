@@ -22,6 +22,7 @@
 Higher is better for every proxy.  Batches are a seeded standard-normal batch
 with random labels unless the caller passes real images.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -31,11 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..arch import Arch
-from ..errors import SvgeError
-from ..spaces import SearchSpace
-from . import INPUT_SHAPE, build
-from .counting import counts
+from svge_cli.arch import Arch
+from svge_cli.errors import SvgeError
+from svge_cli.networks import INPUT_SHAPE, build
+from svge_cli.networks.counting import counts
+from svge_cli.spaces import SearchSpace
 
 #: proxies that need a built network, and the two that are counted from the structure
 NETWORK_PROXIES = ("synflow", "grad_norm", "snip", "jacob_cov", "naswot")
@@ -46,8 +47,9 @@ DEFAULT_BATCH = 64
 JACOB_K = 1e-5
 
 
-def random_batch(batch_size: int = DEFAULT_BATCH, seed: int = 0, num_classes: int = 10,
-                 shape: tuple[int, ...] = INPUT_SHAPE) -> tuple[torch.Tensor, torch.Tensor]:
+def random_batch(
+    batch_size: int = DEFAULT_BATCH, seed: int = 0, num_classes: int = 10, shape: tuple[int, ...] = INPUT_SHAPE
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded standard-normal image batch with uniform random labels."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn((batch_size, *shape), generator=gen)
@@ -117,8 +119,9 @@ def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     _loss_grads(model, x, y)
     with torch.no_grad():
-        return float(sum((m.weight * m.weight.grad).abs().sum() for m in _weighted_layers(model)
-                         if m.weight.grad is not None))
+        return float(
+            sum((m.weight * m.weight.grad).abs().sum() for m in _weighted_layers(model) if m.weight.grad is not None)
+        )
 
 
 def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
@@ -157,8 +160,12 @@ def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> 
     return float(logdet) if float(sign) > 0 else float("-inf")
 
 
-NETWORK_SCORES: dict[str, Callable[..., float]] = {"grad_norm": grad_norm, "snip": snip, "jacob_cov": jacob_cov,
-                                                   "naswot": naswot}
+NETWORK_SCORES: dict[str, Callable[..., float]] = {
+    "grad_norm": grad_norm,
+    "snip": snip,
+    "jacob_cov": jacob_cov,
+    "naswot": naswot,
+}
 
 
 def check_proxy(name: str) -> str:
@@ -167,9 +174,15 @@ def check_proxy(name: str) -> str:
     return name
 
 
-def score_cell(arch: Arch, space: str | SearchSpace, proxy: str, seed: int = 0,
-               batch: tuple[torch.Tensor, torch.Tensor] | None = None, device: str | torch.device = "cpu",
-               num_classes: int = 10) -> float:
+def score_cell(
+    arch: Arch,
+    space: str | SearchSpace,
+    proxy: str,
+    seed: int = 0,
+    batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+    device: str | torch.device = "cpu",
+    num_classes: int = 10,
+) -> float:
     """One proxy score for one cell: a network initialised from `seed`, scored on `batch`."""
     check_proxy(proxy)
     if proxy in COUNT_PROXIES:
@@ -183,9 +196,16 @@ def score_cell(arch: Arch, space: str | SearchSpace, proxy: str, seed: int = 0,
     return NETWORK_SCORES[proxy](model, x.to(device), y.to(device))
 
 
-def proxy_scores(space: str | SearchSpace, archs: Sequence[Arch], proxy: str, seed: int = 0,
-                 batch_size: int = DEFAULT_BATCH, batch: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 device: str | torch.device = "cpu", progress: Callable[[], None] | None = None) -> np.ndarray:
+def proxy_scores(
+    space: str | SearchSpace,
+    archs: Sequence[Arch],
+    proxy: str,
+    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH,
+    batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+    device: str | torch.device = "cpu",
+    progress: Callable[[], None] | None = None,
+) -> np.ndarray:
     """Scores of many cells (float64, higher is better), for scripts and as a search objective.
 
     Every cell's network is initialised from the same `seed` and scored on the

@@ -3,6 +3,7 @@
 The network runs once on the meta device (shapes only, no arithmetic), so a
 summary of an NB101 network takes milliseconds whatever its size.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

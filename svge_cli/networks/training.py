@@ -11,6 +11,7 @@ Same seed, same data, same device: same numbers, and a run resumed from its
 epoch checkpoint continues exactly as an uninterrupted one (the data order and
 augmentation of epoch e depend only on the seed and e).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,12 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..arch import Arch
-from ..errors import SvgeError
-from ..spaces import SearchSpace
-from ..store import atomic_path
-from . import build, count_params
-from .cifar import Cifar, to_tensor
+from svge_cli.arch import Arch
+from svge_cli.errors import SvgeError
+from svge_cli.networks import build, count_params
+from svge_cli.networks.cifar import Cifar, to_tensor
+from svge_cli.spaces import SearchSpace
+from svge_cli.storage.store import atomic_path
 
 CHECKPOINT_VERSION = 1
 
@@ -70,16 +71,17 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     dy = torch.randint(0, 9, (n,), generator=gen)
     dx = torch.randint(0, 9, (n,), generator=gen)
     flip = torch.rand(n, generator=gen) < 0.5
-    rows = (dy[:, None] + torch.arange(h)[None, :])  # (n, h)
-    cols = (dx[:, None] + torch.arange(w)[None, :])  # (n, w)
+    rows = dy[:, None] + torch.arange(h)[None, :]  # (n, h)
+    cols = dx[:, None] + torch.arange(w)[None, :]  # (n, w)
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     idx_n = torch.arange(n)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-             batch_size: int = 500) -> float:
+def evaluate(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int = 500
+) -> float:
     """Top-1 accuracy in percent (nan when there are no images)."""
     if len(x) == 0:
         return float("nan")
@@ -87,8 +89,8 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
     correct = 0
     with torch.no_grad():
         for s in range(0, len(x), batch_size):
-            logits = model(x[s:s + batch_size].to(device))
-            correct += int((logits.argmax(1).cpu() == y[s:s + batch_size]).sum())
+            logits = model(x[s : s + batch_size].to(device))
+            correct += int((logits.argmax(1).cpu() == y[s : s + batch_size]).sum())
     return 100.0 * correct / len(x)
 
 
@@ -98,10 +100,17 @@ def run_key(space: SearchSpace, arch: Arch, cfg: TrainConfig) -> str:
     return hashlib.md5(text.encode()).hexdigest()[:16]
 
 
-def train_cell(space: SearchSpace, arch: Arch, data: Cifar, cfg: TrainConfig, device: torch.device,
-               checkpoint: Path | None = None, resume: bool = False,
-               on_step: Callable[[int, int, float], None] | None = None,
-               on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+def train_cell(
+    space: SearchSpace,
+    arch: Arch,
+    data: Cifar,
+    cfg: TrainConfig,
+    device: torch.device,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    on_step: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
     """Train `arch`'s network for `cfg.epochs`; one checkpoint per epoch at `checkpoint` (if given).
 
     `on_step(epoch, steps_in_epoch, loss)` runs after every step, `on_epoch(stats)`
@@ -118,12 +127,18 @@ def train_cell(space: SearchSpace, arch: Arch, data: Cifar, cfg: TrainConfig, de
 
     torch.manual_seed(cfg.seed)
     model = build(arch, space, num_classes=max(classes, 2)).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
-                                weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay
+    )
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs * steps_per_epoch))
-    identity = {"space": space.name, "cell": space.format_native(arch), "config": asdict(cfg),
-                "train_images": len(data.train_x), "test_images": len(data.test_x)}
+    identity = {
+        "space": space.name,
+        "cell": space.format_native(arch),
+        "config": asdict(cfg),
+        "train_images": len(data.train_x),
+        "test_images": len(data.test_x),
+    }
     start_epoch, history = 0, []
     if resume:
         start_epoch, history = _load(checkpoint, identity, model, optimizer, scheduler, device)
@@ -133,12 +148,13 @@ def train_cell(space: SearchSpace, arch: Arch, data: Cifar, cfg: TrainConfig, de
         order = torch.randperm(len(x_train), generator=gen)
         total, seen = 0.0, 0
         for step, s in enumerate(range(0, len(order), cfg.batch_size)):
-            rows = order[s:s + cfg.batch_size]
+            rows = order[s : s + cfg.batch_size]
             xb = _augment(x_train[rows], gen) if cfg.augment else x_train[rows]
             loss = F.cross_entropy(model(xb.to(device)), y_train[rows].to(device))
             if not torch.isfinite(loss.detach()):
-                raise FloatingPointError(f"the training loss became {float(loss.detach())} in epoch {epoch + 1}; "
-                                         "try a lower --lr")
+                raise FloatingPointError(
+                    f"the training loss became {float(loss.detach())} in epoch {epoch + 1}; try a lower --lr"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -148,8 +164,11 @@ def train_cell(space: SearchSpace, arch: Arch, data: Cifar, cfg: TrainConfig, de
             seen += len(rows)
             if on_step is not None:
                 on_step(epoch, step + 1, value)
-        stats = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
-                 "valid_acc": evaluate(model, x_valid, y_valid, device)}
+        stats = {
+            "epoch": epoch + 1,
+            "train_loss": total / max(seen, 1),
+            "valid_acc": evaluate(model, x_valid, y_valid, device),
+        }
         history.append(stats)
         if checkpoint is not None:
             _save(checkpoint, identity, model, optimizer, scheduler, epoch + 1, history)
@@ -161,8 +180,15 @@ def train_cell(space: SearchSpace, arch: Arch, data: Cifar, cfg: TrainConfig, de
 
 
 def _save(path: Path, identity: dict, model, optimizer, scheduler, epoch: int, history: list) -> None:
-    state = {"version": CHECKPOINT_VERSION, "identity": identity, "epoch": epoch, "history": history,
-             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    state = {
+        "version": CHECKPOINT_VERSION,
+        "identity": identity,
+        "epoch": epoch,
+        "history": history,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+    }
     with atomic_path(Path(path)) as tmp:
         torch.save(state, tmp)
 

@@ -1,4 +1,5 @@
 """Network builders: parameter counts against published and hand-computed facts, shapes, counting."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,17 +23,47 @@ NB201_PUBLISHED = [
     ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|", 802_426),
 ]
 NB101_PUBLISHED = [
-    (["input", "conv3x3-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv1x1-bn-relu", "output"],
-     [[0, 1, 0, 0, 1, 1, 0], [0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0, 1], [0, 0, 0, 0, 0, 1, 0],
-      [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0]], 8_555_530),
-    (["input", "conv1x1-bn-relu", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv1x1-bn-relu", "conv3x3-bn-relu", "output"],
-     [[0, 1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1],
-      [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0]], 5_878_154),
+    (
+        ["input", "conv3x3-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv1x1-bn-relu", "output"],
+        [
+            [0, 1, 0, 0, 1, 1, 0],
+            [0, 0, 1, 0, 0, 0, 0],
+            [0, 0, 0, 1, 0, 0, 1],
+            [0, 0, 0, 0, 0, 1, 0],
+            [0, 0, 0, 0, 0, 1, 0],
+            [0, 0, 0, 0, 0, 0, 1],
+            [0, 0, 0, 0, 0, 0, 0],
+        ],
+        8_555_530,
+    ),
+    (
+        [
+            "input",
+            "conv1x1-bn-relu",
+            "conv1x1-bn-relu",
+            "conv3x3-bn-relu",
+            "conv1x1-bn-relu",
+            "conv3x3-bn-relu",
+            "output",
+        ],
+        [
+            [0, 1, 0, 0, 0, 0, 0],
+            [0, 0, 1, 0, 0, 0, 0],
+            [0, 0, 0, 1, 0, 0, 0],
+            [0, 0, 0, 0, 1, 1, 1],
+            [0, 0, 0, 0, 0, 1, 0],
+            [0, 0, 0, 0, 0, 0, 1],
+            [0, 0, 0, 0, 0, 0, 0],
+        ],
+        5_878_154,
+    ),
 ]
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 #: an 8-node NB101 cell (beyond the benchmark's 7), as extrapolation proposes
-NB101_8 = "ops=conv3x3,conv3x3,maxpool,conv1x1,conv3x3,conv1x1;adj=01100000/00010000/00011000/00000100/" \
-          "00000010/00000001/00000001/00000000"
+NB101_8 = (
+    "ops=conv3x3,conv3x3,maxpool,conv1x1,conv3x3,conv1x1;adj=01100000/00010000/00011000/00000100/"
+    "00000010/00000001/00000001/00000000"
+)
 
 
 def nb101_cell(ops: list[str], adj: list[list[int]]) -> Arch:
@@ -73,11 +104,13 @@ def test_channel_split_follows_nasbench() -> None:
 
 
 def _cells() -> list[tuple[str, Arch, dict]]:
-    return ([("nb101", nb101_cell(o, a), {}) for o, a, _ in NB101_PUBLISHED]
-            + [("nb101", NB101.parse_native(NB101_8), {})]
-            + [("nb201", NB201.parse_native(t), {}) for t, _ in NB201_PUBLISHED]
-            + [("nb201", NB201.parse_native(ALL_NONE), {})]
-            + [("enas", a, {}) for a in ENAS.sample(2, 0) + ENAS.sample(1, 1, layers=12) + ENAS.sample(1, 2, layers=14)])
+    return (
+        [("nb101", nb101_cell(o, a), {}) for o, a, _ in NB101_PUBLISHED]
+        + [("nb101", NB101.parse_native(NB101_8), {})]
+        + [("nb201", NB201.parse_native(t), {}) for t, _ in NB201_PUBLISHED]
+        + [("nb201", NB201.parse_native(ALL_NONE), {})]
+        + [("enas", a, {}) for a in ENAS.sample(2, 0) + ENAS.sample(1, 1, layers=12) + ENAS.sample(1, 2, layers=14)]
+    )
 
 
 @pytest.mark.parametrize("space,arch,options", _cells())
@@ -91,13 +124,16 @@ def test_structure_count_equals_built_module(space: str, arch: Arch, options: di
     assert rows[-1].out_shape == (10,)
 
 
-@pytest.mark.parametrize("space,arch,options", [
-    ("nb101", NB101.parse_native(NB101_8), {"stem_channels": 8}),
-    ("nb201", NB201.parse_native(NB201_PUBLISHED[1][0]), {"channels": 4, "n": 1}),
-    ("nb201", NB201.parse_native(ALL_NONE), {"channels": 4, "n": 1}),
-    ("enas", ENAS.sample(1, 3)[0], {"out_filters": 4}),
-    ("enas", ENAS.sample(1, 4, layers=12)[0], {"out_filters": 4}),
-])
+@pytest.mark.parametrize(
+    "space,arch,options",
+    [
+        ("nb101", NB101.parse_native(NB101_8), {"stem_channels": 8}),
+        ("nb201", NB201.parse_native(NB201_PUBLISHED[1][0]), {"channels": 4, "n": 1}),
+        ("nb201", NB201.parse_native(ALL_NONE), {"channels": 4, "n": 1}),
+        ("enas", ENAS.sample(1, 3)[0], {"out_filters": 4}),
+        ("enas", ENAS.sample(1, 4, layers=12)[0], {"out_filters": 4}),
+    ],
+)
 def test_forward_gives_logits_per_image(space: str, arch: Arch, options: dict) -> None:
     torch.manual_seed(0)
     model = build(arch, space, num_classes=7, **options)

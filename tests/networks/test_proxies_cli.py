@@ -1,4 +1,5 @@
 """Zero-cost proxies on tiny networks, and the `svge net` / `svge score` commands."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ NB201 = get_space("nb201")
 GOOD = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 WEAK = "|avg_pool_3x3~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|avg_pool_3x3~2|"
 CUT = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|"  # output never sees the input
-NB101_8 = "ops=conv3x3,conv3x3,maxpool,conv1x1,conv3x3,conv1x1;adj=01100000/00010000/00011000/00000100/" \
-          "00000010/00000001/00000001/00000000"
+NB101_8 = (
+    "ops=conv3x3,conv3x3,maxpool,conv1x1,conv3x3,conv1x1;adj=01100000/00010000/00011000/00000100/"
+    "00000010/00000001/00000001/00000000"
+)
 
 
 def tiny(text: str) -> torch.nn.Module:
@@ -58,8 +61,11 @@ def test_synflow_activation_form_equals_the_weight_form() -> None:
         for p in reference.parameters():
             p.abs_()
     reference(torch.ones((1, *shape), dtype=torch.float64)).sum().backward()
-    expected = sum(float((m.weight * m.weight.grad).sum().detach()) for m in reference.modules()
-                   if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.weight.grad is not None)
+    expected = sum(
+        float((m.weight * m.weight.grad).sum().detach())
+        for m in reference.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.weight.grad is not None
+    )
     assert synflow(tiny(GOOD), shape) == pytest.approx(expected, rel=1e-12)
     assert synflow(tiny(CUT), shape) == 0.0
     assert synflow(tiny(GOOD), shape) > synflow(tiny(WEAK), shape) > 0
@@ -110,5 +116,6 @@ def test_score_prints_one_score_per_line(svge: Runner) -> None:
 def test_bad_input_is_one_line(svge: Runner) -> None:
     assert_one_line_error(svge("score", "-", "--proxy", "magic", stdin=GOOD + "\n"), "unknown proxy")
     assert_one_line_error(svge("net", "-", stdin="|bogus~0|\n"), "line 1")
-    assert_one_line_error(svge("score", "-", "--proxy", "snip", "--data", "no-such-dir", stdin=GOOD + "\n"),
-                          "no such folder")
+    assert_one_line_error(
+        svge("score", "-", "--proxy", "snip", "--data", "no-such-dir", stdin=GOOD + "\n"), "no such folder"
+    )

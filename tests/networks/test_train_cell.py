@@ -1,4 +1,5 @@
 """`svge train-cell` on a generated two-class data set in CIFAR-10's python-pickle format."""
+
 from __future__ import annotations
 
 import json
@@ -49,10 +50,28 @@ def test_train_cell_prints_validation_and_test_accuracy(svge: Runner, data: Path
 
 
 def test_stdin_mode_answers_one_score_per_cell(svge: Runner, data: Path) -> None:
-    cells = [json.dumps({"space": "nb201", "ops": get_space("nb201").ops_names(get_space("nb201").parse_native(t)),
-                         "adj": get_space("nb201").parse_native(t).adj.tolist(), "native": t}) for t in (CELL, OTHER)]
-    r = svge("train-cell", "--stdin", "--data", str(data), "--epochs", "1", "--batch-size", "12",
-             stdin="\n".join(cells) + "\n")
+    cells = [
+        json.dumps(
+            {
+                "space": "nb201",
+                "ops": get_space("nb201").ops_names(get_space("nb201").parse_native(t)),
+                "adj": get_space("nb201").parse_native(t).adj.tolist(),
+                "native": t,
+            }
+        )
+        for t in (CELL, OTHER)
+    ]
+    r = svge(
+        "train-cell",
+        "--stdin",
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "12",
+        stdin="\n".join(cells) + "\n",
+    )
     assert r.code == 0, r.stderr
     assert len(r.lines) == 2 and all(0 <= float(v) <= 100 for v in r.lines)
 
