@@ -83,10 +83,13 @@ from svge_cli.spaces import get_space
 )
 @click.option(
     "--objective",
-    type=click.Choice(OBJECTIVES),
+    callback=lambda ctx, param, value: _objective_choice(value),
     default=None,
-    help="benchmark = look cells up in the imported table; surrogate = a regressor fitted on it "
-    "[default: benchmark when the table labels every cell of the space, else surrogate].",
+    metavar="|".join(OBJECTIVES),
+    help="benchmark = look cells up in the imported table; surrogate = a regressor fitted on it; "
+    "proxy:NAME = a zero-cost proxy of the cell's network (synflow, snip, grad_norm, jacob_cov, naswot, params, "
+    "flops) [default: benchmark when the table labels every cell of the space, else surrogate; "
+    "without a table or an evaluator, proxy:synflow].",
 )
 @click.option(
     "--evaluator",
@@ -262,6 +265,18 @@ def bo_cmd(
         raise SvgeError("no cell got a score: see the results file for what went wrong")
     ui.note(f"best {_score_name(search.meta)}: {best['score']:.6g} (round {best['round']})")
     click.echo(best["arch"])
+
+
+def _objective_choice(value: str | None) -> str | None:
+    if value is None or value in ("benchmark", "surrogate"):
+        return value
+    if value.startswith("proxy:"):
+        from svge_cli.networks.proxies import PROXIES
+
+        if value.removeprefix("proxy:") in PROXIES:
+            return value
+        raise click.BadParameter(f"{value!r}: known proxies are {', '.join(PROXIES)}")
+    raise click.BadParameter(f"{value!r} is not one of benchmark, surrogate, proxy:NAME")
 
 
 def _score_name(meta: dict[str, Any]) -> str:

@@ -110,6 +110,38 @@ class BenchmarkObjective:
         return out
 
 
+# ---------------------------------------------------------------- zero-cost proxy
+
+PROXY_PREFIX = "proxy:"
+#: the proxy a search falls back on without a table or an evaluator: the best single proxy on
+#: NB201 in Abdelfattah et al. (2021) and in docs/networks.md, data-free, ~10+ cells/s on a CPU
+DEFAULT_PROXY = "synflow"
+
+
+@dataclass
+class ProxyObjective:
+    """A zero-cost proxy of each cell's network at initialisation (`svge_cli.networks.proxies`)."""
+
+    proxy: str
+    seed: int = 0
+    name: str = "proxy"
+
+    def __post_init__(self) -> None:
+        from svge_cli.networks.proxies import check_proxy
+
+        check_proxy(self.proxy)
+
+    @property
+    def description(self) -> str:
+        return f"zero-cost proxy {self.proxy} of each cell's untrained network (a proxy, not an accuracy)"
+
+    def evaluate(self, space: SearchSpace, archs: Sequence[Arch]) -> list[Outcome]:
+        from svge_cli.networks.proxies import proxy_scores
+
+        scores = proxy_scores(space, list(archs), self.proxy, self.seed)
+        return [Outcome(float(s)) if np.isfinite(s) else Outcome(None, f"{self.proxy} is not finite") for s in scores]
+
+
 # ---------------------------------------------------------------- external evaluator
 
 

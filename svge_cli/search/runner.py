@@ -121,7 +121,7 @@ def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) ->
     sp = get_space(req.space)
     results = results_path(ws, sp.name, req.results, req.resume)
     table = datasets.workspace_dataset(sp, ws)
-    objective, target = choose_objective(sp, table, req, note)
+    objective, target = choose_objective(sp, table, req, req.seed, note)
     meta = {
         "kind": RESULTS_KIND,
         "format_version": RESULTS_VERSION,

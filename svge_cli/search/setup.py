@@ -31,9 +31,12 @@ from svge_cli.search.loop import (
     run_random_trial,
 )
 from svge_cli.search.objectives import (
+    DEFAULT_PROXY,
+    PROXY_PREFIX,
     BenchmarkObjective,
     EvaluatorObjective,
     Objective,
+    ProxyObjective,
     SurrogateObjective,
     covers_space,
     default_target,
@@ -49,7 +52,7 @@ from svge_cli.training.vae import held_out_split
 #: at most this many cells are encoded for the latent box, the start pool and the test split
 POOL_CELLS = 20_000
 DEFAULT_INIT = 100
-OBJECTIVES = ("benchmark", "surrogate")
+OBJECTIVES = ("benchmark", "surrogate", "proxy:NAME")
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def prepare(ws: Workspace, req: Request, note: Callable[[str], None]) -> Search:
     previous = load_results(results) if req.resume else None
     ck, ck_path, model = checkpoints.load_model(ws, sp.name, req.checkpoint, req.device, note)
     table = datasets.workspace_dataset(sp, ws)
-    objective, target = choose_objective(sp, table, req, note)
+    objective, target = choose_objective(sp, table, req, req.settings.seed, note)
     labelled_start = objective.name == "surrogate"
     settings = req.settings
     if settings.init is None and not labelled_start:
@@ -154,22 +157,34 @@ def _problem(
 
 
 def choose_objective(
-    sp: SearchSpace, table: Dataset | None, req: Any, note: Callable[[str], None]
+    sp: SearchSpace, table: Dataset | None, req: Any, seed: int, note: Callable[[str], None]
 ) -> tuple[Objective, str | None]:
     """The objective asked for, or the default: benchmark when the table covers the space, else surrogate.
 
     `req` carries ``objective``, ``evaluator``, ``evaluator_timeout`` and ``target``
-    (a `Request` here, or the strategy runner's request).
+    (a `Request` here, or the strategy runner's request).  With neither a table nor an
+    evaluator, a zero-cost proxy stands in (`DEFAULT_PROXY`), and the objective says so.
     """
+    if req.objective is not None and req.objective.startswith(PROXY_PREFIX):
+        if req.evaluator is not None:
+            raise SvgeError("--evaluator is an objective of its own: drop --objective")
+        proxy = ProxyObjective(req.objective.removeprefix(PROXY_PREFIX), seed)
+        return proxy, req.objective
     if req.evaluator is not None:
         if req.objective is not None:
             raise SvgeError("--evaluator is an objective of its own: drop --objective")
         return EvaluatorObjective(req.evaluator, req.evaluator_timeout), req.target
     if table is None:
-        raise SvgeError(
-            f"no labelled {sp.name} dataset in the workspace: import a benchmark table "
-            f"(`svge data import {sp.name} FILE`) or score cells with --evaluator CMD"
+        if req.objective is not None:
+            raise SvgeError(
+                f"--objective {req.objective} needs a labelled {sp.name} dataset in the workspace: import a "
+                f"benchmark table (`svge data import {sp.name} FILE`), or score cells with --evaluator CMD"
+            )
+        note(
+            f"note: no {sp.name} benchmark table imported and no --evaluator: scoring cells with the zero-cost "
+            f"proxy {DEFAULT_PROXY} (import a table or pass --evaluator CMD for accuracies)"
         )
+        return ProxyObjective(DEFAULT_PROXY, seed), PROXY_PREFIX + DEFAULT_PROXY
     target = req.target or default_target(sp, table)
     complete = covers_space(sp, table, target)
     name = req.objective or ("benchmark" if complete else "surrogate")
@@ -181,7 +196,7 @@ def choose_objective(
             )
         return BenchmarkObjective(table, target), target
     note(f"objective: SURROGATE predictions of {target!r} (the {sp.name} table is a sample of the space)")
-    return SurrogateObjective(table, target, sp.vocab_size, req.settings.seed), target
+    return SurrogateObjective(table, target, sp.vocab_size, seed), target
 
 
 def _training_cells(
