@@ -366,7 +366,7 @@ def _run_strategy(ui: Ui, req: StrategyRequest, as_json: bool) -> None:
         emit_json(facts)
         return
     name = plan.meta.get("target") or "score"
-    rows = [[a["queries"], f"{_fmt(a['best_mean'])} ± {_fmt(a['best_std'])}"] for a in summary["at_queries"]]
+    rows = [[a["queries"], f"{_short(a['best_mean'])} ± {_short(a['best_std'])}"] for a in summary["at_queries"]]
     ui.table(
         simple_table(
             f"{req.space} {req.strategy} search: best {name} so far, mean ± std over {len(summary['trials'])} trial(s)",
@@ -381,9 +381,14 @@ def _run_strategy(ui: Ui, req: StrategyRequest, as_json: bool) -> None:
     click.echo(best["arch"])
 
 
+def _short(x: float | None) -> str:
+    """Scores in a few digits whatever their scale (accuracies, or proxies such as synflow's 1e36)."""
+    return "-" if x is None else f"{x:.6g}"
+
+
 def _strategy_round_line(strategy: str, trial: TrialRecord, r: Round) -> str:
     scores = [s for s in r.scores if s == s]
-    batch_best = _fmt(max(scores)) if scores else "-"
+    batch_best = _short(max(scores)) if scores else "-"
     return (
         f"[{strategy} seed {trial.seed}] round {r.number}: queries {r.queries}  best so far "
         f"{_fmt(r.best_score if math.isfinite(r.best_score) else None)}  batch best {batch_best}  "

@@ -108,3 +108,26 @@ def test_bad_budgets_are_one_line(ws: Workspace, svge: Runner, tmp_path: Path) -
         search(svge, tmp_path / "b.json", "--strategy", "pool", "--random-baseline"), "--random-baseline"
     )
     assert_one_line_error(svge("bo", "--space", "enas", "--strategy", "pool", "--evaluator", "true"), "latent")
+
+
+def test_without_a_table_or_an_evaluator_a_zero_cost_proxy_stands_in_and_says_so(
+    workdir: Path, svge: Runner, tmp_path: Path
+) -> None:
+    make_workspace(workdir, table=False)
+    results = tmp_path / "proxy.json"
+    r = svge("bo", "--space", "nb201", "--strategy", "random", "--budget", "4", "--results", str(results), "--json")
+    assert r.code == 0, r.stderr
+    assert "zero-cost proxy synflow" in r.stderr
+    facts = json.loads(r.lines[-1])
+    assert facts["objective"] == "proxy" and facts["target"] == "proxy:synflow"
+    assert all(q["score"] is not None for q in queries(results)[0])
+
+
+def test_a_named_proxy_is_an_objective_and_unknown_ones_are_refused(
+    ws: Workspace, svge: Runner, tmp_path: Path
+) -> None:
+    r = search(svge, tmp_path / "p.json", "--strategy", "random", "--budget", "3", "--objective", "proxy:params")
+    assert r.code == 0, r.stderr
+    assert all(q["score"] > 0 for q in queries(tmp_path / "p.json")[0])
+    bad = search(svge, tmp_path / "q.json", "--objective", "proxy:vibes")
+    assert bad.code == 2 and "known proxies" in bad.stderr
