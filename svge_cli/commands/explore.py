@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from svge_cli.errors import SvgeError
 from svge_cli.explore import plots, render
 from svge_cli.explore.circle import Walk, chain_cell, step_edits, walk
 from svge_cli.explore.extrapolate import FAMILIES, Ranked, best_labelled, grow, growth_rules
-from svge_cli.model.predictor import load_predictor
+from svge_cli.model.predictor import is_finetuned, load_predictor
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets, store
 from svge_cli.storage.archtext import format_arch, infer_native_space, parse_json_arch, read_archs
@@ -316,6 +317,13 @@ def _save_circle_latents(path: str, sp: SearchSpace, start: Arch, result: Walk, 
     show_default=True,
     help="Native strings (scores in # comments) or JSON lines with rank and score.",
 )
+@click.option(
+    "--proxy",
+    default=None,
+    metavar="NAME",
+    help="Rank by a zero-cost proxy of each cell's network (synflow, snip, ...) instead of a fine-tuned "
+    "checkpoint [default: the checkpoint's regressor; synflow when the checkpoint has none].",
+)
 @json_option
 @seed_option
 @device_option
@@ -334,6 +342,7 @@ def extrapolate_cmd(
     max_edges: int | None,
     output: str,
     fmt: str,
+    proxy: str | None,
     as_json: bool,
     seed: int,
     device: str,
@@ -357,18 +366,18 @@ def extrapolate_cmd(
     target_nodes = _target_nodes(sp, nodes, layers)
     rules = growth_rules(sp, max_edges)
     ck, ck_path = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
-    predictor = load_predictor(ck, checkpoints.pick_device(device))
+    score, target = _extrapolation_scorer(ui, sp, ck, proxy, device, seed)
     seed_origin = "--from"
     if seed_arch is None:
-        seed_arch, seed_origin = _best_imported(ui, sp, predictor.target)
+        seed_arch, seed_origin = _default_seed(ui, sp, target)
     target_nodes = target_nodes or seed_arch.n_nodes + 1
-    seed_score = float(predictor.from_archs([seed_arch])[0])
+    seed_score = float(score([seed_arch])[0])
     with ui.progress("extrapolate", total=None) as bar:
         ranked = grow(
             rules,
             seed_arch,
             target_nodes,
-            predictor.from_archs,
+            score,
             family=family,
             beam=beam,
             limit=max_candidates,
@@ -376,7 +385,7 @@ def extrapolate_cmd(
             on_step=lambda n, status: bar.advance(n, status),
         )
     ui.note(
-        f"seed cell ({seed_origin}; {seed_arch.n_nodes} nodes), predicted {predictor.target} {seed_score:.4f}: "
+        f"seed cell ({seed_origin}; {seed_arch.n_nodes} nodes), predicted {target} {seed_score:.6g}: "
         f"{sp.format_native(seed_arch)}"
     )
     _note_family(ui, sp, ranked, max_edges, max_candidates)
@@ -386,7 +395,7 @@ def extrapolate_cmd(
             {
                 "space": sp.name,
                 "checkpoint": str(ck_path),
-                "target": predictor.target,
+                "target": target,
                 "family": family,
                 "seed": sp.format_native(seed_arch),
                 "seed_predicted": seed_score,
@@ -399,7 +408,7 @@ def extrapolate_cmd(
         )
         if output == "-":
             return
-    write_text_lines(output, _top_lines(sp, best, predictor.target, fmt))
+    write_text_lines(output, _top_lines(sp, best, target, fmt))
 
 
 def _target_nodes(sp: SearchSpace, nodes: int | None, layers: int | None) -> int | None:
@@ -410,6 +419,35 @@ def _target_nodes(sp: SearchSpace, nodes: int | None, layers: int | None) -> int
             raise SvgeError(f"--layers {layers} means {layers + 2} nodes, but --nodes {nodes} was given")
         return layers + 2
     return nodes
+
+
+def _extrapolation_scorer(
+    ui: Ui, sp: SearchSpace, ck: store.Checkpoint, proxy: str | None, device: str, seed: int
+) -> tuple[Callable[[Sequence[Arch]], np.ndarray], str]:
+    """What ranks the grown cells, and its name: the fine-tuned regressor, or a zero-cost proxy."""
+    if proxy is None and is_finetuned(ck):
+        predictor = load_predictor(ck, checkpoints.pick_device(device))
+        return predictor.from_archs, predictor.target
+    from svge_cli.networks.proxies import check_proxy, proxy_scores
+    from svge_cli.search.objectives import DEFAULT_PROXY
+
+    if proxy is None:
+        proxy = DEFAULT_PROXY
+        ui.note(
+            f"note: this {sp.name} checkpoint has no regressor (`svge finetune` makes one): ranking by the "
+            f"zero-cost proxy {proxy} of each cell's untrained network, a proxy, not an accuracy"
+        )
+    check_proxy(proxy)
+    return (lambda archs: proxy_scores(sp, list(archs), proxy, seed)), f"proxy:{proxy}"
+
+
+def _default_seed(ui: Ui, sp: SearchSpace, target: str) -> tuple[Arch, str]:
+    """The best labelled cell of the imported dataset; ranking by a proxy with no table, the chain cell."""
+    if not target.startswith("proxy:"):
+        return _best_imported(ui, sp, target)
+    if sp.default_target is not None and datasets.workspace_dataset(sp, ui.workspace) is not None:
+        return _best_imported(ui, sp, sp.default_target)
+    return chain_cell(sp), "the space's chain cell; pass --from ARCH for another"
 
 
 def _best_imported(ui: Ui, sp: SearchSpace, column: str) -> tuple[Arch, str]:
@@ -463,7 +501,7 @@ def _top_lines(sp: SearchSpace, best: list[tuple[Arch, float]], target: str, fmt
     lines = []
     for rank, (arch, score) in enumerate(best, start=1):
         if fmt == "native":
-            lines += [f"# {rank}: predicted {target} {score:.4f}", sp.format_native(arch)]
+            lines += [f"# {rank}: predicted {target} {score:.6g}", sp.format_native(arch)]
         else:
             lines.append(format_arch(arch, sp, "jsonl", {"rank": rank, "predicted": score}))
     return lines

@@ -165,9 +165,18 @@ def test_decode_circle_refuses_bad_input(svge: Runner, workdir: Path, models: Mo
 # ---------------------------------------------------------------- extrapolate
 
 
-def test_extrapolate_needs_a_finetuned_checkpoint(svge: Runner, workdir: Path, models: Models) -> None:
-    r = svge("extrapolate", "--space", "nb101", "--from", BEST, "--checkpoint", str(models.vae))
-    assert_one_line_error(r, "svge finetune --space nb101")
+def test_extrapolate_without_a_regressor_ranks_by_a_zero_cost_proxy(
+    svge: Runner, workdir: Path, models: Models
+) -> None:
+    base = ("extrapolate", "--space", "nb101", "--from", BEST, "--checkpoint", str(models.vae), "--top", "2")
+    r = svge(*base, "--max-candidates", "3")
+    assert r.code == 0, r.stderr
+    assert "no regressor" in r.stderr and "zero-cost proxy synflow" in r.stderr
+    assert all("predicted proxy:synflow" in c for c in r.lines[0::2])
+    counted = svge(*base, "--max-candidates", "30", "--proxy", "params")
+    scores = [float(c.split()[-1]) for c in counted.lines[0::2]]
+    assert counted.code == 0 and scores == sorted(scores, reverse=True) and scores[0] > 1e6
+    assert_one_line_error(svge(*base, "--proxy", "vibes"), "unknown proxy")
 
 
 def test_extrapolate_prints_the_top_cells_and_the_family_size(svge: Runner, workdir: Path, models: Models) -> None:
