@@ -28,12 +28,13 @@ from typing import Any, Callable, Hashable, Iterator, Protocol, Sequence
 import numpy as np
 from scipy.special import ndtr
 
+from svge_cli.errors import SvgeError
 from svge_cli.search.surrogates import Surrogate, make_surrogate, transform_targets
 
 Objective = Callable[[list[Any]], Sequence[float]]
 
 
-class SearchError(ValueError):
+class SearchError(SvgeError, ValueError):
     """A search that cannot run as asked (empty pool, budget larger than the pool, bad strategy)."""
 
 
