@@ -69,7 +69,8 @@ from svge_cli.spaces import get_space
     "--batch",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Cells queried per round [default: {DEFAULT_BATCH}; 50 with --strategy latent].",
+    help=f"Cells queried per round [default: {DEFAULT_BATCH}; evolution 1 (a batch of Q runs Q tournaments on "
+    "the same population); latent 50].",
 )
 @click.option(
     "--inducing", type=click.IntRange(min=1), default=500, show_default=True, help="Inducing points of the sparse GP."
@@ -186,7 +187,7 @@ def bo_cmd(
     if strategy != "latent":
         if random_baseline:
             raise SvgeError("--random-baseline is for --strategy latent; run --strategy random for the baseline")
-        batch = batch or DEFAULT_BATCH
+        batch = batch or (1 if strategy == "evolution" else DEFAULT_BATCH)  # evolution: one child per tournament
         if budget is None:
             budget = (init or DEFAULT_POOL["init"]) + iters * batch if iters is not None else DEFAULT_BUDGET
         req = StrategyRequest(

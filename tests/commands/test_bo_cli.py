@@ -184,6 +184,6 @@ def test_a_sampled_table_defaults_to_surrogate_predictions_from_the_labelled_spl
     assert trial["rounds"][1]["gp"]["points"] == int((table.split == store.SPLIT_TEST).sum())
 
 
-def test_without_a_table_bo_asks_for_one_or_an_evaluator(workdir: Path, svge: Runner) -> None:
+def test_without_a_table_a_table_objective_is_refused_with_what_to_do(workdir: Path, svge: Runner) -> None:
     make_workspace(workdir, table=False)
-    assert_one_line_error(svge(*QUICK), "svge data import nb201", "--evaluator")
+    assert_one_line_error(svge(*QUICK, "--objective", "benchmark"), "svge data import nb201", "--evaluator")
