@@ -83,6 +83,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--checkpoint", action="append", default=[], metavar="SPACE=FILE")
     p.add_argument("--plot", type=Path, default=None, help="anytime plot PNG (per task: NAME-TASK.png)")
     p.add_argument("--out", type=Path, default=None, help="write every run's best-so-far curve here (JSON)")
+    p.add_argument(
+        "--from-runs",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="summarise and plot runs saved with --out (several files are merged) instead of running",
+    )
     p.add_argument("--json", action="store_true")
     return p.parse_args()
 
@@ -199,6 +207,8 @@ def summarise(runs: list[dict[str, Any]], task: dict[str, Any], budgets: list[in
         mine = [r for r in runs if r["strategy"] == name]
         per_budget = {}
         for b in budgets:
+            if any(len(r["cells"]) < b for r in mine):
+                continue  # this strategy was not run that far
             bests, tests, found = [], [], 0
             for r in mine:
                 cells = np.asarray(r["cells"][:b])
@@ -234,7 +244,10 @@ def print_table(task_name: str, summary: dict[str, Any], budgets: list[int], opt
 def print_row(name: str, s: dict[str, Any], budgets: list[int], file: Any = None) -> None:
     cells = []
     for b in budgets:
-        x = s["budgets"][b]
+        x = s["budgets"].get(b)
+        if x is None:
+            cells.append("-")
+            continue
         cells.append(
             f"{x['val_mean']:.2f} +/- {x['val_std']:.2f} [{x['test_mean']:.2f}] {x['found_best']}/{x['seeds']}"
         )
@@ -253,7 +266,8 @@ def plot(runs: list[dict[str, Any]], path: Path, title: str, optimum: float, bud
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name in dict.fromkeys(r["strategy"] for r in runs):
-        curves = np.asarray([r["best_so_far"][:budget] for r in runs if r["strategy"] == name])
+        mine = [r["best_so_far"][:budget] for r in runs if r["strategy"] == name]
+        curves = np.asarray([c[: min(map(len, mine))] for c in mine])
         x = np.arange(1, curves.shape[1] + 1)
         m, s = curves.mean(0), curves.std(0)
         ax.plot(x, m, label=name)
@@ -289,12 +303,22 @@ def main() -> None:
         start = time.perf_counter()
         runs = []
         optimum = float(np.nanmax(task["val"]))
+        if args.from_runs:
+            saved = [r for f in args.from_runs for r in json.loads(f.read_text()).get(task_name, [])]
+            names = list(dict.fromkeys(r["strategy"] for r in saved))
+            longest = {n: min(len(r["cells"]) for r in saved if r["strategy"] == n) for n in names}
+            tb = [b for b in tb if b <= max(longest.values())]
         pool = (
-            ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(task,)) if args.workers > 1 else None
+            ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(task,))
+            if args.workers > 1 and not args.from_runs
+            else None
         )
         if pool is None:
             _init_worker(task)
         for n in names:  # one strategy at a time, its row printed as soon as its seeds are done
+            if args.from_runs:
+                runs += [r for r in saved if r["strategy"] == n]
+                continue
             jobs = [(n, s, max(tb), args.batch) for s in range(args.seeds)]
             mine = list(pool.map(run_one, *zip(*jobs))) if pool else [run_one(*j) for j in jobs]
             runs += mine
@@ -303,7 +327,7 @@ def main() -> None:
                 args.out.write_text(json.dumps({**all_runs, task_name: runs}))
         if pool is not None:
             pool.shutdown()
-        summary = summarise(runs, task, tb)
+        summary = summarise(runs, task, tb)  # budgets beyond a strategy's runs are left out of its row
         print(
             f"{task_name}: pool {len(task['ds'])} cells, encoding {task['encode_s']:.1f} s "
             f"({'cached' if task['cached'] else 'encoded'}), all runs {time.perf_counter() - start:.0f} s",
