@@ -40,11 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 
-from svge_cli import store  # noqa: E402
 from svge_cli.search.evolution import EvolutionPool  # noqa: E402
 from svge_cli.search.pool import onehot_features, pool_latents, zscore  # noqa: E402
 from svge_cli.search.strategies import PoolBO, RandomPool, search  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402
+from svge_cli.storage import store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
 
