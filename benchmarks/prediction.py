@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import ENAS_FILE, NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 
-from svge_cli import checkpoints, codec, store  # noqa: E402
+from svge_cli.model import codec  # noqa: E402
+from svge_cli.storage import checkpoints, store  # noqa: E402
 from svge_cli.model.predictor import LabelScale, kendall_tau, mse, pearson, spearman  # noqa: E402
 from svge_cli.model.regressor import Regressor  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from conftest import TINY, Runner, assert_one_line_error
 
 from svge_cli.errors import SvgeError
-from svge_cli.model import ModelConfig, SVGe
+from svge_cli.model import ModelConfig, SVGe, codec
 from svge_cli.model.predictor import is_finetuned, load_predictor, spearman, used_hashes
 from svge_cli.model.regressor import STATE_PREFIX, Regressor
 from svge_cli.spaces import get_space
@@ -38,7 +39,7 @@ def tiny_vae(seed: int = 0) -> SVGe:
     return SVGe(ModelConfig(vocab_size=SP.vocab_size, max_nodes=SP.max_nodes, **TINY))
 
 
-FAST = FinetuneConfig(epochs=2, batch_size=8, patience=5)
+FAST = FinetuneConfig(head="mlp", epochs=2, batch_size=8, patience=5)
 
 
 # ---------------------------------------------------------------- the regressor and the label draw
@@ -85,7 +86,7 @@ def test_draw_refuses_too_few_or_too_many_labels(n: int, batch: int, words: str)
 def test_joint_training_learns_a_monotone_label() -> None:
     ds = conv_dataset()
     values = ds.labels["convs"]
-    cfg = FinetuneConfig(epochs=10, batch_size=8, lr=5e-3, patience=10)
+    cfg = FinetuneConfig(head="mlp", label_transform="standard", epochs=10, batch_size=8, lr=5e-3, patience=10)
     draw = draw_labels(values, 100, cfg)
     predictor, history = finetune(tiny_vae(), ds, values, "convs", draw, cfg)
     assert [h["epoch"] for h in history] == list(range(1, 11))
@@ -99,7 +100,7 @@ def test_joint_training_learns_a_monotone_label() -> None:
 def test_early_stopping_keeps_the_best_validation_epoch() -> None:
     ds = conv_dataset(60)
     values = ds.labels["acc"]
-    cfg = FinetuneConfig(epochs=30, batch_size=8, lr=0.05, patience=2)  # a rate that soon stops helping
+    cfg = FinetuneConfig(head="mlp", epochs=30, batch_size=8, lr=0.05, patience=2)  # a rate that soon stops helping
     draw = draw_labels(values, 50, cfg)
     predictor, history = finetune(tiny_vae(), ds, values, "acc", draw, cfg)
     best = min(history, key=lambda h: h["val_mse"])
@@ -110,19 +111,24 @@ def test_early_stopping_keeps_the_best_validation_epoch() -> None:
     assert np.mean((pred - y) ** 2) == pytest.approx(best["val_mse"], rel=1e-4)
 
 
-def finetuned(tmp_path: Path) -> tuple[store.Checkpoint, Dataset, LabelDraw]:
+def finetuned(tmp_path: Path, cfg: FinetuneConfig = FAST) -> tuple[store.Checkpoint, Dataset, LabelDraw]:
     ds = conv_dataset(60)
     base = checkpoints.snapshot("nb201", tiny_vae(), arrays={"train_rows": np.arange(3, dtype=np.int32)},
                                 meta={"dataset": "elsewhere"})
-    draw = draw_labels(ds.labels["acc"], 20, FAST)
-    predictor, history = finetune(tiny_vae(), ds, ds.labels["acc"], "acc", draw, FAST)
-    ck = finetuned_checkpoint(base, tmp_path / "base.h5", predictor, ds, "data.h5", draw, FAST, history, "all")
+    draw = draw_labels(ds.labels["acc"], 20, cfg)
+    predictor, history = finetune(tiny_vae(), ds, ds.labels["acc"], "acc", draw, cfg)
+    ck = finetuned_checkpoint(base, tmp_path / "base.h5", predictor, ds, "data.h5", draw, cfg, history, "all")
     store.save_checkpoint(tmp_path / "ft.h5", ck)
     return store.load_checkpoint(tmp_path / "ft.h5", "nb201"), ds, draw
 
 
-def test_a_finetuned_checkpoint_rebuilds_the_same_predictor(tmp_path: Path) -> None:
-    ck, ds, draw = finetuned(tmp_path)
+HEAD_CONFIGS = {"mlp": FAST, "mlp-ensemble": replace(FAST, heads=3, ranking_weight=0.5),
+                "gp": FinetuneConfig(batch_size=8), "gp-latent": FinetuneConfig(batch_size=8, onehot=False)}
+
+
+@pytest.mark.parametrize("kind", HEAD_CONFIGS)
+def test_a_finetuned_checkpoint_rebuilds_the_same_predictor(tmp_path: Path, kind: str) -> None:
+    ck, ds, draw = finetuned(tmp_path, HEAD_CONFIGS[kind])
     assert is_finetuned(ck) and ck.meta["target"] == "acc" and ck.meta["labels"] == 20
     assert any(k.startswith(STATE_PREFIX) for k in ck.state)
     assert np.array_equal(ck.arrays["labelled_rows"], draw.train)
@@ -133,6 +139,14 @@ def test_a_finetuned_checkpoint_rebuilds_the_same_predictor(tmp_path: Path) -> N
     first = load_predictor(ck).from_arrays(ds.ops, ds.adj, ds.n_nodes)
     second = load_predictor(store.load_checkpoint(tmp_path / "ft.h5")).from_arrays(ds.ops, ds.adj, ds.n_nodes)
     assert np.array_equal(first, second) and np.isfinite(first).all()
+    predictor = load_predictor(ck)
+    scores, spread = predictor.with_spread(ds.ops, ds.adj, ds.n_nodes)
+    assert np.allclose(scores, first)
+    assert (spread is None) == (kind == "mlp")
+    if spread is not None:
+        assert spread.shape == scores.shape and (spread >= 0).all() and spread.max() > 0
+    mu, _ = codec.encode_arrays(predictor.model, ds.ops[:5], ds.adj[:5], ds.n_nodes[:5])
+    assert np.isfinite(predictor.from_latents(mu)).all()  # latent points alone (a GP reading cells decodes them)
     vae = checkpoints.model_from_checkpoint(ck)  # every VAE command can still use it
     assert isinstance(vae, SVGe)
 
