@@ -12,12 +12,29 @@ from conftest import TINY, Runner, assert_one_line_error
 
 from svge_cli.errors import SvgeError
 from svge_cli.model import ModelConfig, SVGe, codec
-from svge_cli.model.predictor import is_finetuned, load_predictor, spearman, used_hashes
+from svge_cli.model.predictor import (
+    LabelScale,
+    RankGaussScale,
+    fit_scale,
+    is_finetuned,
+    load_predictor,
+    scale_from_checkpoint,
+    spearman,
+    uncertainty_metrics,
+    used_hashes,
+)
 from svge_cli.model.regressor import STATE_PREFIX, Regressor
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
 from svge_cli.storage.store import Dataset
-from svge_cli.training.finetune import FinetuneConfig, LabelDraw, draw_labels, finetune, finetuned_checkpoint
+from svge_cli.training.finetune import (
+    FinetuneConfig,
+    LabelDraw,
+    draw_labels,
+    finetune,
+    finetuned_checkpoint,
+    pairwise_ranking_loss,
+)
 
 SP = get_space("nb201")
 CONV = SP.type_index("nor_conv_3x3")
@@ -206,6 +223,10 @@ def test_finetune_then_predict_end_to_end(svge: Runner, workdir: Path, nb201_fil
     ev = facts["evaluation"]
     assert ev["left_out_used"] == 30 and ev["left_out_unknown"] == 2 and ev["cells"] == 48
     assert {"mse", "rmse", "pearson", "spearman", "kendall_tau", "top_k_overlap"} <= set(ev)
+    assert {"mean_std", "within_1std", "within_2std"} <= set(ev) and len(facts["std"]) == 80  # the GP's spread
+    with_std = svge("predict", cells, "--std")
+    assert with_std.code == 0, with_std.stderr
+    assert [len(line.split("\t")) for line in with_std.lines] == [2] * 80
     assert (tmp_path / "scatter.png").read_bytes().startswith(b"\x89PNG")
 
     pca = svge("encode", cells, "-o", str(tmp_path / "lat.h5"), "--plot", str(tmp_path / "pca.svg"))
@@ -247,6 +268,8 @@ def test_predict_bad_input_is_one_line(svge: Runner, workdir: Path, nb201_files:
     assert_one_line_error(svge("predict", cells, "--checkpoint", str(nb201_files["vae"])), "no regressor",
                           "svge finetune")
     assert_one_line_error(svge("predict", cells, "--plot", "s.png"), "needs --truth")
+    assert svge(*finetune_args(nb201_files, labels="20", head="mlp", output="mlp.h5")).code == 0
+    assert_one_line_error(svge("predict", cells, "--std", "--checkpoint", "mlp.h5"), "no uncertainty", "--head gp")
     assert svge(*finetune_args(nb201_files, labels="30")).code == 0
     assert_one_line_error(svge("predict", cells, "--truth", "acc", "--plot", "s.jpg",
                                "--dataset", str(nb201_files["dataset"])), ".png or .svg")
@@ -255,3 +278,81 @@ def test_predict_bad_input_is_one_line(svge: Runner, workdir: Path, nb201_files:
     one = SP.format_native(next(conv_dataset(80).archs())) + "\n"
     assert_one_line_error(svge("predict", "-", "--truth", "acc", "--dataset", str(nb201_files["dataset"]),
                                stdin=one), "at least 2 are needed")
+
+
+# ---------------------------------------------------------------- heads, losses and label transforms
+
+
+@pytest.mark.parametrize("cfg", [FinetuneConfig(batch_size=8), FinetuneConfig(batch_size=8, onehot=False),
+                                 FinetuneConfig(head="mlp", heads=3, ranking_weight=1.0, epochs=10, batch_size=8,
+                                                lr=5e-3, patience=10)],
+                         ids=["gp", "gp-latent", "mlp-ensemble-ranking"])
+def test_every_head_learns_a_monotone_label(cfg: FinetuneConfig) -> None:
+    ds = conv_dataset()
+    values = ds.labels["acc"]
+    draw = draw_labels(values, 100, cfg)
+    predictor, history = finetune(tiny_vae(), ds, values, "acc", draw, cfg)
+    rows = draw.unseen
+    pred, spread = predictor.with_spread(ds.ops[rows], ds.adj[rows], ds.n_nodes[rows])
+    assert spearman(values[rows], pred) > 0.8
+    assert abs(np.median(pred) - np.median(values[rows])) < 2.0  # back in the label's units
+    assert spread is not None and (spread >= 0).all() and np.isfinite(spread).all()
+    assert np.isfinite(history[0]["val_mse"])
+
+
+def test_gp_head_is_confident_where_it_has_seen_cells() -> None:
+    ds = conv_dataset()
+    values = ds.labels["acc"]
+    cfg = FinetuneConfig(batch_size=8)
+    draw = draw_labels(values, 60, cfg)
+    predictor, _ = finetune(tiny_vae(), ds, values, "acc", draw, cfg)
+    seen = predictor.with_spread(ds.ops[draw.drawn], ds.adj[draw.drawn], ds.n_nodes[draw.drawn])
+    unseen = predictor.with_spread(ds.ops[draw.unseen], ds.adj[draw.unseen], ds.n_nodes[draw.unseen])
+    assert seen[1].mean() < unseen[1].mean()
+    assert np.abs(seen[0] - values[draw.drawn]).mean() < np.abs(unseen[0] - values[draw.unseen]).mean() + 1e-9
+
+
+def test_ranking_loss_rewards_the_right_order_only() -> None:
+    target = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    right = pairwise_ranking_loss(torch.tensor([0.0, 10.0, 20.0, 30.0]), target)
+    wrong = pairwise_ranking_loss(torch.tensor([30.0, 20.0, 10.0, 0.0]), target)
+    shifted = pairwise_ranking_loss(torch.tensor([100.0, 110.0, 120.0, 130.0]), target)
+    assert right.item() < 1e-4 and wrong.item() > 9 and shifted.item() == pytest.approx(right.item())
+    assert pairwise_ranking_loss(torch.ones(3, requires_grad=True), torch.ones(3)).item() == 0.0  # no ordered pair
+
+
+def test_rank_gauss_scale_is_monotone_invertible_and_stored(tmp_path: Path) -> None:
+    values = np.array([10.0, 10.0, 55.0, 80.0, 85.0, 86.0, 90.0, 91.0, 91.0, 93.0])
+    scale = RankGaussScale.fit(values)
+    z = scale.normalize(values)
+    assert np.all(np.diff(z) >= 0) and abs(z.mean()) < 0.3 and z.std() < 1.5  # the tail is pulled in
+    grid = np.linspace(0, 100, 201)
+    assert np.all(np.diff(scale.normalize(grid)) > 0)  # strictly monotone, past both ends too
+    assert np.allclose(scale.restore(scale.normalize(grid)), grid)
+    assert scale.restore_spread(np.zeros(1), np.full(1, 0.1))[0] > 0
+    assert fit_scale(values, "standard") == LabelScale.fit(values)
+    cfg = FinetuneConfig(head="mlp", epochs=1, batch_size=8)
+    ck, _, _ = finetuned(tmp_path, cfg)
+    assert ck.meta["label_transform"] == "rank-gauss"
+    again = scale_from_checkpoint(ck)
+    assert isinstance(again, RankGaussScale) and np.allclose(again.knots_y, load_predictor(ck).scale.knots_y)
+
+
+def test_a_checkpoint_from_before_the_new_heads_still_loads(tmp_path: Path) -> None:
+    """No label_transform, no kind / heads in the regressor config: a plain Regressor and LabelScale."""
+    ck, ds, _ = finetuned(tmp_path, replace(FAST, label_transform="standard"))
+    meta = {k: v for k, v in ck.meta.items() if k not in ("label_transform", "head")}
+    old = store.Checkpoint(ck.space, ck.config, ck.state, epoch=ck.epoch, history=ck.history,
+                           arrays={k: v for k, v in ck.arrays.items() if not k.startswith("label_knots")}, meta=meta)
+    predictor = load_predictor(old)
+    assert type(predictor.scale) is LabelScale and isinstance(predictor.head, Regressor)
+    assert not predictor.has_uncertainty and predictor.spread_from_latents(np.zeros((2, 8))) is None
+    assert np.allclose(predictor.from_arrays(ds.ops, ds.adj, ds.n_nodes),
+                       load_predictor(ck).from_arrays(ds.ops, ds.adj, ds.n_nodes))
+
+
+def test_uncertainty_metrics_read_errors_against_the_spread() -> None:
+    truth = np.array([1.0, 2.0, 3.0, 4.0])
+    m = uncertainty_metrics(truth, truth + np.array([0.1, -0.5, 1.5, 0.0]), np.array([0.2, 0.3, 1.0, 0.1]))
+    assert m["within_1std"] == 0.5 and m["within_2std"] == 1.0 and m["mean_std"] == pytest.approx(0.4)
+    assert m["error_std_spearman"] > 0.5
