@@ -6,6 +6,7 @@ from typing import Any
 import click
 import numpy as np
 
+from svge_cli.arch import pad_batch
 from svge_cli.commands.common import (
     device_option,
     json_option,
@@ -29,7 +30,6 @@ from svge_cli.model.predictor import (
     uncertainty_metrics,
     used_hashes,
 )
-from svge_cli.arch import pad_batch
 from svge_cli.spaces import SPACES, get_space
 from svge_cli.storage import checkpoints
 from svge_cli.storage.archtext import read_archs

@@ -167,7 +167,11 @@ class Predictor:
         if ops is None or adj is None:  # latent points only: their greedy decodes are the cells
             ops, adj, _ = pad_batch(codec.decode_once(self.model, np.asarray(mu, dtype=np.float32), True, None, None),
                                     self.model.cfg.max_nodes)
-        feats = one_hot_cells(ops, adj, self.model.cfg.vocab_size, self.model.cfg.max_nodes)
+        if ops.shape[1] > self.model.cfg.max_nodes and (ops[:, self.model.cfg.max_nodes:] >= 0).any():
+            raise SvgeError(f"this predictor's GP reads one-hot cells of at most {self.model.cfg.max_nodes} nodes; "
+                            "for larger cells (e.g. svge extrapolate) fine-tune with --latent-only")
+        feats = one_hot_cells(ops[:, :self.model.cfg.max_nodes], adj[:, :self.model.cfg.max_nodes,
+                              :self.model.cfg.max_nodes], self.model.cfg.vocab_size, self.model.cfg.max_nodes)
         return torch.as_tensor(np.concatenate([np.asarray(mu, dtype=np.float64), feats], axis=1), device=dev)
 
     @torch.inference_mode()

@@ -30,19 +30,19 @@ from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
 from svge_cli.model import SVGe, codec
+from svge_cli.model.gphead import GPHead, one_hot_cells
 from svge_cli.model.predictor import (
-    USED_HASHES,
     LABEL_TRANSFORMS,
+    USED_HASHES,
     LabelScale,
-    fit_scale,
-    kendall_tau,
     Predictor,
+    fit_scale,
     is_finetuned,
+    kendall_tau,
     label_column,
     labelled_dataset,
     predictor_state,
 )
-from svge_cli.model.gphead import GPHead, one_hot_cells
 from svge_cli.model.regressor import Regressor, RegressorEnsemble, make_head
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
