@@ -1,6 +1,7 @@
-"""Performance prediction on real benchmark data (paper Sec. IV-C), with two baselines beside SVGe.
+"""Performance prediction on real benchmark data (paper Sec. IV-C): SVGe's predictors beside one-hot baselines.
 
-    python benchmarks/prediction.py [--shared-data DIR] [--seeds 3] [--full] [--tasks nb201-100,...]
+    python benchmarks/prediction.py [--shared-data DIR] [--seeds 3] [--tasks nb201-100,...]
+                                    [--methods svge,frozen,forest,boosting[,joint]]
                                     [--checkpoint SPACE=FILE ...] [--epochs E] [--device auto|cpu|cuda]
                                     [--threads K] [--json]
 
@@ -8,23 +9,24 @@ Tasks (every figure is mean +/- std over seeds; each seed draws its own labels):
   nb201-100, nb201-1000  NB201 target cifar10_valid_val, 100 / 1,000 labels, evaluated on all other cells
   nb101-800              the 1,000 cells of nb101/nb101_1k.jsonl, val_acc_108, 800 labels / 200 test cells
                          (the paper's MSE 0.0028 with 1,000 labels is on another, larger test set)
-  enas                   ws_acc, labels from D-VAE's train split (17,118 with --full), tested on its 1,902
+  enas                   ws_acc, 1,000 labels from D-VAE's train split (all 17,118 with --full),
+                         tested on its 1,902 test cells
 
 Methods:
-  svge     `svge finetune`'s joint training of the VAE and the 56-28-14-7-1 regressor (a tenth of
-           the labels held back for early stopping, as the command does)
-  frozen   the same regressor trained alone on the pretrained VAE's latent means (what joint training buys)
-  onehot   the same regressor widths on one-hot ops + flattened adjacency (what the VAE buys)
+  svge      `svge finetune`'s defaults: an exact GP (Matern 5/2 ARD) on the pretrained VAE's latent means
+            beside the one-hot cell, on rank-gauss transformed labels
+  frozen    the same GP on the frozen latent means alone (what the VAE's latent space carries by itself)
+  joint     `svge finetune --head mlp`: the paper's joint training of the VAE and the 56-28-14-7-1
+            regressor (rank-gauss labels; --epochs E joint epochs, default 100 with patience 20):
+            minutes per seed on a CPU, so not in the default --methods
+  forest    scikit-learn random forest (500 trees) on one-hot ops + flattened adjacency, raw labels
+  boosting  scikit-learn gradient boosting (500 trees of depth 3, rate 0.05, subsample 0.8), same features
 
-MSE is on accuracy scaled to [0, 1] (NB201's percentages divided by 100).
-
-The default run is a smoke-sized schedule for a 2-core CPU: few joint epochs (20 for nb201-100,
-3 elsewhere) and 1,000 ENAS labels; it took about 10 minutes on a busy 2-core machine (load ~9).
-Those few epochs under-train the joint model: read its figures as a check that everything runs.
---epochs E sets the joint epochs of every task (30 on an H200: nb201-1000's three seeds took 117 s).
---full uses finetune's defaults (100 epochs, patience 20) and all 17,118 ENAS train labels: hours
-for ENAS even on a GPU.  A VAE checkpoint per space comes from --checkpoint SPACE=FILE, else
-svge_cli/pretrained/<space>.h5; a task whose checkpoint is missing is skipped and says so.
+Every method sees the same drawn labels (finetune's draw: the SVGe methods keep a tenth for
+validation as the command does, the baselines fit on all of them).  MSE is on accuracy scaled to
+[0, 1] (NB201's percentages divided by 100).  Seconds are wall time per seed (fit + predicting the
+test cells), single-threaded.  scikit-learn comes with the `bench` extra: pip install -e .[bench].
+A VAE checkpoint per space comes from --checkpoint SPACE=FILE, else svge_cli/pretrained/<space>.h5.
 """
 
 from __future__ import annotations
@@ -44,18 +46,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import ENAS_FILE, NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 
-from svge_cli import checkpoints, codec, store  # noqa: E402
-from svge_cli.model.predictor import LabelScale, kendall_tau, mse, pearson, spearman  # noqa: E402
-from svge_cli.model.regressor import Regressor  # noqa: E402
-from svge_cli.spaces import get_space  # noqa: E402
+from svge_cli.model.gphead import one_hot_cells  # noqa: E402
+from svge_cli.model.predictor import kendall_tau, mse, pearson, spearman  # noqa: E402
+from svge_cli.storage import checkpoints, store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.store import Dataset  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR  # noqa: E402
-from svge_cli.training.finetune import FinetuneConfig, LabelDraw, draw_labels, finetune  # noqa: E402
+from svge_cli.training.finetune import FinetuneConfig, draw_labels, finetune  # noqa: E402
 
-METHODS = ("svge", "frozen", "onehot")
+METHODS = ("svge", "frozen", "joint", "forest", "boosting")
+DEFAULT_METHODS = ("svge", "frozen", "forest", "boosting")
 METRICS = ("mse", "spearman", "kendall", "pearson")
-HEAD_EPOCHS, HEAD_PATIENCE, HEAD_BATCH, HEAD_LR = 300, 30, 32, 1e-3
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,14 @@ class Task:
     labels: int | None  # None: every cell of the pool
     pool: str  # "all" or "train" (the dataset's own split)
     unit: float  # divide labels by this to get accuracy in [0, 1]
-    quick_epochs: int
-    quick_labels: int | None = None  # a smaller draw for the default run
+    quick_labels: int | None = None  # the draw without --full
 
 
 TASKS = {
-    "nb201-100": Task("nb201", NB201_FILE, "cifar10_valid_val", 100, "all", 100.0, 20),
-    "nb201-1000": Task("nb201", NB201_FILE, "cifar10_valid_val", 1000, "all", 100.0, 3),
-    "nb101-800": Task("nb101", NB101_FILE, "val_acc_108", 800, "all", 1.0, 3),
-    "enas": Task("enas", ENAS_FILE, "ws_acc", None, "train", 1.0, 3, quick_labels=1000),
+    "nb201-100": Task("nb201", NB201_FILE, "cifar10_valid_val", 100, "all", 100.0),
+    "nb201-1000": Task("nb201", NB201_FILE, "cifar10_valid_val", 1000, "all", 100.0),
+    "nb101-800": Task("nb101", NB101_FILE, "val_acc_108", 800, "all", 1.0),
+    "enas": Task("enas", ENAS_FILE, "ws_acc", None, "train", 1.0, quick_labels=1000),
 }
 
 
@@ -83,59 +83,29 @@ def scores(truth: np.ndarray, pred: np.ndarray, unit: float) -> dict[str, float]
     return {"mse": mse(t, p), "spearman": spearman(t, p), "kendall": kendall_tau(t, p), "pearson": pearson(t, p)}
 
 
-def one_hot_features(ds: Dataset, vocab: int) -> np.ndarray:
-    """Node types one-hot (padding all zero) beside the strictly upper-triangular adjacency entries."""
-    ops = ds.ops.astype(np.int64)
-    onehot = (ops[:, :, None] == np.arange(vocab)).reshape(len(ds), -1)
-    rows, cols = np.triu_indices(ds.adj.shape[1], 1)
-    return np.concatenate([onehot, ds.adj[:, rows, cols]], axis=1).astype(np.float32)
-
-
-def fit_head(
-    x: np.ndarray,
-    values: np.ndarray,
-    draw: LabelDraw,
-    test: np.ndarray,
-    hidden: tuple[int, ...],
-    seed: int,
-    device: torch.device,
-) -> np.ndarray:
-    """The regressor alone on fixed features, early-stopped on the validation rows; predictions for `test`."""
-    scale = LabelScale.fit(values[draw.train])
-    y = torch.as_tensor(scale.normalize(values), dtype=torch.float32, device=device)
-    feats = torch.as_tensor(x, dtype=torch.float32, device=device)
-    torch.manual_seed(seed)
-    head = Regressor(x.shape[1], hidden).to(device)
-    opt = torch.optim.Adam(head.parameters(), lr=HEAD_LR)
-    rng = np.random.default_rng(seed)
-    val = torch.as_tensor(draw.validation, device=device)
-    best, best_state, since = np.inf, None, 0
-    for _ in range(HEAD_EPOCHS):
-        head.train()
-        order = rng.permutation(draw.train)
-        for s in range(0, len(order), HEAD_BATCH):
-            idx = torch.as_tensor(order[s : s + HEAD_BATCH], device=device)
-            loss = torch.mean((head(feats[idx]) - y[idx]) ** 2)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        head.eval()
-        with torch.no_grad():
-            val_mse = torch.mean((head(feats[val]) - y[val]) ** 2).item()
-        if val_mse < best:
-            best, since = val_mse, 0
-            best_state = {k: v.clone() for k, v in head.state_dict().items()}
-        else:
-            since += 1
-            if since >= HEAD_PATIENCE:
-                break
-    head.load_state_dict(best_state)
-    with torch.no_grad():
-        return scale.restore(head(feats[torch.as_tensor(test, device=device)]).cpu().numpy())
+def baseline(name: str, seed: int):
+    try:
+        from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+    except ImportError:
+        raise SystemExit(
+            "error: the forest and boosting baselines need scikit-learn: pip install -e .[bench]"
+        ) from None
+    if name == "forest":
+        return RandomForestRegressor(n_estimators=500, n_jobs=1, random_state=seed)
+    return GradientBoostingRegressor(
+        n_estimators=500, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=seed
+    )
 
 
 def run_task(
-    task: Task, ds: Dataset, base: store.Checkpoint, seeds: int, cfg: FinetuneConfig, full: bool, device: torch.device
+    task: Task,
+    ds: Dataset,
+    base: store.Checkpoint,
+    seeds: int,
+    methods: list[str],
+    epochs: int | None,
+    full: bool,
+    device: torch.device,
 ) -> dict[str, Any]:
     """Every method on `seeds` label draws of one task."""
     values = ds.labels[task.target]
@@ -143,28 +113,39 @@ def run_task(
     split_test = ds.split_indices(store.SPLIT_TEST) if task.pool == "train" else None
     n = task.labels if full or task.quick_labels is None else task.quick_labels
     n = len(pool) if n is None else n
-    frozen_model = checkpoints.model_from_checkpoint(base, device)
-    latents, _ = codec.encode_arrays(frozen_model, ds.ops, ds.adj, ds.n_nodes)
-    features = {"frozen": latents, "onehot": one_hot_features(ds, get_space(task.space).vocab_size)}
-    hidden = Regressor(frozen_model.cfg.latent).hidden
-    per_seed: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
-    seconds = {m: 0.0 for m in METHODS}
+    model0 = checkpoints.model_from_checkpoint(base, device)
+    onehot = one_hot_cells(ds.ops, ds.adj, model0.cfg.vocab_size, model0.cfg.max_nodes)
+    per_seed: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    seconds: dict[str, list[float]] = {m: [] for m in methods}
+    configs = {
+        "svge": FinetuneConfig(),
+        "frozen": FinetuneConfig(onehot=False),
+        "joint": FinetuneConfig(head="mlp", **({"epochs": epochs} if epochs else {})),
+    }
     for seed in range(seeds):
-        seed_cfg = replace(cfg, seed=seed)
-        draw = draw_labels(values, n, seed_cfg, pool)
+        draw = draw_labels(values, n, replace(FinetuneConfig(), seed=seed), pool)
         test = draw.unseen if split_test is None else split_test  # a split's own test cells, else all unseen
         truth = values[test]
-        began = time.perf_counter()
-        model = checkpoints.model_from_checkpoint(base, device)
-        predictor, history = finetune(model, ds, values, task.target, draw, seed_cfg)
-        pred = predictor.from_arrays(ds.ops[test], ds.adj[test], ds.n_nodes[test])
-        seconds["svge"] += time.perf_counter() - began
-        per_seed["svge"].append(scores(truth, pred, task.unit) | {"epochs": len(history)})
-        for name, x in features.items():
+        for method in methods:
             began = time.perf_counter()
-            pred = fit_head(x, values, draw, test, hidden, seed, device)
-            seconds[name] += time.perf_counter() - began
-            per_seed[name].append(scores(truth, pred, task.unit))
+            if method in configs:
+                cfg = replace(configs[method], seed=seed)
+                model = checkpoints.model_from_checkpoint(base, device)
+                predictor, history = finetune(model, ds, values, task.target, draw, cfg)
+                pred = predictor.from_arrays(ds.ops[test], ds.adj[test], ds.n_nodes[test])
+                extra = {"epochs": len(history)}
+            else:
+                reg = baseline(method, seed).fit(onehot[draw.drawn], values[draw.drawn])
+                pred = reg.predict(onehot[test])
+                extra = {}
+            seconds[method].append(time.perf_counter() - began)
+            per_seed[method].append(scores(truth, pred, task.unit) | extra)
+            print(
+                f"  {task.space} seed {seed} {method}: kendall {per_seed[method][-1]['kendall']:.3f} "
+                f"({seconds[method][-1]:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     return {
         "space": task.space,
         "target": task.target,
@@ -177,7 +158,7 @@ def run_task(
                 "mean": {k: float(np.mean([r[k] for r in rows])) for k in METRICS},
                 "std": {k: float(np.std([r[k] for r in rows])) for k in METRICS},
                 "per_seed": rows,
-                "seconds": round(seconds[m], 1),
+                "seconds_per_seed": round(float(np.mean(seconds[m])), 1),
             }
             for m, rows in per_seed.items()
         },
@@ -201,7 +182,7 @@ def show(name: str, result: dict[str, Any]) -> None:
     )
     for method, r in result["methods"].items():
         cells = "  ".join(f"{k} {r['mean'][k]:.4g} +/- {r['std'][k]:.2g}" for k in METRICS)
-        print(f"    {method:<7} {cells}  ({r['seconds']:.0f} s)")
+        print(f"    {method:<8} {cells}  ({r['seconds_per_seed']:.0f} s per seed)")
 
 
 def main() -> int:
@@ -216,8 +197,11 @@ def main() -> int:
         metavar="SPACE=FILE",
         help="VAE checkpoint of a space (default svge_cli/pretrained/<space>.h5)",
     )
-    parser.add_argument("--full", action="store_true", help="finetune's full schedule and every ENAS train label")
-    parser.add_argument("--epochs", type=int, default=None, help="joint epochs for every task (overrides both)")
+    parser.add_argument(
+        "--methods", default=",".join(DEFAULT_METHODS), help=f"comma-separated subset of {', '.join(METHODS)}"
+    )
+    parser.add_argument("--full", action="store_true", help="every ENAS train label (17,118) instead of 1,000")
+    parser.add_argument("--epochs", type=int, default=None, help="joint epochs (default finetune's 100)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument(
         "--threads",
@@ -229,9 +213,14 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = [t for t in args.tasks.split(",") if t]
-    unknown = [t for t in names if t not in TASKS]
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = [t for t in names if t not in TASKS] + [m for m in methods if m not in METHODS]
     if unknown or args.seeds < 1:
-        print(f"error: unknown tasks {unknown} (known: {', '.join(TASKS)}) or --seeds < 1", file=sys.stderr)
+        print(
+            f"error: unknown tasks or methods {unknown} (known: {', '.join(TASKS)}; {', '.join(METHODS)}) "
+            "or --seeds < 1",
+            file=sys.stderr,
+        )
         return 2
     if not args.shared_data.is_dir():
         print(f"error: {args.shared_data}: no such folder (pass --shared-data)", file=sys.stderr)
@@ -249,12 +238,9 @@ def main() -> int:
             continue
         if task.file not in data:
             data[task.file] = import_file(task.space, args.shared_data / task.file)
-        epochs = args.epochs or (FinetuneConfig().epochs if args.full else task.quick_epochs)
-        cfg = FinetuneConfig(epochs=epochs)
         base = store.load_checkpoint(paths[task.space], task.space)
-        results[name] = run_task(task, data[task.file], base, args.seeds, cfg, args.full, device) | {
-            "checkpoint": str(paths[task.space]),
-            "epochs": epochs,
+        results[name] = run_task(task, data[task.file], base, args.seeds, methods, args.epochs, args.full, device) | {
+            "checkpoint": str(paths[task.space])
         }
         show(name, results[name])
     if args.json:
@@ -265,6 +251,7 @@ def main() -> int:
                     "skipped": skipped,
                     "seeds": args.seeds,
                     "full": args.full,
+                    "methods": methods,
                     "device": str(device),
                     "threads": args.threads,
                 }

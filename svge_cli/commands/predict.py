@@ -7,6 +7,7 @@ from typing import Any
 import click
 import numpy as np
 
+from svge_cli.arch import pad_batch
 from svge_cli.commands.common import (
     device_option,
     json_option,
@@ -20,19 +21,21 @@ from svge_cli.console import Ui, emit_json, simple_table
 from svge_cli.errors import SvgeError
 from svge_cli.explore import plots
 from svge_cli.model.predictor import (
+    LABEL_TRANSFORMS,
     Predictor,
     label_column,
     labelled_dataset,
     load_predictor,
     match_truth,
     prediction_metrics,
+    uncertainty_metrics,
     used_hashes,
 )
 from svge_cli.spaces import SPACES, get_space
 from svge_cli.storage import checkpoints
 from svge_cli.storage.archtext import read_archs
 from svge_cli.storage.store import write_text_lines
-from svge_cli.training.finetune import POOLS, FinetuneConfig, FinetuneRequest, run_finetune
+from svge_cli.training.finetune import HEADS, POOLS, FinetuneConfig, FinetuneRequest, run_finetune
 
 dataset_option = click.option(
     "--dataset",
@@ -41,10 +44,6 @@ dataset_option = click.option(
     help="Labelled dataset HDF5 [default: the workspace's import for the space].",
 )
 DEFAULTS = FinetuneConfig()
-
-
-#: each built-in space's default label column, for --help
-DEFAULT_TARGETS = ", ".join(f"{name}: {sp.default_target}" for name, sp in SPACES.items())
 
 
 @click.command("finetune")
@@ -59,7 +58,7 @@ DEFAULT_TARGETS = ", ".join(f"{name}: {sp.default_target}" for name, sp in SPACE
 @click.option(
     "--target",
     default=None,
-    help=f"Label column to predict [default: {DEFAULT_TARGETS}].",
+    help=f"Label column to predict [default: {', '.join(f'{k}: {v}' for k, v in ((n, s.default_target) for n, s in SPACES.items()))}].",
 )
 @checkpoint_option
 @dataset_option
@@ -70,7 +69,44 @@ DEFAULT_TARGETS = ", ".join(f"{name}: {sp.default_target}" for name, sp in SPACE
     show_default=True,
     help="Draw from every labelled cell, or from the dataset's train split only (e.g. D-VAE's ENAS split).",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs, show_default=True)
+@click.option(
+    "--head",
+    "head",
+    type=click.Choice(HEADS),
+    default=DEFAULTS.head,
+    show_default=True,
+    help="gp: exact GP on the frozen VAE's latent means (with --onehot, beside the one-hot cell), with "
+    "uncertainty; mlp: the paper's joint training of the VAE and a regressor.",
+)
+@click.option(
+    "--onehot/--latent-only",
+    default=DEFAULTS.onehot,
+    show_default=True,
+    help="Whether the GP head reads the one-hot cell (ops + adjacency) beside the latent mean.",
+)
+@click.option(
+    "--label-transform",
+    type=click.Choice(LABEL_TRANSFORMS),
+    default=DEFAULTS.label_transform,
+    show_default=True,
+    help="rank-gauss: labels mapped monotonically onto a normal before fitting "
+    "(long tails of failed cells stop dominating); standard: (y - mean) / std.",
+)
+@click.option(
+    "--heads",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.heads,
+    show_default=True,
+    help="mlp only: regressors on the shared encoder; more than one reports their spread as uncertainty.",
+)
+@click.option(
+    "--ranking-weight",
+    type=click.FloatRange(min=0),
+    default=DEFAULTS.ranking_weight,
+    show_default=True,
+    help="mlp only: weight of a pairwise logistic ranking loss beside the MSE.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs, show_default=True, help="mlp only.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS.lr, show_default=True)
 @click.option(
@@ -105,6 +141,11 @@ def finetune_cmd(
     checkpoint: str | None,
     dataset: str | None,
     pool: str,
+    head: str,
+    onehot: bool,
+    label_transform: str,
+    heads: int,
+    ranking_weight: float,
     epochs: int,
     batch_size: int,
     lr: float,
@@ -114,7 +155,13 @@ def finetune_cmd(
     seed: int,
     device: str,
 ) -> None:
-    """Train the VAE and a performance regressor jointly on N labelled cells (paper Sec. IV-C).
+    """Fit a performance predictor on N labelled cells (paper Sec. IV-C).
+
+    By default (--head gp) an exact GP with a Matern 5/2 ARD kernel is fitted on
+    the pretrained VAE's latent means beside the one-hot cell, on rank-gauss
+    transformed labels: the measured best in docs/results.md, in a minute or two
+    on a CPU, with an uncertainty per prediction.  --head mlp trains the VAE and
+    a regressor jointly, as in the paper.
 
     The cells come from an imported dataset (`svge data import`); cells whose
     label is NaN are skipped, never drawn.  A tenth of the N cells is kept for
@@ -128,7 +175,17 @@ def finetune_cmd(
       svge finetune --space nb201 --labels 1000
     """
     cfg = FinetuneConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, regression_share=regression_share, patience=patience, seed=seed
+        head=head,
+        onehot=onehot,
+        label_transform=label_transform,
+        heads=heads,
+        ranking_weight=ranking_weight,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        regression_share=regression_share,
+        patience=patience,
+        seed=seed,
     )
     req = FinetuneRequest(
         space=space,
@@ -161,7 +218,14 @@ def finetune_cmd(
     "--plot",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Draw predicted vs true scores (needs --truth) to a .png or .svg file.",
+    help="Draw predicted vs true scores (needs --truth) to a .png or .svg file; the top-k cells by truth "
+    "and by prediction are highlighted.",
+)
+@click.option(
+    "--std",
+    "with_std",
+    is_flag=True,
+    help="Print each score's uncertainty (one standard deviation, from a GP or an ensemble head) beside it.",
 )
 @output_option
 @json_option
@@ -176,6 +240,7 @@ def predict_cmd(
     dataset: str | None,
     top_k: int,
     plot: str | None,
+    with_std: bool,
     output: str,
     as_json: bool,
     device: str,
@@ -200,16 +265,24 @@ def predict_cmd(
     ck, ck_path = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
     predictor = load_predictor(ck, checkpoints.pick_device(device))
     cells = [r.arch for r in records]
-    scores = predictor.from_archs(cells)
+    scores, spread = predictor.with_spread(*pad_batch(cells))
+    if with_std and spread is None:
+        raise SvgeError(
+            "this checkpoint's head gives no uncertainty: fine-tune with --head gp (the default) "
+            "or --head mlp --heads 5"
+        )
     facts: dict[str, Any] = {"space": sp.name, "target": predictor.target, "checkpoint": str(ck_path)}
     if truth is not None:
         facts["evaluation"] = _evaluate(
-            ui, predictor, sp, [sp.hash(a) for a in cells], scores, truth, dataset, used_hashes(ck), top_k, plot
+            ui, predictor, sp, [sp.hash(a) for a in cells], scores, spread, truth, dataset, used_hashes(ck), top_k, plot
         )
     if as_json:
-        emit_json(facts | {"predictions": scores})
+        emit_json(facts | {"predictions": scores} | ({"std": spread} if spread is not None else {}))
         return
-    write_text_lines(output, (f"{s:.6g}" for s in scores))
+    if with_std:
+        write_text_lines(output, (f"{s:.6g}\t{d:.3g}" for s, d in zip(scores, spread)))
+    else:
+        write_text_lines(output, (f"{s:.6g}" for s in scores))
 
 
 def _evaluate(
@@ -218,6 +291,7 @@ def _evaluate(
     sp,
     hashes: list[str],
     scores: np.ndarray,
+    spread: np.ndarray | None,
     column: str,
     dataset: str | None,
     used: set[str],
@@ -240,11 +314,21 @@ def _evaluate(
         ui.note(f"left out {left_out}")
     pred = scores[found.positions]
     metrics = prediction_metrics(found.truth, pred, top_k)
+    if spread is not None:
+        metrics |= uncertainty_metrics(found.truth, pred, spread[found.positions])
     ui.table(
         simple_table(f"predicted vs true {column}", ["metric", "value"], [[k, f"{v:.6g}"] for k, v in metrics.items()])
     )
     if plot is not None:
-        plots.prediction_scatter(plot, found.truth, pred, column, metrics)
+        plots.prediction_scatter(
+            plot,
+            found.truth,
+            pred,
+            column,
+            metrics,
+            top_k=metrics["top_k"],
+            spread=None if spread is None else spread[found.positions],
+        )
         ui.note(f"wrote {plot}")
     return metrics | {"left_out_used": found.used, "left_out_unknown": found.unknown, "dataset": source}
 

@@ -1,8 +1,7 @@
 """The pictures of Fig. 3: the latent space in two principal components, and predicted vs true scores.
 
 Figures are built as bare matplotlib Figures (no pyplot, no display, no global
-backend state: PNG goes through Agg, SVG through the SVG writer) and written atomically;
-the file name's extension (.png or .svg) picks the format.
+backend state: PNG goes through Agg, SVG through the SVG writer) and written atomically; the file name's extension (.png or .svg) picks the format.
 """
 
 from __future__ import annotations
@@ -80,21 +79,59 @@ def latent_pca(
 
 
 def prediction_scatter(
-    path: str | Path, truth: np.ndarray, pred: np.ndarray, label: str = "score", metrics: dict[str, Any] | None = None
+    path: str | Path,
+    truth: np.ndarray,
+    pred: np.ndarray,
+    label: str = "score",
+    metrics: dict[str, Any] | None = None,
+    top_k: int | None = None,
+    spread: np.ndarray | None = None,
 ) -> None:
-    """Fig. 3 (right): predicted against true scores, with the diagonal and the headline metrics."""
+    """Fig. 3 (right): predicted against true scores, with the diagonal and the headline metrics.
+
+    With top_k, the region of the k best cells by truth (right of a vertical line) and by
+    prediction (above a horizontal line) is shaded, and the cells in both are marked: the
+    top-right corner is what a search picks correctly.  With spread (one std per cell),
+    error bars are drawn.
+    """
     figure_format(path)
+    truth, pred = np.asarray(truth, dtype=np.float64), np.asarray(pred, dtype=np.float64)
     if len(truth) == 0:
         raise SvgeError("a prediction picture needs at least one cell with a true score")
     fig = Figure(figsize=(5, 5))
     ax = fig.add_subplot()
+    if spread is not None:
+        ax.errorbar(truth, pred, yerr=np.asarray(spread), fmt="none", ecolor="tab:blue", alpha=0.15, linewidth=0.5)
     ax.scatter(truth, pred, s=6, alpha=0.5, linewidths=0, color="tab:blue")
     low = float(min(np.min(truth), np.min(pred)))
     high = float(max(np.max(truth), np.max(pred)))
     ax.plot([low, high], [low, high], color="tab:red", linewidth=1, label="prediction = truth")
+    if top_k is not None and 0 < top_k < len(truth):
+        t_cut = np.sort(truth)[-top_k]
+        p_cut = np.sort(pred)[-top_k]
+        ax.axvspan(t_cut, high, color="tab:orange", alpha=0.08, linewidth=0)
+        ax.axhspan(p_cut, high, color="tab:orange", alpha=0.08, linewidth=0)
+        both = (truth >= t_cut) & (pred >= p_cut)
+        top_true = truth >= t_cut
+        ax.scatter(
+            truth[top_true & ~both],
+            pred[top_true & ~both],
+            s=14,
+            color="tab:orange",
+            linewidths=0,
+            label=f"top {top_k} by truth, missed",
+        )
+        ax.scatter(
+            truth[both],
+            pred[both],
+            s=14,
+            color="tab:green",
+            linewidths=0,
+            label=f"top {top_k} by truth and prediction ({int(both.sum())})",
+        )
     ax.set_xlabel(f"true {label}")
     ax.set_ylabel(f"predicted {label}")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize=8)
     if metrics:
         ax.set_title(
             f"{len(truth):,} cells: MSE {metrics['mse']:.3g}, Spearman {metrics['spearman']:.3f}, "

@@ -12,7 +12,7 @@ explicit: ranks of tied values are averaged (Spearman), Kendall's tau is tau-b.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,7 +21,8 @@ import torch
 from svge_cli.arch import Arch, pad_batch
 from svge_cli.errors import SvgeError
 from svge_cli.model import SVGe, codec, load_state_arrays, state_arrays
-from svge_cli.model.regressor import STATE_PREFIX, Regressor
+from svge_cli.model.gphead import GPHead, one_hot_cells
+from svge_cli.model.regressor import STATE_PREFIX, Regressor, RegressorEnsemble, head_from_config
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage import checkpoints, datasets, store
 from svge_cli.storage.store import Checkpoint, Dataset
@@ -48,27 +49,178 @@ class LabelScale:
     def restore(self, scores: np.ndarray) -> np.ndarray:
         return np.asarray(scores, dtype=np.float64) * self.std + self.mean
 
+    def restore_spread(self, scores: np.ndarray, spread: np.ndarray) -> np.ndarray:
+        """A standard deviation on the normalised scale, in the label's units."""
+        return np.asarray(spread, dtype=np.float64) * self.std
+
+    def meta(self) -> dict[str, Any]:
+        return {"label_mean": self.mean, "label_std": self.std}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+
+def _ndtri(p: np.ndarray) -> np.ndarray:
+    return torch.special.ndtri(torch.as_tensor(p, dtype=torch.float64)).numpy()
+
+
+def _extrapolating_interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Piecewise-linear through the knots (xp increasing), continued linearly past either end."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.interp(x, xp, fp)
+    if len(xp) < 2:
+        return out
+    k = min(len(xp) - 1, 5)  # the end slopes over a few knots: one noisy gap does not set them
+    lo_slope = (fp[k] - fp[0]) / (xp[k] - xp[0])
+    hi_slope = (fp[-1] - fp[-1 - k]) / (xp[-1] - xp[-1 - k])
+    out = np.where(x < xp[0], fp[0] + (x - xp[0]) * lo_slope, out)
+    return np.where(x > xp[-1], fp[-1] + (x - xp[-1]) * hi_slope, out)
+
+
+@dataclass(frozen=True)
+class RankGaussScale(LabelScale):
+    """Labels mapped through their empirical distribution onto a standard normal (a monotone map).
+
+    Accuracy columns have long tails of failed cells (NB201: about 10% accuracy)
+    that dominate an MSE on standardised labels; after this map the regressor
+    spends its capacity on the order of the cells, which is what a search uses.
+    The map is piecewise linear between the fitted labels' knots (distinct values,
+    at the normal quantiles of their mid-ranks), continued linearly beyond them,
+    so scores outside the fitted range stay ordered and `restore` inverts `normalize`.
+    `mean` / `std` keep the plain statistics (older readers of the metadata).
+    """
+
+    knots_y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    knots_z: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> "RankGaussScale":
+        v = np.asarray(values, dtype=np.float64)
+        plain = LabelScale.fit(v)
+        ranks = average_ranks(v)
+        knots_y, first = np.unique(v, return_index=True)
+        z = _ndtri((ranks[first] - 0.5) / len(v))
+        if len(knots_y) < 2:  # a constant column: fall back to the plain scale's line
+            knots_y, z = np.array([plain.mean - plain.std, plain.mean + plain.std]), np.array([-1.0, 1.0])
+        return cls(plain.mean, plain.std, knots_y, z)
+
+    def normalize(self, values: np.ndarray) -> np.ndarray:
+        return _extrapolating_interp(values, self.knots_y, self.knots_z)
+
+    def restore(self, scores: np.ndarray) -> np.ndarray:
+        return _extrapolating_interp(scores, self.knots_z, self.knots_y)
+
+    def restore_spread(self, scores: np.ndarray, spread: np.ndarray) -> np.ndarray:
+        s, d = np.asarray(scores, dtype=np.float64), np.asarray(spread, dtype=np.float64)
+        return (self.restore(s + d) - self.restore(s - d)) / 2
+
+    def meta(self) -> dict[str, Any]:
+        return super().meta() | {"label_transform": "rank-gauss"}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"label_knots_y": self.knots_y, "label_knots_z": self.knots_z}
+
+
+LABEL_TRANSFORMS = ("rank-gauss", "standard")
+
+
+def fit_scale(values: np.ndarray, transform: str) -> LabelScale:
+    if transform == "rank-gauss":
+        return RankGaussScale.fit(values)
+    if transform == "standard":
+        return LabelScale.fit(values)
+    raise ValueError(f"label transform must be one of {', '.join(LABEL_TRANSFORMS)}, not {transform!r}")
+
+
+def scale_from_checkpoint(ck: Checkpoint) -> LabelScale:
+    """The label scale a fine-tuned checkpoint stored (no label_transform: plain standardisation, as before)."""
+    mean, std = float(ck.meta["label_mean"]), float(ck.meta["label_std"])
+    if ck.meta.get("label_transform", "standard") == "standard":
+        return LabelScale(mean, std)
+    return RankGaussScale(
+        mean,
+        std,
+        np.asarray(ck.arrays["label_knots_y"], dtype=np.float64),
+        np.asarray(ck.arrays["label_knots_z"], dtype=np.float64),
+    )
+
 
 @dataclass
 class Predictor:
-    """A fine-tuned model: the encoder's posterior mean, then the regressor, then the label scale."""
+    """A fitted predictor: the encoder's posterior mean (beside the one-hot cell for a GP head that reads
+    it), then the head (a regressor, an ensemble of them, or a GP), then the label scale."""
 
     model: SVGe
-    head: Regressor
+    head: Regressor | RegressorEnsemble | GPHead
     scale: LabelScale
     target: str
 
+    @property
+    def has_uncertainty(self) -> bool:
+        return isinstance(self.head, GPHead) or (isinstance(self.head, RegressorEnsemble) and len(self.head.heads) > 1)
+
+    @property
+    def reads_cells(self) -> bool:
+        """Whether the head needs the one-hot cell beside its latent mean."""
+        return isinstance(self.head, GPHead) and self.head.onehot_dim > 0
+
+    def _inputs(self, mu: np.ndarray, ops: np.ndarray | None, adj: np.ndarray | None) -> torch.Tensor:
+        dev = codec.model_device(self.model)
+        if not self.reads_cells:
+            dtype = torch.float64 if isinstance(self.head, GPHead) else torch.float32
+            return torch.as_tensor(np.asarray(mu), dtype=dtype, device=dev)
+        if ops is None or adj is None:  # latent points only: their greedy decodes are the cells
+            ops, adj, _ = pad_batch(
+                codec.decode_once(self.model, np.asarray(mu, dtype=np.float32), True, None, None),
+                self.model.cfg.max_nodes,
+            )
+        if ops.shape[1] > self.model.cfg.max_nodes and (ops[:, self.model.cfg.max_nodes :] >= 0).any():
+            raise SvgeError(
+                f"this predictor's GP reads one-hot cells of at most {self.model.cfg.max_nodes} nodes; "
+                "for larger cells (e.g. svge extrapolate) fine-tune with --latent-only"
+            )
+        feats = one_hot_cells(
+            ops[:, : self.model.cfg.max_nodes],
+            adj[:, : self.model.cfg.max_nodes, : self.model.cfg.max_nodes],
+            self.model.cfg.vocab_size,
+            self.model.cfg.max_nodes,
+        )
+        return torch.as_tensor(np.concatenate([np.asarray(mu, dtype=np.float64), feats], axis=1), device=dev)
+
     @torch.inference_mode()
+    def _predict(
+        self, mu: np.ndarray, ops: np.ndarray | None = None, adj: np.ndarray | None = None, spread: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        self.head.eval()
+        if not len(mu):
+            return np.zeros(0), (np.zeros(0) if spread and self.has_uncertainty else None)
+        x = self._inputs(mu, ops, adj)
+        mean = self.head(x).cpu().numpy().astype(np.float64)
+        sd = None
+        if spread and self.has_uncertainty:
+            sd = self.scale.restore_spread(mean, self.head.spread(x).cpu().numpy().astype(np.float64))
+        return self.scale.restore(mean), sd
+
     def from_latents(self, mu: np.ndarray) -> np.ndarray:
         """Scores, in the label's own units, of latent points (posterior means)."""
-        self.head.eval()
-        z = torch.as_tensor(np.asarray(mu), dtype=torch.float32, device=codec.model_device(self.model))
-        return self.scale.restore(self.head(z).cpu().numpy()) if len(z) else np.zeros(0)
+        return self._predict(mu)[0]
+
+    def spread_from_latents(self, mu: np.ndarray) -> np.ndarray | None:
+        """The head's uncertainty per point (label units, one standard deviation); None without one."""
+        return self._predict(mu, spread=True)[1]
+
+    def with_spread(
+        self, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores and (for a GP or an ensemble) their uncertainty, from one encoding pass."""
+        self.model.eval()
+        mu, _ = codec.encode_arrays(self.model, ops, adj, n_nodes)
+        return self._predict(mu, ops, adj, spread=True)
 
     def from_arrays(self, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray) -> np.ndarray:
         self.model.eval()
         mu, _ = codec.encode_arrays(self.model, ops, adj, n_nodes)
-        return self.from_latents(mu)
+        return self._predict(mu, ops, adj)[0]
 
     def from_archs(self, archs: Sequence[Arch]) -> np.ndarray:
         return self.from_arrays(*pad_batch(archs))
@@ -93,9 +245,9 @@ def load_predictor(ck: Checkpoint, device: torch.device | str = "cpu") -> Predic
         )
     model = checkpoints.model_from_checkpoint(ck, device)
     try:
-        head = Regressor.from_config(ck.config["regressor"])
+        head = head_from_config(ck.config["regressor"])
         load_state_arrays(head, {k[len(STATE_PREFIX) :]: v for k, v in ck.state.items() if k.startswith(STATE_PREFIX)})
-        scale = LabelScale(float(ck.meta["label_mean"]), float(ck.meta["label_std"]))
+        scale = scale_from_checkpoint(ck)
         target = str(ck.meta["target"])
     except (KeyError, TypeError, ValueError) as e:
         raise SvgeError(f"the fine-tuned checkpoint is incomplete or damaged ({e})") from None
@@ -286,4 +438,22 @@ def prediction_metrics(truth: np.ndarray, pred: np.ndarray, top_k: int = 10) -> 
         "kendall_tau": kendall_tau(t, p),
         "top_k": k,
         "top_k_overlap": top_k_overlap(t, p, k),
+    }
+
+
+def uncertainty_metrics(truth: np.ndarray, pred: np.ndarray, std: np.ndarray) -> dict[str, Any]:
+    """How well a head's standard deviations describe its errors.
+
+    mean_std: the average predicted std; within_1std / within_2std: shares of cells whose
+    error lies inside one / two stds (about 0.68 / 0.95 when calibrated and Gaussian);
+    error_std_spearman: rank correlation of |error| with std (above 0: the head knows where it errs).
+    """
+    t, p = _pair(truth, pred)
+    s = np.asarray(std, dtype=np.float64).ravel()
+    err = np.abs(t - p)
+    return {
+        "mean_std": float(s.mean()),
+        "within_1std": float(np.mean(err <= s)),
+        "within_2std": float(np.mean(err <= 2 * s)),
+        "error_std_spearman": spearman(err, s) if t.size > 1 else float("nan"),
     }

@@ -40,3 +40,50 @@ class Regressor(nn.Module):
     @classmethod
     def from_config(cls, data: dict[str, Any]) -> "Regressor":
         return cls(int(data["in_dim"]), [int(h) for h in data["hidden"]])
+
+
+class RegressorEnsemble(nn.Module):
+    """A few regressors of the same widths, each from its own initialisation, reading the same latent point.
+
+    The score is the heads' mean; their standard deviation (`spread`) is the
+    uncertainty `svge predict` reports.  Its tensors sit under ``heads.<i>.`` and its
+    config adds ``"heads": K``; a config without that key is one plain Regressor.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int] | None = None, heads: int = 5) -> None:
+        super().__init__()
+        if heads < 1:
+            raise ValueError("an ensemble needs at least one head")
+        self.heads = nn.ModuleList(Regressor(in_dim, hidden) for _ in range(int(heads)))
+        self.in_dim, self.hidden = self.heads[0].in_dim, self.heads[0].hidden
+
+    def each(self, z: Tensor) -> Tensor:
+        """Scores of every head, (K, B)."""
+        return torch.stack([h(z) for h in self.heads])
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.each(z).mean(0)
+
+    def spread(self, z: Tensor) -> Tensor:
+        """Standard deviation of the heads' scores, (B,); zero for a single head."""
+        s = self.each(z)
+        return s.std(0, unbiased=False)
+
+    def config(self) -> dict[str, Any]:
+        return {"in_dim": self.in_dim, "hidden": list(self.hidden), "heads": len(self.heads)}
+
+
+def head_from_config(data: dict[str, Any]) -> nn.Module:
+    """The head a checkpoint's ``config["regressor"]`` describes (no "kind" / "heads" key: one Regressor, as before)."""
+    if data.get("kind") == "gp":
+        from svge_cli.model.gphead import GPHead
+
+        return GPHead.from_config(data)
+    if "heads" not in data:
+        return Regressor.from_config(data)
+    return RegressorEnsemble(int(data["in_dim"]), [int(h) for h in data["hidden"]], int(data["heads"]))
+
+
+def make_head(in_dim: int, hidden: Sequence[int] | None, heads: int) -> Regressor | RegressorEnsemble:
+    """One Regressor for heads == 1 (the original checkpoint layout), else an ensemble."""
+    return Regressor(in_dim, hidden) if heads == 1 else RegressorEnsemble(in_dim, hidden, heads)

@@ -31,16 +31,20 @@ from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
 from svge_cli.model import SVGe, codec
+from svge_cli.model.gphead import GPHead, one_hot_cells
 from svge_cli.model.predictor import (
+    LABEL_TRANSFORMS,
     USED_HASHES,
     LabelScale,
     Predictor,
+    fit_scale,
     is_finetuned,
+    kendall_tau,
     label_column,
     labelled_dataset,
     predictor_state,
 )
-from svge_cli.model.regressor import Regressor
+from svge_cli.model.regressor import Regressor, RegressorEnsemble, make_head
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
 from svge_cli.storage.store import Checkpoint, Dataset
@@ -50,6 +54,7 @@ from svge_cli.training.vae import dataset_digest
 
 MIN_LABELS = 10
 POOLS = ("all", "train")
+HEADS = ("gp", "mlp")
 
 History = list[dict[str, Any]]
 StepCallback = Callable[[int, float], None]  # epoch (1-based), batch loss
@@ -59,6 +64,8 @@ StepCallback = Callable[[int, float], None]  # epoch (1-based), batch loss
 class FinetuneConfig:
     """Optimisation settings of the joint training (see the module docstring for the defaults)."""
 
+    head: str = "gp"  # "gp": exact GP on the frozen VAE's latent means (+ one-hot cells); "mlp": joint training
+    onehot: bool = True  # the GP head also reads the one-hot cell (ops + adjacency) beside the latent mean
     epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-3
@@ -67,12 +74,23 @@ class FinetuneConfig:
     patience: int = 20
     seed: int = 0
     hidden: tuple[int, ...] | None = None  # regressor widths; None = halving from the latent size
+    ranking_weight: float = 0.0  # weight of the pairwise logistic ranking loss beside the MSE
+    label_transform: str = "rank-gauss"  # "rank-gauss": labels through their empirical CDF onto a normal
+    heads: int = 1  # regressors on the shared encoder; more than one gives a spread as uncertainty
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or not self.lr > 0:
             raise ValueError("epochs, batch_size and patience >= 1 and lr > 0 are required")
         if not 0 <= self.regression_share <= 1:
             raise ValueError("regression_share must lie in [0, 1]")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}")
+        if self.label_transform not in LABEL_TRANSFORMS:
+            raise ValueError(f"label_transform must be one of {', '.join(LABEL_TRANSFORMS)}")
+        if self.heads < 1:
+            raise ValueError("heads must be >= 1")
+        if not self.ranking_weight >= 0:
+            raise ValueError("ranking_weight must be >= 0")
         if not 0 < self.validation_share < 1:
             raise ValueError("validation_share must lie strictly between 0 and 1")
 
@@ -146,6 +164,33 @@ def _validation_mse(predictor: Predictor, ds: Dataset, rows: np.ndarray, y: np.n
     return float(np.mean((pred - y[rows]) ** 2))
 
 
+def pairwise_ranking_loss(score: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean logistic loss log(1 + exp(-(s_i - s_j))) over the pairs of a batch with target_i > target_j.
+
+    It asks only for the right order (users rank cells); zero when no pair differs.
+    """
+    better = target[:, None] > target[None, :]
+    if not bool(better.any()):
+        return score.sum() * 0.0
+    diff = score[:, None] - score[None, :]
+    return torch.nn.functional.softplus(-diff[better]).mean()
+
+
+def head_loss(
+    head: Regressor | RegressorEnsemble, mu: torch.Tensor, target: torch.Tensor, ranking_weight: float
+) -> torch.Tensor:
+    """MSE (plus the weighted ranking loss) of each head on its own, averaged over the heads.
+
+    Each head of an ensemble is fitted on its own, so their spread says how much
+    differently initialised heads disagree.
+    """
+    scores = head.each(mu) if isinstance(head, RegressorEnsemble) else head(mu)[None]
+    total = torch.mean((scores - target) ** 2)
+    if ranking_weight > 0:
+        total = total + ranking_weight * torch.stack([pairwise_ranking_loss(s, target) for s in scores]).mean()
+    return total
+
+
 def _train_epoch(
     predictor: Predictor,
     optimizer: torch.optim.Optimizer,
@@ -163,7 +208,7 @@ def _train_epoch(
         idx = order[start : start + cfg.batch_size]
         out = predictor.model.loss(*batch_rows(ds.ops, ds.adj, ds.n_nodes, idx))
         target = torch.as_tensor(y[idx], dtype=torch.float32, device=out["mu"].device)
-        reg = torch.mean((predictor.head(out["mu"]) - target) ** 2)
+        reg = head_loss(predictor.head, out["mu"], target, cfg.ranking_weight)
         loss = (1 - cfg.regression_share) * out["total"] + cfg.regression_share * reg
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -188,16 +233,19 @@ def finetune(
     on_step: StepCallback | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[Predictor, History]:
-    """Train `model` (in place) and a fresh regressor on draw.train; keep the best epoch on draw.validation.
+    """Fit a predictor on the drawn labels: a GP head on the frozen model (cfg.head "gp"), or train `model`
+    (in place) jointly with a fresh regressor ("mlp") on draw.train, keeping the best epoch on draw.validation.
 
     Returns the predictor (weights of the best epoch) and one history entry per
     epoch: epoch, lr, loss, vae, mse (training means, standardised labels),
     val_mse, seconds.
     """
-    scale = LabelScale.fit(values[draw.train])
+    scale = fit_scale(values[draw.train], cfg.label_transform)
     y = scale.normalize(values)
+    if cfg.head == "gp":
+        return fit_gp(model, ds, y, scale, target, draw, cfg)
     torch.manual_seed(cfg.seed)
-    head = Regressor(model.cfg.latent, cfg.hidden).to(codec.model_device(model))
+    head = make_head(model.cfg.latent, cfg.hidden, cfg.heads).to(codec.model_device(model))
     predictor = Predictor(model, head, scale, target)
     optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=cfg.lr)
     schedule = TrainConfig(
@@ -223,6 +271,45 @@ def finetune(
     predictor.model.eval()
     predictor.head.eval()
     return predictor, history
+
+
+def fit_gp(
+    model: SVGe, ds: Dataset, y: np.ndarray, scale: LabelScale, target: str, draw: LabelDraw, cfg: FinetuneConfig
+) -> tuple[Predictor, History]:
+    """GP head on the frozen model's latent means: hyper-parameters learned on draw.train, judged on
+    draw.validation (the history's one entry), then the posterior conditioned on every drawn cell."""
+    began = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    model.eval()
+    mu, _ = codec.encode_arrays(model, ds.ops, ds.adj, ds.n_nodes)
+    x = mu.astype(np.float64)
+    onehot_dim = 0
+    if cfg.onehot:
+        cells = one_hot_cells(ds.ops, ds.adj, model.cfg.vocab_size, model.cfg.max_nodes)
+        x, onehot_dim = np.concatenate([x, cells], axis=1), cells.shape[1]
+    head = GPHead(model.cfg.latent, len(draw.train), onehot_dim).fit(x[draw.train], y[draw.train])
+    predictor = Predictor(model, head, scale, target)
+    with torch.no_grad():
+        val = head(torch.as_tensor(x[draw.validation])).numpy()
+    val_mse = float(np.mean((val - y[draw.validation]) ** 2))
+    truth = scale.restore(y[draw.validation])
+    val_rmse = float(np.sqrt(np.mean((scale.restore(val) - truth) ** 2)))
+    val_tau = kendall_tau(truth, val) if len(val) > 1 else float("nan")
+    drawn = draw.drawn
+    head.condition(x[drawn], y[drawn])
+    return predictor, [
+        {
+            "epoch": 1,
+            "lr": 0.0,
+            "loss": float("nan"),
+            "vae": float("nan"),
+            "mse": float("nan"),
+            "val_mse": val_mse,
+            "val_rmse": val_rmse,
+            "val_kendall": val_tau,
+            "seconds": time.perf_counter() - began,
+        }
+    ]
 
 
 # ---------------------------------------------------------------- the command's orchestration
@@ -265,6 +352,12 @@ def _latent_stats_rows(base: Checkpoint, ds: Dataset) -> np.ndarray:
     return np.arange(len(ds))
 
 
+def _validation_rmse(predictor: Predictor, ds: Dataset, rows: np.ndarray, values: np.ndarray) -> float:
+    """RMSE of the kept weights on the validation cells, in the label's own units."""
+    pred = predictor.from_arrays(ds.ops[rows], ds.adj[rows], ds.n_nodes[rows])
+    return float(np.sqrt(np.mean((pred - values[rows]) ** 2)))
+
+
 def finetuned_checkpoint(
     base: Checkpoint,
     base_path: Path,
@@ -282,8 +375,7 @@ def finetuned_checkpoint(
     used = np.asarray([h.encode() for h in ds.hashes[draw.drawn].tolist()])
     meta = base.meta | {
         "target": predictor.target,
-        "label_mean": predictor.scale.mean,
-        "label_std": predictor.scale.std,
+        **predictor.scale.meta(),
         "labels": len(draw.drawn),
         "pool": pool,
         "labelled_dataset": source,
@@ -291,16 +383,25 @@ def finetuned_checkpoint(
         "base_checkpoint": str(base_path.resolve()),
         "base_fingerprint": base.fingerprint(),
         "best_epoch": best["epoch"],
-        "validation_rmse": math.sqrt(best["val_mse"]) * predictor.scale.std,
+        "validation_rmse": best["val_rmse"]
+        if "val_rmse" in best
+        else _validation_rmse(
+            predictor, ds, draw.validation, np.asarray(ds.labels[predictor.target], dtype=np.float64)
+        ),
+        "head": cfg.head,
     }
-    arrays = base.arrays | {
-        "latent_mean": latent_mean,
-        "latent_std": latent_std,
-        "labelled_rows": draw.train.astype(np.int32),
-        "validation_rows": draw.validation.astype(np.int32),
-        "unseen_rows": draw.unseen.astype(np.int32),
-        USED_HASHES: used,
-    }
+    arrays = (
+        base.arrays
+        | {
+            "latent_mean": latent_mean,
+            "latent_std": latent_std,
+            "labelled_rows": draw.train.astype(np.int32),
+            "validation_rows": draw.validation.astype(np.int32),
+            "unseen_rows": draw.unseen.astype(np.int32),
+            USED_HASHES: used,
+        }
+        | predictor.scale.arrays()
+    )
     config = base.config | {"regressor": predictor.head.config(), "finetune": cfg.to_dict()}
     return Checkpoint(
         base.space, config, predictor_state(predictor), epoch=len(history), history=history, arrays=arrays, meta=meta
@@ -330,11 +431,16 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
             f"{source} holds cells of {int(ds.n_nodes.max())} nodes; the checkpoint was built "
             f"for at most {model.cfg.max_nodes}"
         )
-    ui.note(
-        f"fine-tuning {base_path} on {len(draw.train):,} labelled {sp.name} cells ({len(draw.validation):,} "
-        f"for validation, {len(draw.unseen):,} unseen), target {target}, up to {cfg.epochs} epochs"
+    what = (
+        f"a GP head on the latent means{' and one-hot cells' if cfg.onehot else ''} of {base_path}"
+        if cfg.head == "gp"
+        else f"{base_path} jointly with a regressor, up to {cfg.epochs} epochs"
     )
-    steps = math.ceil(len(draw.train) / cfg.batch_size) * cfg.epochs
+    ui.note(
+        f"fitting {what} on {len(draw.train):,} labelled {sp.name} cells ({len(draw.validation):,} "
+        f"for validation, {len(draw.unseen):,} unseen), target {target}"
+    )
+    steps = 1 if cfg.head == "gp" else math.ceil(len(draw.train) / cfg.batch_size) * cfg.epochs
     with ui.progress(f"finetune {sp.name}", total=steps) as bar:
         predictor, history = finetune(
             model,
@@ -350,8 +456,15 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
     out = Path(req.output) if req.output else finetuned_path(ui, sp.name, target, req.labels)
     store.save_checkpoint(out, ck)
     ui.workspace.remember_checkpoint(sp.name, out)
-    ui.note(
-        f"best epoch {ck.meta['best_epoch']} of {len(history)}: validation RMSE "
-        f"{ck.meta['validation_rmse']:.4g} ({target} units)"
-    )
+    if cfg.head == "gp":
+        ui.note(
+            f"GP head conditioned on all {len(draw.drawn):,} drawn cells; fitted on {len(draw.train):,}, it "
+            f"scored the {len(draw.validation):,} validation cells at RMSE {ck.meta['validation_rmse']:.4g} "
+            f"({target} units), Kendall tau {history[0]['val_kendall']:.3f}"
+        )
+    else:
+        ui.note(
+            f"best epoch {ck.meta['best_epoch']} of {len(history)}: validation RMSE "
+            f"{ck.meta['validation_rmse']:.4g} ({target} units)"
+        )
     return out
