@@ -46,6 +46,10 @@ dataset_option = click.option(
 DEFAULTS = FinetuneConfig()
 
 
+#: each built-in space's default label column, for --help
+DEFAULT_TARGETS = ", ".join(f"{name}: {sp.default_target}" for name, sp in SPACES.items())
+
+
 @click.command("finetune")
 @space_option(required=True)
 @click.option(
@@ -58,7 +62,7 @@ DEFAULTS = FinetuneConfig()
 @click.option(
     "--target",
     default=None,
-    help=f"Label column to predict [default: {', '.join(f'{k}: {v}' for k, v in ((n, s.default_target) for n, s in SPACES.items()))}].",
+    help=f"Label column to predict [default: {DEFAULT_TARGETS}].",
 )
 @checkpoint_option
 @dataset_option

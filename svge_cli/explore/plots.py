@@ -1,7 +1,8 @@
 """The pictures of Fig. 3: the latent space in two principal components, and predicted vs true scores.
 
 Figures are built as bare matplotlib Figures (no pyplot, no display, no global
-backend state: PNG goes through Agg, SVG through the SVG writer) and written atomically; the file name's extension (.png or .svg) picks the format.
+backend state: PNG goes through Agg, SVG through the SVG writer) and written atomically;
+the file name's extension (.png or .svg) picks the format.
 """
 
 from __future__ import annotations
