@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from svge_cli.model import ModelConfig
-from svge_cli.search.gp import Scaler
+from svge_cli.model.scaling import Scaler
 from svge_cli.search.loop import Pool, Problem
 from svge_cli.search.objectives import BenchmarkObjective
 from svge_cli.spaces import get_space

@@ -23,6 +23,7 @@ from svge_cli.errors import SvgeError
 from svge_cli.model import SVGe, codec, load_state_arrays, state_arrays
 from svge_cli.model.gphead import GPHead, one_hot_cells
 from svge_cli.model.regressor import STATE_PREFIX, Regressor, RegressorEnsemble, head_from_config
+from svge_cli.model.scaling import Scaler
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage import checkpoints, datasets, store
 from svge_cli.storage.store import Checkpoint, Dataset
@@ -32,22 +33,17 @@ USED_HASHES = "used_hashes"  # arrays key: hashes of every cell the regressor wa
 
 
 @dataclass(frozen=True)
-class LabelScale:
+class LabelScale(Scaler):
     """Standardisation of a label column: the regressor learns (y - mean) / std."""
 
     mean: float
     std: float
 
-    @classmethod
-    def fit(cls, values: np.ndarray) -> "LabelScale":
-        std = float(np.std(values))
-        return cls(float(np.mean(values)), std if std > 0 else 1.0)
-
     def normalize(self, values: np.ndarray) -> np.ndarray:
-        return (np.asarray(values, dtype=np.float64) - self.mean) / self.std
+        return self.forward(values)
 
     def restore(self, scores: np.ndarray) -> np.ndarray:
-        return np.asarray(scores, dtype=np.float64) * self.std + self.mean
+        return self.inverse(scores)
 
     def restore_spread(self, scores: np.ndarray, spread: np.ndarray) -> np.ndarray:
         """A standard deviation on the normalised scale, in the label's units."""

@@ -38,6 +38,8 @@ from botorch.utils.sampling import manual_seed
 from linear_operator.utils.cholesky import psd_safe_cholesky
 from torch import Tensor
 
+from svge_cli.model.scaling import Scaler
+
 DTYPE = torch.float64
 DEFAULT_INDUCING = 500
 FIT_POINTS = 3000  # hyper-parameters are learned on at most this many points
@@ -49,25 +51,6 @@ RESTARTS = 4
 RAW_SAMPLES = 128
 LBFGS_ITERS = 50
 MC_SAMPLES = 128  # quasi-MC samples of q-EI (BoTorch's default), seeded per round
-
-
-@dataclass(frozen=True)
-class Scaler:
-    """An affine map to zero mean / unit spread, kept fixed once chosen (D-VAE's train statistics)."""
-
-    mean: np.ndarray | float
-    std: np.ndarray | float
-
-    @classmethod
-    def fit(cls, values: np.ndarray, axis: int | None = None) -> Scaler:
-        std = np.std(values, axis=axis)
-        return cls(np.mean(values, axis=axis), np.where(std > 0, std, 1.0))
-
-    def forward(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.mean) / self.std
-
-    def inverse(self, values: np.ndarray) -> np.ndarray:
-        return values * self.std + self.mean
 
 
 class SparseGP(torch.nn.Module):

@@ -32,7 +32,8 @@ import torch
 from svge_cli.arch import Arch
 from svge_cli.errors import SvgeError
 from svge_cli.model import SVGe, codec
-from svge_cli.search.gp import Quality, Scaler, fit_sparse_gp, gp_quality, select_batch
+from svge_cli.model.scaling import Scaler
+from svge_cli.search.gp import Quality, fit_sparse_gp, gp_quality, select_batch
 from svge_cli.search.objectives import Objective
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage.store import Dataset

@@ -28,6 +28,7 @@ import torch
 
 from svge_cli.arch import Arch, pad_batch
 from svge_cli.errors import SvgeError
+from svge_cli.model.scaling import Scaler
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage.archtext import format_arch
 from svge_cli.storage.store import Dataset
@@ -288,20 +289,20 @@ class SurrogateObjective:
         ops, adj, _ = pad_batch(list(archs), self.width)
         with torch.no_grad():
             pred = self._net(torch.as_tensor(cell_features(ops, adj, self.vocab))).squeeze(-1).numpy()
-        pred = pred * self._scale[1] + self._scale[0]
+        pred = self._scale.inverse(pred)
         return [
             Outcome(k, "label from the table") if k is not None else Outcome(float(p), "surrogate prediction")
             for k, p in zip(known, pred)
         ]
 
 
-def _fit_mlp(feats: np.ndarray, values: np.ndarray, seed: int) -> tuple[torch.nn.Module, tuple[float, float]]:
+def _fit_mlp(feats: np.ndarray, values: np.ndarray, seed: int) -> tuple[torch.nn.Module, Scaler]:
     """A small MLP trained full-batch on standardised targets (seconds for ~20k cells)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    mean, std = float(values.mean()), float(values.std() or 1.0)
+    scale = Scaler.fit(values)
     x = torch.as_tensor(feats)
-    y = torch.as_tensor((values - mean) / std, dtype=torch.float32)
+    y = torch.as_tensor(scale.forward(values), dtype=torch.float32)
     net = torch.nn.Sequential(
         torch.nn.Linear(x.shape[1], SURROGATE_HIDDEN),
         torch.nn.ReLU(),
@@ -317,4 +318,4 @@ def _fit_mlp(feats: np.ndarray, values: np.ndarray, seed: int) -> tuple[torch.nn
             loss = torch.nn.functional.mse_loss(net(x[idx]).squeeze(-1), y[idx])
             loss.backward()
             opt.step()
-    return net.eval(), (mean, std)
+    return net.eval(), scale

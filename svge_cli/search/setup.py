@@ -17,7 +17,7 @@ import numpy as np
 from svge_cli.arch import Arch
 from svge_cli.errors import SvgeError
 from svge_cli.model import SVGe, codec
-from svge_cli.search.gp import Scaler
+from svge_cli.model.scaling import Scaler
 from svge_cli.search.loop import (
     BO,
     RANDOM,

@@ -210,12 +210,12 @@ def _train_epoch(
         target = torch.as_tensor(y[idx], dtype=torch.float32, device=out["mu"].device)
         reg = head_loss(predictor.head, out["mu"], target, cfg.ranking_weight)
         loss = (1 - cfg.regression_share) * out["total"] + cfg.regression_share * reg
+        value = loss.item()
+        if not math.isfinite(value):  # before the update, as in VAE training: the last good weights stay
+            raise FloatingPointError(f"fine-tuning loss became {value} in epoch {epoch + 1}; try a lower --lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"fine-tuning loss became {value} in epoch {epoch + 1}; try a lower --lr")
         for key, term in (("loss", loss), ("vae", out["total"]), ("mse", reg)):
             sums[key] += term.item() * len(idx)
         if on_step is not None:

@@ -9,8 +9,9 @@ import pytest
 import torch
 from bo_helpers import NB201, GridDecoder, grid_problem, score_of
 
+from svge_cli.model.scaling import Scaler
 from svge_cli.search import loop as bo_run
-from svge_cli.search.gp import LatentGP, Scaler, fit_sparse_gp, gp_quality, select_batch
+from svge_cli.search.gp import LatentGP, fit_sparse_gp, gp_quality, select_batch
 from svge_cli.search.loop import DUPLICATE, FAILED, INVALID, QUERIED, Query, Settings, Trial, TrialState
 
 
