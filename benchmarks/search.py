@@ -210,7 +210,8 @@ def print_row(name: str, s: dict[str, Any], budgets: list[int], file: Any = None
         if x is None:
             cells.append("-")
             continue
-        cells.append(f"{x['val_mean']:.2f} +/- {x['val_std']:.2f} [{x['test_mean']:.2f}] {x['found_best']}/{x['seeds']}")
+        test = "" if math.isnan(x['test_mean']) else f" [{x['test_mean']:.2f}]"
+        cells.append(f"{x['val_mean']:.2f} +/- {x['val_std']:.2f}{test} {x['found_best']}/{x['seeds']}")
     print(f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_seed']:.1f} | {s['max_round_s']:.2f} |",
           file=file or sys.stdout, flush=True)
 
