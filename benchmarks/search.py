@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -54,19 +55,23 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "evolution": ("evolution", {"population": 10, "sample": 3}),
     "gp-topk16": ("pool", {"surrogate": "gp", "init": 16, "batch_rule": "topk"}),
     "gp-kb16": ("pool", {"surrogate": "gp", "init": 16, "batch_rule": "kb"}),
-    "gp-kb10": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb"}),  # = strategies.DEFAULT_POOL
+    "gp-kb10": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb"}),
     "gp-topk10": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "topk"}),
-    "gp-kb10-rank": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb", "target": "rank"}),
+    "gp-kb10-rank": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb", "target": "rank"}),  # = DEFAULT_POOL
     "gp-kb10-log": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb", "target": "log"}),
     "gpard-kb10": ("pool", {"surrogate": "gp-ard", "init": 10, "batch_rule": "kb"}),
     "gp-ucb10": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb", "acquisition": "ucb"}),
     "gp-ts10": ("pool", {"surrogate": "gp", "init": 10, "acquisition": "ts"}),
     "dngo-topk16": ("pool", {"surrogate": "dngo", "init": 16, "batch_rule": "topk"}),
     "dngo-kb10": ("pool", {"surrogate": "dngo", "init": 10, "batch_rule": "kb"}),
+    "gp-kb10-rank-onehot": (
+        "pool",
+        {"surrogate": "gp", "init": 10, "batch_rule": "kb", "target": "rank", "features": "onehot"},
+    ),
     "gp-kb10-onehot": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb", "features": "onehot"}),
     "gp-kb10-both": ("pool", {"surrogate": "gp", "init": 10, "batch_rule": "kb", "features": "both"}),
 }
-DEFAULT_STRATEGIES = "random,evolution,gp-topk16,gp-kb10,dngo-topk16,gp-kb10-onehot"
+DEFAULT_STRATEGIES = "random,evolution,gp-kb10-rank,gp-kb10-rank-onehot,gp-kb10,gp-topk16"
 BATCH = {"random": 5, "evolution": 1}  # evolution is sequential (a batch of 1 is its best form)
 DEFAULT_BATCH = 5
 
@@ -248,9 +253,8 @@ def print_row(name: str, s: dict[str, Any], budgets: list[int], file: Any = None
         if x is None:
             cells.append("-")
             continue
-        cells.append(
-            f"{x['val_mean']:.2f} +/- {x['val_std']:.2f} [{x['test_mean']:.2f}] {x['found_best']}/{x['seeds']}"
-        )
+        test = "" if math.isnan(x["test_mean"]) else f" [{x['test_mean']:.2f}]"
+        cells.append(f"{x['val_mean']:.2f} +/- {x['val_std']:.2f}{test} {x['found_best']}/{x['seeds']}")
     print(
         f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_seed']:.1f} | {s['max_round_s']:.2f} |",
         file=file or sys.stdout,

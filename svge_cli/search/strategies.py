@@ -360,7 +360,9 @@ def _joint_sample(mean: np.ndarray, cov: np.ndarray, rng: np.random.Generator) -
 
 
 #: the default pool search, chosen by benchmarks/search.py on NB201 validation accuracy (docs/search.md):
-#: isotropic Matern 5/2 GP on z-scored latent means, 10 random initial cells, batches of 5 by
-#: expected improvement with the kriging believer.
-DEFAULT_POOL = {"surrogate": "gp", "init": 10, "acquisition": "ei", "batch_rule": "kb", "target": "none"}
+#: isotropic Matern 5/2 GP on z-scored latent means, rank (Gaussian-copula) targets, 10 random
+#: initial cells, batches of 5 by expected improvement with the kriging believer.  The rank
+#: transform is what keeps NB201's long tail of broken cells (10% accuracy) from flattening the
+#: GP's view of the top: with plain z-scored targets 2 of 20 seeds stalled for 100+ queries.
+DEFAULT_POOL = {"surrogate": "gp", "init": 10, "acquisition": "ei", "batch_rule": "kb", "target": "rank"}
 DEFAULT_BATCH = 5
