@@ -19,6 +19,7 @@ Methods:
   joint     `svge finetune --head mlp`: the paper's joint training of the VAE and the 56-28-14-7-1
             regressor (rank-gauss labels; --epochs E joint epochs, default 100 with patience 20):
             minutes per seed on a CPU, so not in the default --methods
+  gp-onehot the same GP and label map on the one-hot cell alone, no VAE (what the latent space adds)
   forest    scikit-learn random forest (500 trees) on one-hot ops + flattened adjacency, raw labels
   boosting  scikit-learn gradient boosting (500 trees of depth 3, rate 0.05, subsample 0.8), same features
 
@@ -46,15 +47,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import ENAS_FILE, NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 
-from svge_cli.model.gphead import one_hot_cells  # noqa: E402
-from svge_cli.model.predictor import kendall_tau, mse, pearson, spearman  # noqa: E402
+from svge_cli.model.gphead import GPHead, one_hot_cells  # noqa: E402
+from svge_cli.model.predictor import fit_scale, kendall_tau, mse, pearson, spearman  # noqa: E402
 from svge_cli.storage import checkpoints, store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.store import Dataset  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR  # noqa: E402
 from svge_cli.training.finetune import FinetuneConfig, draw_labels, finetune  # noqa: E402
 
-METHODS = ("svge", "frozen", "joint", "forest", "boosting")
+METHODS = ("svge", "frozen", "joint", "gp-onehot", "forest", "boosting")
 DEFAULT_METHODS = ("svge", "frozen", "forest", "boosting")
 METRICS = ("mse", "spearman", "kendall", "pearson")
 
@@ -134,6 +135,15 @@ def run_task(
                 predictor, history = finetune(model, ds, values, task.target, draw, cfg)
                 pred = predictor.from_arrays(ds.ops[test], ds.adj[test], ds.n_nodes[test])
                 extra = {"epochs": len(history)}
+            elif method == "gp-onehot":
+                scale = fit_scale(values[draw.train], "rank-gauss")
+                y = scale.normalize(values)
+                torch.manual_seed(seed)
+                head = GPHead(0, len(draw.drawn), onehot.shape[1]).fit(onehot[draw.train], y[draw.train])
+                head.condition(onehot[draw.drawn], y[draw.drawn])
+                with torch.no_grad():
+                    pred = scale.restore(head(torch.as_tensor(onehot[test])).numpy())
+                extra = {}
             else:
                 reg = baseline(method, seed).fit(onehot[draw.drawn], values[draw.drawn])
                 pred = reg.predict(onehot[test])

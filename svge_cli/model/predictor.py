@@ -60,17 +60,19 @@ def _ndtri(p: np.ndarray) -> np.ndarray:
     return torch.special.ndtri(torch.as_tensor(p, dtype=torch.float64)).numpy()
 
 
-def _extrapolating_interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-    """Piecewise-linear through the knots (xp increasing), continued linearly past either end."""
+TAIL_SLOPE = 0.1  # beyond the fitted labels, a score moves the label a tenth as fast as it does on average
+
+
+def _extrapolating_interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray, tail: float) -> np.ndarray:
+    """Piecewise-linear through the knots (xp increasing), continued past either end with `tail` times
+    the average slope: strictly monotone everywhere, but gentle outside the fitted range."""
     x = np.asarray(x, dtype=np.float64)
     out = np.interp(x, xp, fp)
     if len(xp) < 2:
         return out
-    k = min(len(xp) - 1, 5)  # the end slopes over a few knots: one noisy gap does not set them
-    lo_slope = (fp[k] - fp[0]) / (xp[k] - xp[0])
-    hi_slope = (fp[-1] - fp[-1 - k]) / (xp[-1] - xp[-1 - k])
-    out = np.where(x < xp[0], fp[0] + (x - xp[0]) * lo_slope, out)
-    return np.where(x > xp[-1], fp[-1] + (x - xp[-1]) * hi_slope, out)
+    slope = tail * (fp[-1] - fp[0]) / (xp[-1] - xp[0])
+    out = np.where(x < xp[0], fp[0] + (x - xp[0]) * slope, out)
+    return np.where(x > xp[-1], fp[-1] + (x - xp[-1]) * slope, out)
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,9 @@ class RankGaussScale(LabelScale):
     that dominate an MSE on standardised labels; after this map the regressor
     spends its capacity on the order of the cells, which is what a search uses.
     The map is piecewise linear between the fitted labels' knots (distinct values,
-    at the normal quantiles of their mid-ranks), continued linearly beyond them,
-    so scores outside the fitted range stay ordered and `restore` inverts `normalize`.
+    at the normal quantiles of their mid-ranks), continued beyond them with a tenth
+    of the average slope, so scores outside the fitted range stay ordered without
+    flying far past the labels seen, and `restore` inverts `normalize`.
     `mean` / `std` keep the plain statistics (older readers of the metadata).
     """
 
@@ -101,10 +104,10 @@ class RankGaussScale(LabelScale):
         return cls(plain.mean, plain.std, knots_y, z)
 
     def normalize(self, values: np.ndarray) -> np.ndarray:
-        return _extrapolating_interp(values, self.knots_y, self.knots_z)
+        return _extrapolating_interp(values, self.knots_y, self.knots_z, 1 / TAIL_SLOPE)
 
     def restore(self, scores: np.ndarray) -> np.ndarray:
-        return _extrapolating_interp(scores, self.knots_z, self.knots_y)
+        return _extrapolating_interp(scores, self.knots_z, self.knots_y, TAIL_SLOPE)
 
     def restore_spread(self, scores: np.ndarray, spread: np.ndarray) -> np.ndarray:
         s, d = np.asarray(scores, dtype=np.float64), np.asarray(spread, dtype=np.float64)
