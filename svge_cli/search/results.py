@@ -51,17 +51,20 @@ def save_results(path: Path, doc: dict[str, Any]) -> None:
     write_text_lines(str(path), [json.dumps(doc, allow_nan=False)])
 
 
-def load_results(path: Path) -> dict[str, Any]:
+def load_results(
+    path: Path, kind: str = RESULTS_KIND, version: int = RESULTS_VERSION, what: str = "an svge bo results file"
+) -> dict[str, Any]:
+    """A results file of `kind` to resume from; one-line errors for a missing, foreign or newer file."""
     if not path.is_file():
         raise SvgeError(f"{path}: no such results file to resume")
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SvgeError(f"{path}: not a readable results file ({e})") from None
-    if not isinstance(doc, dict) or doc.get("kind") != RESULTS_KIND:
-        raise SvgeError(f"{path}: not an svge bo results file")
-    if doc.get("format_version") != RESULTS_VERSION:
-        raise SvgeError(f"{path}: results format {doc.get('format_version')}, this svge reads {RESULTS_VERSION}")
+    if not isinstance(doc, dict) or doc.get("kind") != kind:
+        raise SvgeError(f"{path}: not {what}")
+    if doc.get("format_version") != version:
+        raise SvgeError(f"{path}: results format {doc.get('format_version')}, this svge reads {version}")
     return doc
 
 

@@ -28,7 +28,7 @@ from svge_cli.errors import SvgeError
 from svge_cli.search.evolution import EvolutionPool, EvolutionSpace
 from svge_cli.search.objectives import Objective
 from svge_cli.search.pool import onehot_features, pool_latents, zscore
-from svge_cli.search.results import results_path
+from svge_cli.search.results import load_results, results_path
 from svge_cli.search.setup import choose_objective
 from svge_cli.search.strategies import (
     DEFAULT_POOL,
@@ -264,14 +264,9 @@ def _save(plan: Plan, trials: dict[int, TrialRecord]) -> None:
 
 def _resumed(path: Path, meta: dict[str, Any], settings: dict[str, Any]) -> list[TrialRecord]:
     """The trials of a results file made by the same search (more trials may be asked for)."""
-    if not path.is_file():
-        raise SvgeError(f"{path}: no such results file to resume")
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SvgeError(f"{path}: not a readable results file ({e})") from None
-    if not isinstance(doc, dict) or doc.get("kind") != RESULTS_KIND:
-        raise SvgeError(f"{path}: not a results file of `svge bo --strategy pool|random|evolution`")
+    doc = load_results(
+        path, RESULTS_KIND, RESULTS_VERSION, "a results file of `svge bo --strategy pool|random|evolution`"
+    )
     for key in ("space", "strategy", "objective", "target", "evaluator", "features"):
         if doc.get(key) != meta[key]:
             raise SvgeError(f"cannot resume: the results file has {key} {doc.get(key)!r}, this run {meta[key]!r}")
