@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import ENAS_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 
-from svge_cli import checkpoints, codec, store  # noqa: E402
 from svge_cli.console import Ui  # noqa: E402
+from svge_cli.model import codec  # noqa: E402
 from svge_cli.search.gp import (  # noqa: E402
     DEFAULT_INDUCING,
     FIT_ITERS,
@@ -56,6 +56,7 @@ from svge_cli.search.gp import (  # noqa: E402
 )
 from svge_cli.search.loop import BO, RANDOM, Settings, Trial  # noqa: E402
 from svge_cli.search.setup import Request, prepare, run  # noqa: E402
+from svge_cli.storage import checkpoints, store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
 from svge_cli.training.vae import TrainRequest, train_vae  # noqa: E402

@@ -29,9 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from svge_cli import datasets  # noqa: E402
 from svge_cli.model import ModelConfig, SVGe  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402
+from svge_cli.storage import datasets  # noqa: E402
 from svge_cli.storage.workspace import Workspace, pretrained_checkpoint  # noqa: E402
 from svge_cli.training.loop import batch_rows, make_optimizer  # noqa: E402
 

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import ENAS_FILE, add_shared_data_option  # noqa: E402
 
-from svge_cli import store  # noqa: E402
 from svge_cli.console import Ui  # noqa: E402
 from svge_cli.model import configure_cpu  # noqa: E402
+from svge_cli.storage import store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.workspace import Workspace  # noqa: E402
 from svge_cli.training.vae import TrainRequest, train_vae  # noqa: E402
