@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cells import NB101_RECORD
 
 from svge_cli.arch import Arch, ArchError
 from svge_cli.networks import build, count_params, infer_space, params_of
@@ -23,19 +24,7 @@ NB201_PUBLISHED = [
     ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|", 802_426),
 ]
 NB101_PUBLISHED = [
-    (
-        ["input", "conv3x3-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv1x1-bn-relu", "output"],
-        [
-            [0, 1, 0, 0, 1, 1, 0],
-            [0, 0, 1, 0, 0, 0, 0],
-            [0, 0, 0, 1, 0, 0, 1],
-            [0, 0, 0, 0, 0, 1, 0],
-            [0, 0, 0, 0, 0, 1, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 0],
-        ],
-        8_555_530,
-    ),
+    (NB101_RECORD["ops"], NB101_RECORD["adj"], NB101_RECORD["params"]),
     (
         [
             "input",

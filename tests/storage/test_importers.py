@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cells import NB101_RECORD
 
 from svge_cli.spaces.enas import EnasSpace
 from svge_cli.spaces.nb201 import NB201Space
@@ -18,30 +19,6 @@ from svge_cli.storage.importers import detect_format, import_file
 from svge_cli.storage.store import SPLIT_TEST, SPLIT_TRAIN, StoreError
 
 NB201_HEADER = "index,arch,cifar10_valid_val,cifar10_valid_test,cifar10_test,params_mb"
-# a real NAS-Bench-101 cell with its official hash (first row of nasbench-vis's data-1k.json)
-NB101_RECORD = {
-    "hash": "00005c142e6f48ac74fdcf73e3439874",
-    "ops": [
-        "input",
-        "conv3x3-bn-relu",
-        "maxpool3x3",
-        "conv3x3-bn-relu",
-        "conv3x3-bn-relu",
-        "conv1x1-bn-relu",
-        "output",
-    ],
-    "adj": [
-        [0, 1, 0, 0, 1, 1, 0],
-        [0, 0, 1, 0, 0, 0, 0],
-        [0, 0, 0, 1, 0, 0, 1],
-        [0, 0, 0, 0, 0, 1, 0],
-        [0, 0, 0, 0, 0, 1, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 0],
-    ],
-    "val_acc_108": 0.9304887652397156,
-    "params": 8555530,
-}
 
 
 @pytest.fixture(scope="module")
