@@ -239,8 +239,9 @@ def run(plan: Plan, on_round: Callable[[TrialRecord, Round], None]) -> list[Tria
             record.complete = len(record.queries) >= req.budget
             _save(plan, done)
             on_round(record, rnd)
-        record.complete = True
-        _save(plan, done)
+        if not record.complete:  # a resumed trial that was already at its budget
+            record.complete = True
+            _save(plan, done)
     return [done[s] for s in sorted(done)]
 
 

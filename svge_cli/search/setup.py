@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -156,13 +156,21 @@ def _problem(
     )
 
 
+class ObjectiveOptions(Protocol):
+    """What a search request says about its objective (`Request` here, `runner.StrategyRequest`)."""
+
+    objective: str | None
+    evaluator: str | None
+    evaluator_timeout: float | None
+    target: str | None
+
+
 def choose_objective(
-    sp: SearchSpace, table: Dataset | None, req: Any, seed: int, note: Callable[[str], None]
+    sp: SearchSpace, table: Dataset | None, req: ObjectiveOptions, seed: int, note: Callable[[str], None]
 ) -> tuple[Objective, str | None]:
     """The objective asked for, or the default: benchmark when the table covers the space, else surrogate.
 
-    `req` carries ``objective``, ``evaluator``, ``evaluator_timeout`` and ``target``
-    (a `Request` here, or the strategy runner's request).  With neither a table nor an
+    With neither a table nor an
     evaluator, a zero-cost proxy stands in (`DEFAULT_PROXY`), and the objective says so.
     """
     if req.objective is not None and req.objective.startswith(PROXY_PREFIX):

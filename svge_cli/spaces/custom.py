@@ -103,10 +103,11 @@ class CellSpace(SearchSpace):
         rng = np.random.default_rng(seed)
         sizes = np.arange(2, self.max_nodes + 1)
         weights = np.array([2.0 ** (k * (k - 1) / 2) * (self.vocab_size - 2) ** (k - 2) for k in sizes])
+        p = weights / weights.sum()
         found: dict[str, Arch] = {}
         fruitless = 0
         while len(found) < n and fruitless < max(MIN_FRUITLESS, DRAWS_PER_CELL * len(found)):
-            k = int(rng.choice(sizes, p=weights / weights.sum()))
+            k = int(rng.choice(sizes, p=p))
             arch = self._random_cell(rng, k)
             key = None if arch is None else self.hash(arch)
             if key is None or key in found:
