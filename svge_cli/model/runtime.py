@@ -13,7 +13,12 @@ _KEEP_BYTES = 1 << 30
 
 
 def configure_cpu(threads: int | None = None) -> bool:
-    """Use `threads` torch threads (None: leave torch's choice) and tune glibc's allocator.
+    """Use `threads` torch threads (None: leave torch's choice), flush subnormal floats, tune glibc.
+
+    As training converges, many weights, gradients and Adam moments fall below
+    float32's normal range; x86 handles such subnormal numbers in microcode, and a
+    trained ENAS model's training step took 276 ms instead of 90 ms (epochs slowed
+    3x over a run).  Flushing them to zero (values below 1.2e-38) removes that.
 
     Decoding and training allocate multi-megabyte activations at every step.  By
     default glibc serves those with fresh mmap pages and returns them on free, so
@@ -24,6 +29,7 @@ def configure_cpu(threads: int | None = None) -> bool:
     """
     if threads is not None:
         torch.set_num_threads(max(1, int(threads)))
+    torch.set_flush_denormal(True)
     if not sys.platform.startswith("linux"):
         return False
     try:

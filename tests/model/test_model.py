@@ -302,3 +302,12 @@ def test_configure_cpu_sets_threads() -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_configure_cpu_flushes_subnormal_floats_that_slow_converged_training() -> None:
+    tiny = torch.tensor([1e-40], dtype=torch.float32)
+    try:
+        configure_cpu()
+        assert (tiny * 1.0).item() == 0.0
+    finally:
+        torch.set_flush_denormal(False)
