@@ -298,7 +298,9 @@ def evaluate_cmd(
     Reconstruction accuracy on the held-out cells (ENCODES x DECODES sampled, and
     greedy), validity / uniqueness / novelty of PRIOR_POINTS x DECODES decodes
     from the prior scaled to the training latents, and the share of renumbered
-    (isomorphic) cells that land on the same latent point.
+    (isomorphic) cells that land on the same latent point.  Validity is the
+    paper's (valid DAGs: every vertex on an input-output path); validity_in_space
+    also applies the space's budgets (NB101: at most 9 edges).
 
     \b
     Example:
@@ -333,7 +335,15 @@ def evaluate_cmd(
         return
     rows = [
         [k, _pct(facts[k])]
-        for k in ("reconstruction", "reconstruction_greedy", "validity", "uniqueness", "novelty", "iso")
+        for k in (
+            "reconstruction",
+            "reconstruction_greedy",
+            "validity",
+            "validity_in_space",
+            "uniqueness",
+            "novelty",
+            "iso",
+        )
     ]
     ui.table(
         simple_table(

@@ -5,6 +5,11 @@ reconstruction (10 encodes x 10 decodes per test cell, plus greedy), validity,
 uniqueness and novelty from 1,000 prior points moved to the training latents'
 range and decoded 10 times each, and ISO: a cell renumbered in another
 topological order must land on the same latent point.
+
+Validity is the paper's: the share of decodes that are valid DAGs
+(`SearchSpace.dag_error`); uniqueness and novelty are shares of those.  The
+share that are also cells of the space (NB101: at most 9 edges) is reported
+beside it as `validity_in_space`; for ENAS and NB201 the two are the same rule.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class Abilities:
     reconstruction: float | None = None
     reconstruction_greedy: float | None = None
     validity: float | None = None
+    validity_in_space: float | None = None
     uniqueness: float | None = None
     novelty: float | None = None
     iso: float | None = None
@@ -44,6 +50,16 @@ def training_latent_stats(model: SVGe, ds: Dataset, train_idx: np.ndarray) -> tu
     return mu.mean(axis=0), mu.std(axis=0)
 
 
+@dataclass
+class PriorAbilities:
+    """Shares of the decodes from the prior; uniqueness and novelty are shares of the valid DAGs."""
+
+    validity: float
+    validity_in_space: float
+    uniqueness: float
+    novelty: float
+
+
 def prior_abilities(
     model: SVGe,
     space: SearchSpace,
@@ -54,24 +70,24 @@ def prior_abilities(
     n_decode: int,
     seed: int,
     on_decoded: Callable[[int], None] = lambda _: None,
-) -> tuple[float, float, float]:
+) -> PriorAbilities:
     """Validity, uniqueness and novelty of decodes from prior points scaled to the training range."""
     rng = np.random.default_rng(seed)
     z = (rng.standard_normal((n_points, len(z_mean))) * z_std + z_mean).astype(np.float32)
     gen = torch.Generator(device=codec.model_device(model)).manual_seed(seed)
     valid: list[str] = []
-    total = 0
+    in_space = total = 0
     for _ in range(n_decode):
         for arch in codec.decode_once(model, z, greedy=False, max_nodes=None, generator=gen):
             total += 1
-            verdict = codec.judge(space, arch)
-            if verdict.valid:
-                valid.append(space.hash(verdict.arch))
+            in_space += codec.judge(space, arch).valid
+            if space.dag_error(arch) is None:
+                valid.append(space.hash(space.canonical(arch)))
         on_decoded(len(z))
     if not valid:
-        return 0.0, 0.0, 0.0
+        return PriorAbilities(0.0, in_space / total, 0.0, 0.0)
     novel = sum(1 for h in valid if h not in train_hashes)
-    return len(valid) / total, len(set(valid)) / len(valid), novel / len(valid)
+    return PriorAbilities(len(valid) / total, in_space / total, len(set(valid)) / len(valid), novel / len(valid))
 
 
 def other_topological_order(arch: Arch, rng: np.random.Generator) -> list[int] | None:
@@ -142,9 +158,11 @@ def evaluate(
     )
     step(f"validity, uniqueness, novelty ({prior_points} prior points x {n_decode} decodes)")
     z_mean, z_std = training_latent_stats(model, ds, train_idx)
-    out.validity, out.uniqueness, out.novelty = prior_abilities(
+    prior = prior_abilities(
         model, space, set(ds.hashes[train_idx].tolist()), z_mean, z_std, prior_points, n_decode, seed, on_decoded
     )
+    out.validity, out.validity_in_space = prior.validity, prior.validity_in_space
+    out.uniqueness, out.novelty = prior.uniqueness, prior.novelty
     step("ISO (renumbered cells)")
     out.iso, out.iso_pairs = iso_check(model, list(ds.archs(test_idx)), seed)
     return out

@@ -70,6 +70,15 @@ class SearchSpace(ABC):
     def is_valid(self, arch: Arch, node_limit: int | None = None) -> bool:
         return self.validate(arch, node_limit) is None
 
+    def dag_error(self, arch: Arch) -> str | None:
+        """Why a decoded `arch` is not a valid DAG in the paper's sense (Table I validity), or None.
+
+        The paper counts decodes that are computation graphs of the space's node types.
+        Where a cell's shape is fixed (ENAS, NB201, most user spaces) that is the
+        space's own rule; NB101 relaxes it (see its override).
+        """
+        return self.validate(self.canonical(arch))
+
     def check(self, arch: Arch, node_limit: int | None = None) -> Arch:
         """`arch` in canonical form, or ArchError naming the broken rule."""
         arch = self.canonical(arch)

@@ -29,6 +29,7 @@ ABILITIES = {
     "reconstruction",
     "reconstruction_greedy",
     "validity",
+    "validity_in_space",
     "uniqueness",
     "novelty",
     "iso",
@@ -276,8 +277,9 @@ def test_evaluate_json(svge: Runner, enas_ws: Path, trained: Trained) -> None:
     assert ABILITIES <= set(facts)
     assert facts["space"] == "enas" and facts["test_cells"] == 2 and facts["prior_points"] == 8
     assert facts["reconstruction_greedy"] == 1.0  # the tiny model knows its test cells by heart
-    for key in ("reconstruction", "validity", "uniqueness", "novelty"):
+    for key in ("reconstruction", "validity", "validity_in_space", "uniqueness", "novelty"):
         assert 0.0 <= facts[key] <= 1.0
+    assert facts["validity"] == facts["validity_in_space"]  # one rule for ENAS's fixed-shape cells
     assert Path(facts["checkpoint"]).resolve() == trained.checkpoint.resolve()
 
 

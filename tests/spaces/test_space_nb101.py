@@ -105,6 +105,26 @@ def test_validation_errors(cell: Arch, message: str) -> None:
         SPACE.check(cell)
 
 
+def test_a_dense_cell_is_a_valid_dag_for_the_paper_but_not_an_nb101_cell() -> None:
+    # 7 nodes, every forward edge from the input and into the output, plus the chain: 14 edges
+    adj = np.eye(7, k=1, dtype=np.uint8)
+    adj[0, :] = adj[:, 6] = 1
+    adj[0, 0] = adj[6, 6] = 0
+    dense = Arch(np.asarray([0, CONV3, CONV1, POOL, CONV3, CONV1, 1]), adj)
+    assert SPACE.dag_error(dense) is None
+    assert "edges after pruning, more than 9" in SPACE.validate(dense)
+
+
+def test_the_papers_validity_refuses_dangling_vertices_that_pruning_would_hide() -> None:
+    fed_but_feeds_nothing = from_lists([0, CONV3, POOL, 1], [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]])
+    feeds_but_not_fed = from_lists([0, CONV3, POOL, 1], [[0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]])
+    assert SPACE.validate(fed_but_feeds_nothing) is None and SPACE.validate(feeds_but_not_fed) is None
+    assert SPACE.dag_error(fed_but_feeds_nothing) == "node 2 has no outgoing edge"
+    assert SPACE.dag_error(feeds_but_not_fed) == "node 2 has no incoming edge"
+    assert "node 1 is input" in SPACE.dag_error(from_lists([0, 0, 1], [[0, 1, 0], [0, 0, 1], [0, 0, 0]]))
+    assert SPACE.dag_error(chain(CONV3, POOL)) is None
+
+
 def test_node_limit_applies_after_pruning_and_can_be_raised() -> None:
     eight = chain(*[CONV3] * 6)
     assert SPACE.validate(eight, node_limit=8) is None
