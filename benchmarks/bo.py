@@ -55,7 +55,7 @@ from svge_cli.search.gp import (  # noqa: E402
     gp_quality,
 )
 from svge_cli.search.loop import BO, RANDOM, Settings, Trial  # noqa: E402
-from svge_cli.search.setup import Request, prepare, run  # noqa: E402
+from svge_cli.search.setup import Request, SearchOptions, prepare, run  # noqa: E402
 from svge_cli.storage import checkpoints, store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
@@ -132,9 +132,7 @@ def nb201_trial(ws_root: str, checkpoint: str, settings: Settings, device: str, 
     torch.set_num_threads(1)
     ws = Workspace(Path(ws_root))
     results = Path(ws_root) / f"bo-seed{settings.seed}.json"
-    req = Request(
-        space="nb201",
-        settings=settings,
+    options = SearchOptions(
         checkpoint=checkpoint,
         objective="benchmark",
         target=NB201_TARGET,
@@ -142,6 +140,7 @@ def nb201_trial(ws_root: str, checkpoint: str, settings: Settings, device: str, 
         results=str(results),
         resume=resume and results.exists(),
     )
+    req = Request(space="nb201", settings=settings, options=options)
     search = prepare(ws, req, lambda _msg: None)
     t0 = time.perf_counter()
     trials = run(search, lambda _t, _s: None)

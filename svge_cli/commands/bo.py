@@ -24,7 +24,7 @@ from svge_cli.search.runner import (
     TrialRecord,
     default_strategy,
 )
-from svge_cli.search.setup import DEFAULT_INIT, OBJECTIVES, Request, prepare, run
+from svge_cli.search.setup import DEFAULT_INIT, OBJECTIVES, Request, SearchOptions, prepare, run
 from svge_cli.search.strategies import DEFAULT_POOL, Round
 from svge_cli.spaces import get_space
 
@@ -184,30 +184,16 @@ def bo_cmd(
     if space is None:
         raise SvgeError("no space given and no checkpoint in the workspace: pass --space")
     strategy = strategy or default_strategy(get_space(space))
+    options = SearchOptions(
+        checkpoint, objective, evaluator, evaluator_timeout or None, target, device, results, resume
+    )
     if strategy != "latent":
         if random_baseline:
             raise SvgeError("--random-baseline is for --strategy latent; run --strategy random for the baseline")
         batch = batch or (1 if strategy == "evolution" else DEFAULT_BATCH)  # evolution: one child per tournament
         if budget is None:
             budget = (init or DEFAULT_POOL["init"]) + iters * batch if iters is not None else DEFAULT_BUDGET
-        req = StrategyRequest(
-            space,
-            strategy,
-            budget,
-            batch,
-            init,
-            seed,
-            trials,
-            features,
-            checkpoint,
-            objective,
-            evaluator,
-            evaluator_timeout or None,
-            target,
-            device,
-            results,
-            resume,
-        )
+        req = StrategyRequest(space, strategy, budget, batch, init, seed, trials, features, options)
         _run_strategy(ui, req, as_json)
         return
     batch = batch or 50
@@ -227,18 +213,7 @@ def bo_cmd(
         trials=trials,
         random_baseline=random_baseline,
     )
-    req = Request(
-        space=space,
-        settings=settings,
-        checkpoint=checkpoint,
-        objective=objective,
-        evaluator=evaluator,
-        evaluator_timeout=evaluator_timeout or None,
-        target=target,
-        device=device,
-        results=results,
-        resume=resume,
-    )
+    req = Request(space=space, settings=settings, options=options)
     search = prepare(ui.workspace, req, ui.note)
     ui.note(f"objective: {search.meta['objective_description']}")
     ui.note(f"results file: {search.results}")

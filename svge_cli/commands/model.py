@@ -18,7 +18,7 @@ from svge_cli.commands.common import (
 )
 from svge_cli.console import Ui, emit_json, simple_table
 from svge_cli.errors import SvgeError
-from svge_cli.evaluation.abilities import decodes_needed
+from svge_cli.evaluation.abilities import SHARES, decodes_needed
 from svge_cli.evaluation.abilities import evaluate as evaluate_abilities
 from svge_cli.explore import plots
 from svge_cli.model import codec
@@ -333,18 +333,7 @@ def evaluate_cmd(
     if as_json:
         emit_json(facts)
         return
-    rows = [
-        [k, _pct(facts[k])]
-        for k in (
-            "reconstruction",
-            "reconstruction_greedy",
-            "validity",
-            "validity_in_space",
-            "uniqueness",
-            "novelty",
-            "iso",
-        )
-    ]
+    rows = [[k, _pct(facts[k])] for k in SHARES]
     ui.table(
         simple_table(
             f"{space}: autoencoder abilities ({result.test_cells} test cells, "

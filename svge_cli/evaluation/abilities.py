@@ -27,6 +27,8 @@ from svge_cli.spaces import SearchSpace
 from svge_cli.storage.store import Dataset
 
 ISO_TOLERANCE = 1e-4
+#: the abilities that are shares, in the order of the paper's Table I (then ours)
+SHARES = ("reconstruction", "reconstruction_greedy", "validity", "validity_in_space", "uniqueness", "novelty", "iso")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from svge_cli.search.evolution import EvolutionPool, EvolutionSpace
 from svge_cli.search.objectives import Objective
 from svge_cli.search.pool import onehot_features, pool_latents, zscore
 from svge_cli.search.results import load_results, results_path
-from svge_cli.search.setup import choose_objective
+from svge_cli.search.setup import SearchOptions, choose_objective
 from svge_cli.search.strategies import (
     DEFAULT_POOL,
     History,
@@ -70,14 +70,7 @@ class StrategyRequest:
     seed: int = 0
     trials: int = 1
     features: str = "latent"
-    checkpoint: str | None = None
-    objective: str | None = None
-    evaluator: str | None = None
-    evaluator_timeout: float | None = None
-    target: str | None = None
-    device: str = "auto"
-    results: str | None = None
-    resume: bool = False
+    options: SearchOptions = SearchOptions()
 
 
 @dataclass
@@ -119,9 +112,9 @@ class Plan:
 def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) -> Plan:
     """Space, objective, candidates (pool or whole space) and strategy, checked against a resumed file."""
     sp = get_space(req.space)
-    results = results_path(ws, sp.name, req.results, req.resume)
+    results = results_path(ws, sp.name, req.options.results, req.options.resume)
     table = datasets.workspace_dataset(sp, ws)
-    objective, target = choose_objective(sp, table, req, req.seed, note)
+    objective, target = choose_objective(sp, table, req.options, req.seed, note)
     meta = {
         "kind": RESULTS_KIND,
         "format_version": RESULTS_VERSION,
@@ -130,7 +123,7 @@ def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) ->
         "objective": objective.name,
         "objective_description": objective.description,
         "target": target,
-        "evaluator": req.evaluator,
+        "evaluator": req.options.evaluator,
         "features": req.features if req.strategy == "pool" else None,
     }
     settings = {"budget": req.budget, "batch": req.batch, "init": req.init, "seed": req.seed}
@@ -158,7 +151,7 @@ def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) ->
                 return EvolutionPool(sp, pool, pool.hashes)
             return EvolutionSpace(sp)
 
-    trials = _resumed(results, meta, settings) if req.resume else []
+    trials = _resumed(results, meta, settings) if req.options.resume else []
     cell, candidate = _candidates(sp, pool)
     return Plan(
         sp,
@@ -179,9 +172,9 @@ def _features(
     """Z-scored latent means of every pool cell (cached per checkpoint), or one-hot cells."""
     if req.features == "onehot":
         return onehot_features(pool, sp.vocab_size).astype(np.float64), None
-    ck, ck_path = checkpoints.resolve(ws, sp.name, req.checkpoint, note)
+    ck, ck_path = checkpoints.resolve(ws, sp.name, req.options.checkpoint, note)
     began = time.perf_counter()
-    lat, cached = pool_latents(ws, ck, pool, device=checkpoints.pick_device(req.device))
+    lat, cached = pool_latents(ws, ck, pool, device=checkpoints.pick_device(req.options.device))
     if not cached:
         note(
             f"encoded all {len(pool):,} {sp.name} cells with {ck_path.name} in {time.perf_counter() - began:.1f} s "

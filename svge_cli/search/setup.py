@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -56,19 +56,26 @@ OBJECTIVES = ("benchmark", "surrogate", "proxy:NAME")
 
 
 @dataclass(frozen=True)
-class Request:
-    """What the user asked `svge bo` for."""
+class SearchOptions:
+    """What every `svge bo` strategy is asked alike: the model, the objective, the results file."""
 
-    space: str | None
-    settings: Settings
     checkpoint: str | None = None
-    objective: str | None = None  # benchmark | surrogate; None: benchmark when the table covers the space
+    objective: str | None = None  # benchmark | surrogate | proxy:NAME; None: benchmark when the table covers the space
     evaluator: str | None = None
     evaluator_timeout: float | None = None
     target: str | None = None
     device: str = "auto"
     results: str | None = None
     resume: bool = False
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked the paper's decode-based `svge bo` (`--strategy latent`) for."""
+
+    space: str | None
+    settings: Settings
+    options: SearchOptions = SearchOptions()
 
 
 @dataclass
@@ -91,11 +98,12 @@ def prepare(ws: Workspace, req: Request, note: Callable[[str], None]) -> Search:
     if space_name is None:
         raise SvgeError("no space given and no checkpoint in the workspace: pass --space")
     sp = get_space(space_name)
-    results = results_path(ws, sp.name, req.results, req.resume)
-    previous = load_results(results) if req.resume else None
-    ck, ck_path, model = checkpoints.load_model(ws, sp.name, req.checkpoint, req.device, note)
+    opts = req.options
+    results = results_path(ws, sp.name, opts.results, opts.resume)
+    previous = load_results(results) if opts.resume else None
+    ck, ck_path, model = checkpoints.load_model(ws, sp.name, opts.checkpoint, opts.device, note)
     table = datasets.workspace_dataset(sp, ws)
-    objective, target = choose_objective(sp, table, req, req.settings.seed, note)
+    objective, target = choose_objective(sp, table, opts, req.settings.seed, note)
     labelled_start = objective.name == "surrogate"
     settings = req.settings
     if settings.init is None and not labelled_start:
@@ -108,7 +116,7 @@ def prepare(ws: Workspace, req: Request, note: Callable[[str], None]) -> Search:
         "objective_description": objective.description,
         "surrogate": labelled_start,
         "target": target,
-        "evaluator": req.evaluator,
+        "evaluator": opts.evaluator,
     }
     trials = resumable(previous, meta, settings) if previous is not None else []
     problem = _problem(ws, sp, ck, model, table, target, objective, settings, note)
@@ -156,36 +164,27 @@ def _problem(
     )
 
 
-class ObjectiveOptions(Protocol):
-    """What a search request says about its objective (`Request` here, `runner.StrategyRequest`)."""
-
-    objective: str | None
-    evaluator: str | None
-    evaluator_timeout: float | None
-    target: str | None
-
-
 def choose_objective(
-    sp: SearchSpace, table: Dataset | None, req: ObjectiveOptions, seed: int, note: Callable[[str], None]
+    sp: SearchSpace, table: Dataset | None, opts: SearchOptions, seed: int, note: Callable[[str], None]
 ) -> tuple[Objective, str | None]:
     """The objective asked for, or the default: benchmark when the table covers the space, else surrogate.
 
     With neither a table nor an
     evaluator, a zero-cost proxy stands in (`DEFAULT_PROXY`), and the objective says so.
     """
-    if req.objective is not None and req.objective.startswith(PROXY_PREFIX):
-        if req.evaluator is not None:
+    if opts.objective is not None and opts.objective.startswith(PROXY_PREFIX):
+        if opts.evaluator is not None:
             raise SvgeError("--evaluator is an objective of its own: drop --objective")
-        proxy = ProxyObjective(req.objective.removeprefix(PROXY_PREFIX), seed)
-        return proxy, req.objective
-    if req.evaluator is not None:
-        if req.objective is not None:
+        proxy = ProxyObjective(opts.objective.removeprefix(PROXY_PREFIX), seed)
+        return proxy, opts.objective
+    if opts.evaluator is not None:
+        if opts.objective is not None:
             raise SvgeError("--evaluator is an objective of its own: drop --objective")
-        return EvaluatorObjective(req.evaluator, req.evaluator_timeout), req.target
+        return EvaluatorObjective(opts.evaluator, opts.evaluator_timeout), opts.target
     if table is None:
-        if req.objective is not None:
+        if opts.objective is not None:
             raise SvgeError(
-                f"--objective {req.objective} needs a labelled {sp.name} dataset in the workspace: import a "
+                f"--objective {opts.objective} needs a labelled {sp.name} dataset in the workspace: import a "
                 f"benchmark table (`svge data import {sp.name} FILE`), or score cells with --evaluator CMD"
             )
         note(
@@ -193,9 +192,9 @@ def choose_objective(
             f"proxy {DEFAULT_PROXY} (import a table or pass --evaluator CMD for accuracies)"
         )
         return ProxyObjective(DEFAULT_PROXY, seed), PROXY_PREFIX + DEFAULT_PROXY
-    target = req.target or default_target(sp, table)
+    target = opts.target or default_target(sp, table)
     complete = covers_space(sp, table, target)
-    name = req.objective or ("benchmark" if complete else "surrogate")
+    name = opts.objective or ("benchmark" if complete else "surrogate")
     if name == "benchmark":
         if not complete:
             note(
