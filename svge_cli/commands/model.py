@@ -54,7 +54,10 @@ checkpoint_option = click.option(
     help="svge = two-sided decoder; dgmg = the paper's forward-only ablation.",
 )
 @click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs [default: per space, ~30 min on a laptop CPU]."
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Epochs [default: per space; 10 for ENAS and NB201, about 10 min on a 2-core CPU].",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [default: per space].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
