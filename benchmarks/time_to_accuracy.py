@@ -101,7 +101,7 @@ def setting(schedule: dict[str, Any]) -> str:
     """A run's schedule in a few words, for tables and legends."""
     return (
         f"{schedule.get('epochs')} ep, batch {schedule.get('batch_size')}, lr {schedule.get('lr')}, "
-        f"{schedule.get('precision', 'fp32')}"
+        f"{schedule.get('precision', 'fp32')}, seed {schedule.get('seed', 0)}"
     )
 
 
