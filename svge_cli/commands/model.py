@@ -73,9 +73,9 @@ checkpoint_option = click.option(
     "--precision",
     type=click.Choice(["fp32", "bf16"]),
     default=None,
-    help="bf16 runs the matmuls on bfloat16 inputs; faster only where torch's build has fast bf16 "
-    "kernels for the CPU (with torch 2.13 it was slower than fp32 here: benchmarks/train_throughput.py "
-    "--precision bf16 tells) [default: fp32; --resume keeps the run's].",
+    help="bf16 runs the matmuls on bfloat16 inputs; faster only where torch has fast bf16 kernels for "
+    "the CPU (with torch 2.13 on an AVX512-BF16 Xeon it was slower than fp32; docs/results.md) "
+    "[default: fp32; --resume keeps the run's].",
 )
 @click.option(
     "--warmup",
