@@ -42,7 +42,7 @@ from svge_cli.training.vae import TrainRequest, train_vae  # noqa: E402
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--report", type=Path, action="append", help="only report this checkpoint's history (repeatable)")
-    p.add_argument("--plot", type=Path, default=None, help="write accuracy against wall time to this PNG")
+    p.add_argument("--plot", type=Path, default=None, help="write accuracy against wall time to this PNG or SVG")
     p.add_argument("--space", choices=["enas", "nb201"], default="enas")
     p.add_argument("--data", choices=["dvae", "embedded"], default="dvae", help="ENAS only; NB201 is embedded")
     add_shared_data_option(p)
@@ -132,8 +132,10 @@ def print_run(run: dict[str, Any]) -> None:
 
 
 def plot(runs: list[dict[str, Any]], path: Path, space: str, target: float) -> None:
-    """Greedy test accuracy against cumulative wall time, one line per run."""
+    """Greedy test accuracy against cumulative wall time, one line per run (PNG or SVG, written atomically)."""
     from matplotlib.figure import Figure
+
+    from svge_cli.explore.plots import save_figure
 
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
@@ -147,8 +149,7 @@ def plot(runs: list[dict[str, Any]], path: Path, space: str, target: float) -> N
     ax.set_title(f"svge train-vae --space {space}: time to accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
 
 
 def main() -> None:

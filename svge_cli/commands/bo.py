@@ -185,7 +185,14 @@ def bo_cmd(
         raise SvgeError("no space given and no checkpoint in the workspace: pass --space")
     strategy = strategy or default_strategy(get_space(space))
     options = SearchOptions(
-        checkpoint, objective, evaluator, evaluator_timeout or None, target, device, results, resume
+        checkpoint=checkpoint,
+        objective=objective,
+        evaluator=evaluator,
+        evaluator_timeout=evaluator_timeout or None,
+        target=target,
+        device=device,
+        results=results,
+        resume=resume,
     )
     if strategy != "latent":
         if random_baseline:
