@@ -12,6 +12,7 @@ from svge_cli.commands.common import device_option, json_option, seed_option, sp
 from svge_cli.commands.model import checkpoint_option
 from svge_cli.console import Ui, emit_json, simple_table
 from svge_cli.errors import SvgeError
+from svge_cli.search.cluster import ClusterOptions, parse_gpus
 from svge_cli.search.loop import BO, RANDOM, RoundStats, Settings, Trial
 from svge_cli.search.objectives import DEFAULT_TIMEOUT
 from svge_cli.search.results import summarize
@@ -25,7 +26,7 @@ from svge_cli.search.runner import (
     default_strategy,
 )
 from svge_cli.search.setup import DEFAULT_INIT, OBJECTIVES, Request, SearchOptions, prepare, run
-from svge_cli.search.strategies import DEFAULT_POOL, Round
+from svge_cli.search.strategies import DEFAULT_POOL
 from svge_cli.spaces import get_space
 
 
@@ -99,11 +100,38 @@ from svge_cli.spaces import get_space
     help="Score cells with an external program (run without a shell): JSON lines in on stdin, one score per line out.",
 )
 @click.option(
+    "--timeout",
     "--evaluator-timeout",
+    "timeout",
     type=click.FloatRange(min=0),
     default=DEFAULT_TIMEOUT,
     show_default=True,
-    help="Seconds the evaluator may take per batch (0 = no limit).",
+    help="Seconds the evaluator may take per cell (0 = no limit); past it the cell is recorded as failed.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Evaluations in flight at once, on a local Dask cluster of this many worker processes (1: in this "
+    "process, batch by batch). With N > 1 the search is asynchronous: a new cell is proposed as each finishes.",
+)
+@click.option("--gpus", metavar="0,1,3", default=None, help="One local worker per listed GPU (CUDA_VISIBLE_DEVICES).")
+@click.option(
+    "--scheduler", metavar="tcp://HOST:PORT", default=None, help="Evaluate on a running Dask cluster's scheduler."
+)
+@click.option(
+    "--scheduler-file",
+    metavar="FILE",
+    default=None,
+    help="Evaluate on the Dask cluster whose scheduler wrote FILE (`dask scheduler --scheduler-file FILE`).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Times a cell goes out again after its worker was lost, before it counts as failed.",
 )
 @click.option(
     "--target",
@@ -130,6 +158,7 @@ from svge_cli.spaces import get_space
     is_flag=True,
     help="Continue the search in --results (default: the newest in the workspace), same options.",
 )
+@click.option("--force", is_flag=True, help="Replace an existing --results file (and its journal).")
 @json_option
 @seed_option
 @device_option
@@ -148,12 +177,18 @@ def bo_cmd(
     attempts: int,
     objective: str | None,
     evaluator: str | None,
-    evaluator_timeout: float,
+    timeout: float,
+    workers: int,
+    gpus: str | None,
+    scheduler: str | None,
+    scheduler_file: str | None,
+    retries: int,
     target: str | None,
     trials: int,
     random_baseline: bool,
     results: str | None,
     resume: bool,
+    force: bool,
     as_json: bool,
     seed: int,
     device: str,
@@ -188,12 +223,17 @@ def bo_cmd(
         checkpoint=checkpoint,
         objective=objective,
         evaluator=evaluator,
-        evaluator_timeout=evaluator_timeout or None,
+        evaluator_timeout=timeout or None,
         target=target,
         device=device,
         results=results,
         resume=resume,
+        force=force,
     )
+    cluster = ClusterOptions(workers, parse_gpus(gpus), scheduler, scheduler_file)
+    cluster.check(_cuda_devices)
+    if init is not None and budget is not None and init > budget:
+        raise SvgeError(f"--init {init} is more than --budget {budget}: the initial cells are part of the budget")
     if strategy != "latent":
         if random_baseline:
             raise SvgeError("--random-baseline is for --strategy latent; run --strategy random for the baseline")
@@ -201,7 +241,7 @@ def bo_cmd(
         if budget is None:
             budget = (init or DEFAULT_POOL["init"]) + iters * batch if iters is not None else DEFAULT_BUDGET
         req = StrategyRequest(space, strategy, budget, batch, init, seed, trials, features, options)
-        _run_strategy(ui, req, as_json)
+        _run_strategy(ui, req, cluster, retries, as_json)
         return
     batch = batch or 50
     if budget is not None:
@@ -324,26 +364,37 @@ def _summary_table(summary: dict[str, Any], meta: dict[str, Any]):
     )
 
 
-def _run_strategy(ui: Ui, req: StrategyRequest, as_json: bool) -> None:
-    """pool / random / evolution: run every trial, print the tables and the best cell."""
+def _run_strategy(ui: Ui, req: StrategyRequest, cluster: ClusterOptions, retries: int, as_json: bool) -> None:
+    """pool / random / evolution: run every trial on the workers, print the tables and the best cell."""
     from svge_cli.search import runner
 
     plan = runner.prepare(ui.workspace, req, ui.note)
+    mode = "in this process" if cluster.inline else "on Dask workers, asynchronously"
     ui.note(
-        f"{req.strategy} search, {req.budget} queries a trial in batches of {req.batch}; "
-        f"objective: {plan.meta['objective_description']}"
+        f"{req.strategy} search, {req.budget} queries a trial ({mode}); objective: {plan.meta['objective_description']}"
     )
-    ui.note(f"results file: {plan.results}")
-    try:
-        done = runner.run(plan, lambda t, r: ui.note(_strategy_round_line(req.strategy, t, r)))
-    except KeyboardInterrupt:
-        ui.note(
-            f"interrupted: the finished rounds are in {plan.results}; continue with "
-            f"`svge bo --resume --results {plan.results}` and the same options"
-        )
-        raise
+    ui.note(f"results file: {plan.results} (journal beside it)")
+    interrupted = (
+        f"interrupted: every finished evaluation is in {plan.results}; continue with "
+        f"`svge bo --resume --results {plan.results}` and the same options"
+    )
+    with ui.progress(f"{req.strategy} search", req.budget * req.trials) as bar:
+
+        def on_result(trial: TrialRecord, record: dict, counts: dict) -> None:
+            status = _live(counts)
+            bar.advance(1, status)
+            done = len(trial.queries)
+            if not ui.interactive and (done % req.batch == 0 or trial.complete):
+                best = _short(_best(trial))
+                ui.note(f"[{req.strategy} seed {trial.seed}] queries {done}  best so far {best}  {status}")
+
+        try:
+            report = runner.run(plan, cluster, retries, on_result, ui.note)
+        except KeyboardInterrupt:
+            ui.note(interrupted)
+            raise
     seeds = range(req.seed, req.seed + req.trials)
-    summary = runner.summarize(done, seeds, req.budget)
+    summary = runner.summarize(report.trials, seeds, req.budget) | runner.run_facts(report, seeds)
     facts = {**plan.meta, "results": str(plan.results), **summary}
     if as_json:
         emit_json(facts)
@@ -357,26 +408,42 @@ def _run_strategy(ui: Ui, req: StrategyRequest, as_json: bool) -> None:
             rows,
         )
     )
+    failures = summary["failures"]
+    if failures["count"]:
+        why = _reasons(failures["reasons"])
+        ui.note(f"{failures['count']} cell(s) failed: {why} (each with its reason in {plan.results})")
     best = summary["best"]
     if best is None:
-        raise SvgeError("no cell got a score: see the results file for what went wrong")
-    ui.note(f"best {name}: {best['score']:.6g} (round {best['round']})")
+        raise SvgeError(f"no cell got a score: {_reasons(failures['reasons']) or 'nothing was evaluated'}")
+    ui.note(f"best {name}: {best['score']:.6g} (round {best['round']}); {summary['wall_seconds']:.1f} s")
     click.echo(best["arch"])
+
+
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _live(counts: dict) -> str:
+    return (
+        f"in flight {counts['in_flight']}  finished {counts['finished']}  failed {counts['failed']}  "
+        f"best {_short(counts['best'])}  workers {counts['workers']}"
+    )
+
+
+def _best(trial: TrialRecord) -> float | None:
+    b = trial.best()
+    return None if b is None else b["score"]
+
+
+def _reasons(reasons: dict[str, int]) -> str:
+    return "; ".join(f"{n} x {why}" for why, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
 
 
 def _short(x: float | None) -> str:
     """Scores in a few digits whatever their scale (accuracies, or proxies such as synflow's 1e36)."""
     return "-" if x is None else f"{x:.6g}"
-
-
-def _strategy_round_line(strategy: str, trial: TrialRecord, r: Round) -> str:
-    scores = [s for s in r.scores if s == s]
-    batch_best = _short(max(scores)) if scores else "-"
-    return (
-        f"[{strategy} seed {trial.seed}] round {r.number}: queries {r.queries}  best so far "
-        f"{_fmt(r.best_score if math.isfinite(r.best_score) else None)}  batch best {batch_best}  "
-        f"({r.seconds:.1f} s)"
-    )
 
 
 COMMANDS = [bo_cmd]

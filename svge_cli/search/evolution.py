@@ -103,10 +103,12 @@ class EvolutionSpace:
     def key(self, candidate: Arch) -> Hashable:
         return self.space.hash(candidate)
 
-    def propose(self, history: History, n: int, limit: int, rng: np.random.Generator) -> list[Arch]:
-        taken: set = set()
-        if len(history) < self.population:
-            want = min(max(n, self.population - len(history)), limit)
+    def propose(
+        self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[Arch] = ()
+    ) -> list[Arch]:
+        taken: set = {self.key(c) for c in pending}
+        if len(history) + len(pending) < self.population or not len(history):
+            want = min(max(n, self.population - len(history) - len(pending)), limit)
             return self._random(history, want, rng, taken)
         out: list[Arch] = []
         for _ in range(MUTATION_TRIES):
@@ -173,12 +175,14 @@ class EvolutionPool:
     def key(self, candidate: int) -> int:
         return int(candidate)
 
-    def propose(self, history: History, n: int, limit: int, rng: np.random.Generator) -> list[int]:
-        if len(history) < self.population:
-            want = min(max(n, self.population - len(history)), limit)
-            return self._random(history, want, rng, set())
+    def propose(
+        self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[int] = ()
+    ) -> list[int]:
+        taken: set[int] = {int(c) for c in pending}
+        if len(history) + len(pending) < self.population or not len(history):
+            want = min(max(n, self.population - len(history) - len(pending)), limit)
+            return self._random(history, want, rng, taken)
         out: list[int] = []
-        taken: set[int] = set()
         for _ in range(n):
             parent = int(_parent(history, self.population, self.sample, rng))
             child = self._child(parent, history, taken, rng)

@@ -5,20 +5,17 @@ A cell that could not be scored (missing from the table, an evaluator that
 crashed, timed out or answered nonsense) gets ``score=None`` and a note saying
 why: the search records it and goes on, and no score already obtained is lost.
 
-The evaluator protocol (see examples/evaluator.py): the command is started once
-per batch, without a shell; it reads one JSON line per cell on stdin (the cell
-as ``svge encode`` reads it, plus ``"native"``, the space's own string) and
-writes one score per line on stdout, in the same order.
+The evaluator protocol (see examples/evaluator.py and `tasks`): the command is
+started once per cell, without a shell; it reads the cell as one JSON line on
+stdin (the cell as ``svge encode`` reads it, plus ``"native"``, the space's own
+string) and writes one answer on stdout: a number, or a JSON object with a
+finite ``score`` and any other fields.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import shlex
 import shutil
-import signal
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,6 +26,7 @@ import torch
 from svge_cli.arch import Arch, pad_batch
 from svge_cli.errors import SvgeError
 from svge_cli.model.scaling import Scaler
+from svge_cli.search.tasks import CellTask, run_cell
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage.archtext import format_arch
 from svge_cli.storage.store import Dataset
@@ -40,6 +38,7 @@ DEFAULT_TIMEOUT = 3600.0
 class Outcome:
     score: float | None
     note: str | None = None  # why there is no score, or where it came from
+    extra: dict | None = None  # what else an evaluator answered (its cost, say)
 
 
 class Objective(Protocol):
@@ -151,7 +150,7 @@ class EvaluatorObjective:
     """An external program: cells as JSON lines on stdin, one score per line on stdout."""
 
     command: str
-    timeout: float | None = DEFAULT_TIMEOUT  # seconds per batch; None = no limit
+    timeout: float | None = DEFAULT_TIMEOUT  # seconds per cell; None = no limit
     name: str = "evaluator"
     argv: list[str] = field(init=False)
 
@@ -169,65 +168,21 @@ class EvaluatorObjective:
     def description(self) -> str:
         return f"external evaluator `{self.command}`"
 
+    def task(self, space: SearchSpace, arch: Arch) -> CellTask:
+        """The task that evaluates one cell (on a worker, or here)."""
+        line = format_arch(arch, space, "jsonl", {"native": space.format_native(arch)})
+        return CellTask(tuple(self.argv), line, self.timeout)
+
     def evaluate(self, space: SearchSpace, archs: Sequence[Arch]) -> list[Outcome]:
-        if not archs:
-            return []
-        payload = "".join(format_arch(a, space, "jsonl", {"native": space.format_native(a)}) + "\n" for a in archs)
-        stdout, failure = self._run(payload)
-        return parse_answers(stdout, len(archs), failure)
-
-    def _run(self, payload: str) -> tuple[str, str | None]:
-        """The program's stdout (all of it, or what came before a timeout) and what went wrong, if anything."""
-        try:
-            proc = subprocess.Popen(
-                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
-            )
-        except OSError as e:
-            raise SvgeError(f"--evaluator: cannot start {self.argv[0]!r} ({e.strerror or e})") from None
-        try:
-            stdout, _ = proc.communicate(payload, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            stdout, _ = proc.communicate()
-            return stdout or "", f"the evaluator timed out after {self.timeout:g} s"
-        except BaseException:
-            _kill_group(proc)
-            proc.wait()
-            raise
-        if proc.returncode != 0:
-            return stdout or "", f"the evaluator exited with status {proc.returncode}"
-        return stdout or "", None
+        """One start of the evaluator per cell, here and in turn."""
+        return [outcome_of(run_cell(self.task(space, a))) for a in archs]
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Stop the evaluator and anything it started (it runs in its own process group)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-
-
-def parse_answers(stdout: str, count: int, failure: str | None) -> list[Outcome]:
-    """One outcome per cell from the evaluator's lines; missing and non-numeric answers say why."""
-    lines = stdout.splitlines()
-    out = []
-    for i in range(count):
-        if i >= len(lines):
-            why = failure or "the evaluator exited without answering"
-            out.append(Outcome(None, f"no answer: {why} after {len(lines)} of {count} answers"))
-            continue
-        text = lines[i].strip()
-        try:
-            score = float(text)
-        except ValueError:
-            out.append(Outcome(None, f"the evaluator answered {text[:40]!r}, not a number"))
-            continue
-        out.append(
-            Outcome(score)
-            if math.isfinite(score)
-            else Outcome(None, f"the evaluator answered {text!r}, not a finite number")
-        )
-    return out
+def outcome_of(result: dict) -> Outcome:
+    """A task's answer as an objective's outcome."""
+    if result["ok"]:
+        return Outcome(result["score"], extra=result.get("extra") or None)
+    return Outcome(None, result["reason"])
 
 
 # ---------------------------------------------------------------- surrogate

@@ -13,8 +13,6 @@ strategy; it is rewritten after each round, so Ctrl-C keeps the finished rounds 
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,30 +23,30 @@ import numpy as np
 
 from svge_cli.arch import Arch
 from svge_cli.errors import SvgeError
+from svge_cli.search.cluster import ClusterOptions, InlineExecutor, connect
+from svge_cli.search.driver import Driver, Engine, TrialRun, restore
 from svge_cli.search.evolution import EvolutionPool, EvolutionSpace
-from svge_cli.search.objectives import Objective
+from svge_cli.search.journal import replay
+from svge_cli.search.objectives import EvaluatorObjective, Objective
 from svge_cli.search.pool import onehot_features, pool_latents, zscore
-from svge_cli.search.results import load_results, results_path
+from svge_cli.search.records import check_fresh, open_journal, previous_records, query_of, save_results
+from svge_cli.search.results import results_path
 from svge_cli.search.setup import SearchOptions, choose_objective
 from svge_cli.search.strategies import (
     DEFAULT_POOL,
-    History,
     PoolBO,
     RandomPool,
     RandomSpace,
-    Round,
     Strategy,
-    run_search,
 )
+from svge_cli.search.tasks import failed, run_cell
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets
-from svge_cli.storage.store import Dataset, write_text_lines
+from svge_cli.storage.store import Dataset
 from svge_cli.storage.workspace import Workspace
 
 STRATEGIES = ("pool", "latent", "random", "evolution")
 FEATURES = ("latent", "onehot")
-RESULTS_KIND = "svge-search-results"
-RESULTS_VERSION = 1
 DEFAULT_BUDGET = 150
 DEFAULT_BATCH = 5
 
@@ -75,7 +73,7 @@ class StrategyRequest:
 
 @dataclass
 class TrialRecord:
-    """One seed's search: every query in order (native text, hash, score or None, round)."""
+    """One seed's search as the results file shows it: every query in the order its result came."""
 
     seed: int
     queries: list[dict[str, Any]] = field(default_factory=list)
@@ -96,17 +94,47 @@ class TrialRecord:
 
 @dataclass
 class Plan:
-    """A prepared search: how to make the strategy, score cells, and turn candidates into cells."""
+    """A prepared search: how to make the strategy, turn candidates into cells and evaluate them."""
 
     space: SearchSpace
     request: StrategyRequest
     meta: dict[str, Any]
     results: Path
-    trials: list[TrialRecord]
-    make_strategy: Callable[[], Strategy]
+    objective: Objective
+    strategy_factory: Callable[[], Strategy]
     cell: Callable[[Any], Arch]  # candidate -> cell
     candidate: Callable[[Arch], Any]  # cell -> candidate (resume)
-    score: Callable[[list[Any]], list[float]]
+    records: list[dict[str, Any]] | None = None  # the journal of the run being resumed
+
+    def make_strategy(self) -> Strategy:
+        return self.strategy_factory()
+
+    def describe(self, candidate: Any) -> tuple[str, str]:
+        arch = self.cell(candidate)
+        return self.space.format_native(arch), self.space.hash(arch)
+
+    def candidate_of(self, native: str) -> Any:
+        return self.candidate(self.space.parse_native(native))
+
+    @property
+    def remote(self) -> bool:
+        """Whether cells can be evaluated on workers (an external evaluator), not only in the driver."""
+        return isinstance(self.objective, EvaluatorObjective)
+
+    def job(self, candidate: Any) -> tuple[Callable[[Any], dict[str, Any]], Any]:
+        arch = self.cell(candidate)
+        if self.remote:
+            return run_cell, self.objective.task(self.space, arch)
+        return self._here, arch
+
+    def _here(self, arch: Arch) -> dict[str, Any]:
+        """A table lookup, surrogate or proxy, in the driver."""
+        began = time.perf_counter()
+        o = self.objective.evaluate(self.space, [arch])[0]
+        seconds = round(time.perf_counter() - began, 4)
+        if o.score is None:
+            return failed("objective", o.note or "no score") | {"seconds": seconds}
+        return {"ok": True, "score": float(o.score), "seconds": seconds}
 
 
 def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) -> Plan:
@@ -116,8 +144,6 @@ def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) ->
     table = datasets.workspace_dataset(sp, ws)
     objective, target = choose_objective(sp, table, req.options, req.seed, note)
     meta = {
-        "kind": RESULTS_KIND,
-        "format_version": RESULTS_VERSION,
         "space": sp.name,
         "strategy": req.strategy,
         "objective": objective.name,
@@ -151,19 +177,12 @@ def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) ->
                 return EvolutionPool(sp, pool, pool.hashes)
             return EvolutionSpace(sp)
 
-    trials = _resumed(results, meta, settings) if req.options.resume else []
     cell, candidate = _candidates(sp, pool)
-    return Plan(
-        sp,
-        req,
-        meta | {"settings": settings},
-        results,
-        trials,
-        make_strategy,
-        cell,
-        candidate,
-        _scorer(sp, objective, cell),
-    )
+    meta |= {"settings": settings}
+    records = previous_records(results, meta, req.options.resume)
+    if records is None:
+        check_fresh(results, req.options.force)
+    return Plan(sp, req, meta, results, objective, make_strategy, cell, candidate, records)
 
 
 def _features(
@@ -198,83 +217,62 @@ def _candidates(sp: SearchSpace, pool: Dataset | None) -> tuple[Callable[[Any], 
     return pool.arch, candidate
 
 
-def _scorer(sp: SearchSpace, objective: Objective, cell: Callable[[Any], Arch]) -> Callable[[list[Any]], list[float]]:
-    def score(candidates: list[Any]) -> list[float]:
-        outcomes = objective.evaluate(sp, [cell(c) for c in candidates])
-        return [math.nan if o.score is None else float(o.score) for o in outcomes]
+@dataclass
+class RunReport:
+    """What a finished run tells beyond its queries: time, and how long proposals took."""
 
-    return score
-
-
-def run(plan: Plan, on_round: Callable[[TrialRecord, Round], None]) -> list[TrialRecord]:
-    """Every trial to its budget; the results file is rewritten after each round."""
-    req, sp = plan.request, plan.space
-    done = {t.seed: t for t in plan.trials}
-    for seed in range(req.seed, req.seed + req.trials):
-        record = done.setdefault(seed, TrialRecord(seed))
-        if record.complete:
-            continue
-        strategy = plan.make_strategy()
-        history = _history(plan, record, strategy)
-        for rnd in run_search(strategy, plan.score, req.budget, req.batch, seed, history):
-            number = _last_round(record) + 1
-            for c, s in zip(rnd.candidates, rnd.scores):
-                arch = plan.cell(c)
-                record.queries.append(
-                    {
-                        "arch": sp.format_native(arch),
-                        "hash": sp.hash(arch),
-                        "score": None if math.isnan(s) else s,
-                        "round": number,
-                        "strategy": req.strategy,
-                    }
-                )
-            record.complete = len(record.queries) >= req.budget
-            _save(plan, done)
-            on_round(record, rnd)
-        if not record.complete:  # a resumed trial that was already at its budget
-            record.complete = True
-            _save(plan, done)
-    return [done[s] for s in sorted(done)]
+    trials: list[TrialRecord]
+    wall_seconds: float
+    proposal_seconds: list[float]
+    workers: int
 
 
-def _last_round(record: TrialRecord) -> int:
-    return record.queries[-1]["round"] if record.queries else 0
+def run(
+    plan: Plan,
+    cluster: ClusterOptions,
+    retries: int,
+    on_result: Callable[[TrialRecord, dict[str, Any], dict[str, Any]], None],
+    note: Callable[[str], None],
+) -> RunReport:
+    """Every trial to its budget on the workers; the journal and results file follow every result."""
+    req, records = plan.request, plan.records
+    here = cluster.inline or not plan.remote
+    if here and not cluster.inline:
+        note(f"note: {plan.meta['objective']} scores are computed in the driver; workers serve --evaluator programs")
+    executor = InlineExecutor() if here else connect(cluster)
+    slots = cluster.workers if cluster.workers > 1 else None
+    engine = Engine(req.budget, req.batch, retries, sync=here, slots=slots)
+    logs = replay(records or [])
+    seeds = range(req.seed, req.seed + req.trials)
+    trials = {s: restore(plan, s, logs.get(s)) for s in sorted(set(seeds) | set(logs))}
 
+    def save() -> None:
+        save_results(plan.results, plan.meta, [asdict(_record(plan, t)) for t in trials.values()])
 
-def _history(plan: Plan, record: TrialRecord, strategy: Strategy) -> History:
-    """The saved queries as the strategy's history, so the search continues where it stopped."""
-    history = History()
-    for q in record.queries:
-        c = plan.candidate(plan.space.parse_native(q["arch"]))
-        history.add(c, strategy.key(c), math.nan if q["score"] is None else q["score"])
-    return history
+    def after(trial: TrialRun, record: dict[str, Any]) -> None:
+        save()
+        on_result(_record(plan, trial), record, driver.counts())
 
-
-def _save(plan: Plan, trials: dict[int, TrialRecord]) -> None:
-    doc = plan.meta | {"trials": [asdict(trials[s]) for s in sorted(trials)]}
-    write_text_lines(str(plan.results), [json.dumps(doc, allow_nan=False)])
-
-
-def _resumed(path: Path, meta: dict[str, Any], settings: dict[str, Any]) -> list[TrialRecord]:
-    """The trials of a results file made by the same search (more trials may be asked for)."""
-    doc = load_results(
-        path, RESULTS_KIND, RESULTS_VERSION, "a results file of `svge bo --strategy pool|random|evolution`"
-    )
-    for key in ("space", "strategy", "objective", "target", "evaluator", "features"):
-        if doc.get(key) != meta[key]:
-            raise SvgeError(f"cannot resume: the results file has {key} {doc.get(key)!r}, this run {meta[key]!r}")
-    theirs = doc.get("settings", {})
-    for key in ("budget", "batch", "init"):
-        if theirs.get(key) != settings[key]:
-            raise SvgeError(
-                f"cannot resume: the results file was made with --{key} {theirs.get(key)}, "
-                f"this run asks for {settings[key]}"
-            )
+    began = time.perf_counter()
     try:
-        return [TrialRecord(int(t["seed"]), list(t["queries"]), bool(t["complete"])) for t in doc["trials"]]
-    except (KeyError, TypeError, ValueError) as e:
-        raise SvgeError(f"cannot resume: damaged results file ({e})") from None
+        with open_journal(plan.results, plan.meta, records) as journal:
+            driver = Driver(plan, engine, executor, journal, after)
+            save()
+            driver.run([trials[s] for s in seeds])
+            workers = executor.workers()
+    finally:
+        executor.close()
+    return RunReport(
+        [_record(plan, trials[s]) for s in sorted(trials)],
+        time.perf_counter() - began,
+        driver.proposal_seconds,
+        workers,
+    )
+
+
+def _record(plan: Plan, trial: TrialRun) -> TrialRecord:
+    queries = [query_of(r, plan.request.strategy) for r in trial.outcomes]
+    return TrialRecord(trial.seed, queries, len(queries) >= plan.request.budget)
 
 
 def summarize(trials: list[TrialRecord], seeds: range, budget: int) -> dict[str, Any]:
@@ -305,3 +303,27 @@ def summarize(trials: list[TrialRecord], seeds: range, budget: int) -> dict[str,
 def _nanstat(fn: Callable[[np.ndarray], float], values: np.ndarray) -> float | None:
     finite = values[np.isfinite(values)]
     return float(fn(finite)) if len(finite) else None
+
+
+def run_facts(report: RunReport, seeds: range) -> dict[str, Any]:
+    """Wall time, worker-seconds, cost per cell, failures by reason and proposal time of a run."""
+    queries = [q for t in report.trials if t.seed in seeds for q in t.queries]
+    seconds = [q["seconds"] for q in queries if q.get("seconds") is not None]
+    reasons: dict[str, int] = {}
+    for q in queries:
+        if q["status"] == "failed":
+            why = q.get("reason") or "no score"
+            reasons[why] = reasons.get(why, 0) + 1
+    props = report.proposal_seconds
+    return {
+        "wall_seconds": round(report.wall_seconds, 3),
+        "worker_seconds": round(float(np.sum(seconds)), 3) if seconds else 0.0,
+        "cost_per_cell": round(float(np.mean(seconds)), 4) if seconds else None,
+        "workers": report.workers,
+        "proposals": {
+            "count": len(props),
+            "median_seconds": round(float(np.median(props)), 4) if props else None,
+            "max_seconds": round(float(np.max(props)), 4) if props else None,
+        },
+        "failures": {"count": sum(reasons.values()), "reasons": reasons},
+    }

@@ -42,6 +42,7 @@ from svge_cli.search.objectives import (
     default_target,
     target_column,
 )
+from svge_cli.search.records import check_fresh
 from svge_cli.search.results import document, load_results, results_path, resumable, save_results
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets, store
@@ -67,6 +68,7 @@ class SearchOptions:
     device: str = "auto"
     results: str | None = None
     resume: bool = False
+    force: bool = False  # replace an existing results file (and its journal)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ def prepare(ws: Workspace, req: Request, note: Callable[[str], None]) -> Search:
     opts = req.options
     results = results_path(ws, sp.name, opts.results, opts.resume)
     previous = load_results(results) if opts.resume else None
+    if previous is None:
+        check_fresh(results, opts.force)
     ck, ck_path, model = checkpoints.load_model(ws, sp.name, opts.checkpoint, opts.device, note)
     table = datasets.workspace_dataset(sp, ws)
     objective, target = choose_objective(sp, table, opts, req.settings.seed, note)

@@ -107,11 +107,15 @@ class Strategy(Protocol):
     def key(self, candidate: Any) -> Hashable:
         """The identity of a candidate: equal keys are the same cell."""
 
-    def propose(self, history: History, n: int, limit: int, rng: np.random.Generator) -> list[Any]:
-        """Between 1 and `limit` candidates never queried, normally `n` of them.
+    def propose(
+        self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[Any] = ()
+    ) -> list[Any]:
+        """Between 1 and `limit` candidates never queried and not `pending`, normally `n` of them.
 
         A strategy may return more than `n` (up to `limit`) for its initial design, so
-        that e.g. 10 random initial cells form one round.
+        that e.g. 10 random initial cells form one round.  `pending` are cells being
+        evaluated right now (asynchronous search): never proposed again, and model-based
+        strategies condition on them as fantasies.
         """
 
 
@@ -169,10 +173,13 @@ def search(
 # ---------------------------------------------------------------- random search
 
 
-def _unqueried(size: int, history: History) -> np.ndarray:
+def _unqueried(size: int, history: History, pending: Sequence[Any] = ()) -> np.ndarray:
+    """Pool indices neither queried nor pending."""
     mask = np.ones(size, dtype=bool)
     if history.keys:
         mask[np.asarray(history.keys, dtype=np.int64)] = False
+    if len(pending):
+        mask[np.asarray(pending, dtype=np.int64)] = False
     return np.nonzero(mask)[0]
 
 
@@ -189,8 +196,10 @@ class RandomPool:
     def key(self, candidate: int) -> int:
         return int(candidate)
 
-    def propose(self, history: History, n: int, limit: int, rng: np.random.Generator) -> list[int]:
-        free = _unqueried(self.size, history)
+    def propose(
+        self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[Any] = ()
+    ) -> list[int]:
+        free = _unqueried(self.size, history, pending)
         return [int(i) for i in rng.choice(free, size=min(n, len(free)), replace=False)]
 
 
@@ -205,8 +214,10 @@ class RandomSpace:
     def key(self, candidate: Any) -> str:
         return self.space.hash(candidate)
 
-    def propose(self, history: History, n: int, limit: int, rng: np.random.Generator) -> list[Any]:
-        out, keys = [], set()
+    def propose(
+        self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[Any] = ()
+    ) -> list[Any]:
+        out, keys = [], {self.key(c) for c in pending}
         for _ in range(self.tries):
             for arch in self.space.sample(n, int(rng.integers(2**31))):
                 arch = self.space.canonical(arch)
@@ -288,11 +299,14 @@ class PoolBO:
     def key(self, candidate: int) -> int:
         return int(candidate)
 
-    def propose(self, history: History, n: int, limit: int, rng: np.random.Generator) -> list[int]:
-        free = _unqueried(len(self.features), history)
+    def propose(
+        self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[Any] = ()
+    ) -> list[int]:
+        free = _unqueried(len(self.features), history, pending)
         cells, scores = history.scored()
-        if len(history) < self.init or len(scores) < 2 or np.ptp(scores) == 0:
-            k = min(max(n, self.init - len(history)), limit, len(free))
+        started = len(history) + len(pending)
+        if started < self.init or len(scores) < 2 or np.ptp(scores) == 0:
+            k = min(max(n, self.init - started), limit, len(free))
             return [int(i) for i in rng.choice(free, size=k, replace=False)]
         n = min(n, len(free))
         idx = np.asarray(cells, dtype=np.int64)
@@ -311,9 +325,25 @@ class PoolBO:
         if self.batch_rule == "topk" and self.acq != "ts":
             return [int(free[i]) for i in _top(first, n)]
         short = _top(first, min(max(self.shortlist, n), len(free)))
-        m, cov = self.model.joint(self.features[free[short]])
+        m, cov, best = self._believe(np.asarray(pending, dtype=np.int64), free[short], best)
         picks = self._greedy(m, cov, best, n, rng)
         return [int(free[short[i]]) for i in picks]
+
+    def _believe(self, pending: np.ndarray, short: np.ndarray, best: float) -> tuple[np.ndarray, np.ndarray, float]:
+        """Joint posterior of the shortlist given the pending cells observed at their predicted means.
+
+        The kriging believer for asynchronous search: the means stay, the covariance shrinks
+        around every cell still being evaluated, exactly as for the earlier picks of a batch.
+        """
+        if not len(pending):
+            m, cov = self.model.joint(self.features[short])
+            return m, cov, best
+        mean, cov = self.model.joint(self.features[np.concatenate([pending, short])])
+        p = len(pending)
+        c_pp = cov[:p, :p] + float(self.model.noise) * np.eye(p)
+        c_sp = cov[p:, :p]
+        cov_s = cov[p:, p:] - c_sp @ np.linalg.solve(c_pp, c_sp.T)
+        return mean[p:], cov_s, max(best, float(mean[:p].max()))
 
     def _greedy(self, mean: np.ndarray, cov: np.ndarray, best: float, n: int, rng: np.random.Generator) -> list[int]:
         """`n` shortlist positions, each chosen after conditioning on the previous picks."""

@@ -26,6 +26,11 @@ def queries(results: Path) -> list[list[dict]]:
     return [t["queries"] for t in json.loads(results.read_text())["trials"]]
 
 
+def proposed(results: Path) -> list[list[tuple]]:
+    """What a search queried, in order: the parts of its queries that do not depend on timing."""
+    return [[(q["arch"], q["score"], q["status"], q["round"]) for q in t] for t in queries(results)]
+
+
 @pytest.mark.parametrize("strategy", ["pool", "random", "evolution"])
 def test_a_search_spends_its_budget_exactly_and_never_repeats_a_cell(
     ws: Workspace, svge: Runner, tmp_path: Path, strategy: str
@@ -69,7 +74,7 @@ def test_a_resumed_search_continues_exactly_where_it_stopped(ws: Workspace, svge
     doc["trials"][0]["complete"] = False
     cut.write_text(json.dumps(doc))
     assert search(svge, cut, *args, "--resume").code == 0
-    assert queries(cut) == queries(whole)
+    assert proposed(cut) == proposed(whole)
 
 
 def test_resuming_with_other_settings_is_refused(ws: Workspace, svge: Runner, tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from svge_cli.search.objectives import (
     SurrogateObjective,
     covers_space,
     default_target,
-    parse_answers,
 )
 from svge_cli.spaces import get_space
 
@@ -104,36 +103,47 @@ def test_the_evaluator_receives_json_lines_with_the_native_string(tmp_path: Path
     assert [o.score for o in out] == [len(NB201.format_native(c)) for c in CELLS]
 
 
-def test_non_numeric_answers_lose_only_their_own_cell(tmp_path: Path) -> None:
-    cmd = script(tmp_path, 'print("0.5"); print("oops"); print("nan")\n')
-    out = EvaluatorObjective(cmd).evaluate(NB201, CELLS)
-    assert out[0].score == 0.5
-    assert out[1].score is None and "'oops', not a number" in out[1].note
-    assert out[2].score is None and "not a finite number" in out[2].note
+def answer(tmp_path: Path, body: str, timeout: float | None = 10.0) -> list:
+    """What an evaluator whose code is `body` gets for each cell (started once per cell)."""
+    return EvaluatorObjective(script(tmp_path, body), timeout=timeout).evaluate(NB201, CELLS)
 
 
-def test_a_crash_keeps_the_answers_given_before_it(tmp_path: Path) -> None:
-    cmd = script(tmp_path, "print(1.0, flush=True); print(2.0, flush=True); sys.exit(3)\n")
-    out = EvaluatorObjective(cmd).evaluate(NB201, CELLS)
-    assert [o.score for o in out[:2]] == [1.0, 2.0]
-    assert out[2].score is None and "exited with status 3" in out[2].note and "2 of 3" in out[2].note
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ('print("oops")\n', "'oops', not a number"),
+        ('print("nan")\n', "not a finite score"),
+        ('print(\'{"score": NaN}\')\n', "not a finite score"),
+        ('print(\'{"cost": 3}\')\n', "not a finite score"),
+        ("print(1); print(2); print(3)\n", "3 lines for one cell"),
+        ("pass\n", "exited without answering"),
+        ("sys.stdout.buffer.write(bytes([0xff, 0xfe]) + b'\\n')\n", "not UTF-8"),
+        ("print(0.5, flush=True); sys.stderr.write('halfway\\n'); sys.exit(9)\n", "exited with status 9"),
+    ],
+)
+def test_every_bad_answer_fails_its_cell_with_the_reason(tmp_path: Path, body: str, reason: str) -> None:
+    out = answer(tmp_path, body)
+    assert all(o.score is None and reason in o.note for o in out), [o.note for o in out]
 
 
-def test_a_timeout_keeps_the_answers_given_before_it(tmp_path: Path) -> None:
-    cmd = script(tmp_path, "print(7.0, flush=True); time.sleep(60)\n")
-    out = EvaluatorObjective(cmd, timeout=1.0).evaluate(NB201, CELLS)
-    assert out[0].score == 7.0
-    assert all(o.score is None and "timed out after 1 s" in o.note for o in out[1:])
+def test_a_json_answer_gives_the_score_and_its_extra_fields(tmp_path: Path) -> None:
+    out = answer(tmp_path, 'print(\'{"score": 0.75, "cost": 12.5, "epochs": 3}\')\n')
+    assert [o.score for o in out] == [0.75] * 3
+    assert out[0].extra == {"cost": 12.5, "epochs": 3}
 
 
-def test_too_few_answers_from_a_clean_exit_are_reported(tmp_path: Path) -> None:
-    out = EvaluatorObjective(script(tmp_path, "print(1)\n")).evaluate(NB201, CELLS)
-    assert out[0].score == 1.0 and "exited without answering" in out[1].note
+def test_a_timeout_fails_the_cell_and_ends_the_evaluator(tmp_path: Path) -> None:
+    out = answer(tmp_path, "time.sleep(60)\n", timeout=0.5)
+    assert all(o.score is None and "timed out after 0.5 s" in o.note for o in out)
 
 
-def test_extra_answers_are_ignored() -> None:
-    out = parse_answers("1\n2\n3\n4\n", 2, None)
-    assert [o.score for o in out] == [1.0, 2.0]
+def test_a_failed_evaluator_leaves_its_exit_status_and_stderr_to_the_journal() -> None:
+    from svge_cli.search.tasks import CellTask, run_cell
+
+    code = "import sys; sys.stdin.read(); sys.stderr.write('CUDA out of memory\\n'); sys.exit(9)"
+    result = run_cell(CellTask((sys.executable, "-c", code), "{}", 10.0))
+    assert not result["ok"] and result["failure"] == "exit" and result["exit"] == 9
+    assert "CUDA out of memory" in result["stderr"] and result["seconds"] >= 0
 
 
 def test_an_evaluator_that_cannot_start_is_a_user_error() -> None:

@@ -1,0 +1,141 @@
+"""The run folder of a pool / random / evolution search: its journal, its results file, and resuming.
+
+* the journal (`journal`) is the truth: every submission and outcome, fsync'd;
+* the results file (``kind: svge-search-results``, docs/search.md) is derived from it and
+  rewritten atomically after every finished evaluation: per trial every query in the order
+  its result arrived, with ``arch``, ``hash``, ``score`` (null when it failed), ``status``
+  (``queried`` / ``failed``), the ``reason`` of a failure, wall ``seconds`` and ``worker``.
+
+A results file written before journals existed is resumed by turning its queries into a journal.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from svge_cli.errors import SvgeError
+from svge_cli.search.journal import (
+    FAIL,
+    FINISH,
+    JOURNAL_KIND,
+    JOURNAL_VERSION,
+    RESUME,
+    START,
+    SUBMIT,
+    Journal,
+    journal_path,
+    read_journal,
+)
+from svge_cli.search.results import load_results
+from svge_cli.storage.store import write_text_lines
+
+RESULTS_KIND = "svge-search-results"
+RESULTS_VERSION = 1
+QUERIED, FAILED = "queried", "failed"
+SAME_SEARCH = ("space", "strategy", "objective", "target", "evaluator", "features")
+SAME_SETTINGS = ("budget", "batch", "init")
+#: outcome fields the results file carries over from the journal when present
+CARRIED = ("device", "failure", "reason", "exit", "stderr", "extra", "attempt")
+
+
+def query_of(record: dict[str, Any], strategy: str) -> dict[str, Any]:
+    """A journal outcome as one query of the results file."""
+    ok = record["type"] == FINISH
+    q = {
+        "arch": record["arch"],
+        "hash": record["hash"],
+        "score": record.get("score") if ok else None,
+        "status": QUERIED if ok else FAILED,
+        "round": record.get("round", 0),
+        "strategy": strategy,
+        "cell": record.get("cell"),
+        "seconds": record.get("seconds"),
+        "worker": record.get("worker"),
+    }
+    return q | {k: record[k] for k in CARRIED if k in record}
+
+
+def save_results(path: Path, meta: dict[str, Any], trials: list[dict[str, Any]]) -> None:
+    doc = {"kind": RESULTS_KIND, "format_version": RESULTS_VERSION, **meta, "trials": trials}
+    write_text_lines(str(path), [json.dumps(doc, allow_nan=False)])
+
+
+def check_fresh(results: Path, force: bool) -> None:
+    """A new run never overwrites a results file (or its journal) unless told to."""
+    journal = journal_path(results)
+    if not force and (results.exists() or journal.exists()):
+        raise SvgeError(f"{results} already exists: --resume to continue that search, --force to replace it")
+    if force:
+        journal.unlink(missing_ok=True)
+
+
+def previous_records(results: Path, meta: dict[str, Any], resume: bool) -> list[dict[str, Any]] | None:
+    """The records of the run to resume, checked to be the same search; nothing is written here.
+
+    None for a fresh run.  A results file from before journals exists is read as the journal
+    it would have written.
+    """
+    if not resume:
+        return None
+    path = journal_path(results)
+    if path.exists():
+        records = read_journal(path)
+        check_same(records[0], meta, f"journal {path.name}")
+        return records
+    return _from_results(results, meta)
+
+
+def open_journal(results: Path, meta: dict[str, Any], records: list[dict[str, Any]] | None) -> Journal:
+    """The run's journal, opened for appending: new (with its start record), continued, or converted."""
+    path = journal_path(results)
+    if records is None:
+        journal = Journal(path, fresh=True)
+        journal.append(START, kind=JOURNAL_KIND, format_version=JOURNAL_VERSION, **meta)
+        return journal
+    fresh = not path.exists()
+    journal = Journal(path, fresh=fresh)
+    if fresh:  # converting an old results file: its queries become the journal's first records
+        for rec in records:
+            journal.append(rec["type"], **{k: v for k, v in rec.items() if k not in ("type", "time")})
+    journal.append(RESUME)
+    return journal
+
+
+def check_same(header: dict[str, Any], meta: dict[str, Any], what: str) -> None:
+    for key in SAME_SEARCH:
+        if header.get(key) != meta.get(key):
+            raise SvgeError(f"cannot resume: the {what} has {key} {header.get(key)!r}, this run {meta.get(key)!r}")
+    theirs, ours = header.get("settings", {}), meta["settings"]
+    for key in SAME_SETTINGS:
+        if theirs.get(key) != ours[key]:
+            raise SvgeError(
+                f"cannot resume: the {what} was made with --{key} {theirs.get(key)}, this run asks for {ours[key]}"
+            )
+
+
+def _from_results(results: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Journal records (start, then submit + outcome per query) from a results file without a journal."""
+    doc = load_results(
+        results, RESULTS_KIND, RESULTS_VERSION, "a results file of `svge bo --strategy pool|random|evolution`"
+    )
+    check_same(doc, meta, "results file")
+    records = [{"type": START, "kind": JOURNAL_KIND, "format_version": JOURNAL_VERSION, **meta}]
+    try:
+        for t in doc["trials"]:
+            for n, q in enumerate(t["queries"]):
+                cell = {"trial": int(t["seed"]), "cell": n, "round": q["round"], "arch": q["arch"], "hash": q["hash"]}
+                records.append({"type": SUBMIT, **cell, "attempt": 1})
+                if q["score"] is None:
+                    why = q.get("reason") or q.get("note") or "no score"
+                    records.append({"type": FAIL, **cell, "reason": why, **_measured(q)})
+                else:
+                    records.append({"type": FINISH, **cell, "score": float(q["score"]), **_measured(q)})
+    except (KeyError, TypeError, ValueError) as e:
+        raise SvgeError(f"cannot resume: damaged results file ({e})") from None
+    return records
+
+
+def _measured(query: dict[str, Any]) -> dict[str, Any]:
+    return {k: query[k] for k in ("seconds", "worker") if query.get(k) is not None}
