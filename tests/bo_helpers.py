@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from svge_cli.model import ModelConfig
+from svge_cli.model import ModelConfig, SVGe
 from svge_cli.model.scaling import Scaler
 from svge_cli.search.loop import Pool, Problem
 from svge_cli.search.objectives import BenchmarkObjective
 from svge_cli.spaces import get_space
 from svge_cli.spaces.nb201 import ADJ, OP_OFFSET
+from svge_cli.storage import checkpoints, store
 from svge_cli.storage.store import Dataset
+from svge_cli.storage.workspace import Workspace
 
 NB201 = get_space("nb201")
 TARGET = "acc"
@@ -100,3 +103,16 @@ def score_of(native: str) -> float:
     """The synthetic label of a cell given in native text."""
     arch = NB201.parse_native(native)
     return float(synthetic_score(arch.ops[1:7].astype(float) - OP_OFFSET))
+
+
+def make_workspace(root: Path, table: bool = True) -> Workspace:
+    """A workspace holding a tiny untrained nb201 checkpoint and (optionally) the synthetic table."""
+    ws = Workspace(root)
+    torch.manual_seed(0)
+    model = SVGe(ModelConfig(vocab_size=NB201.vocab_size, max_nodes=8, hidden=16, latent=8))
+    path = ws.checkpoint_dir("nb201") / "tiny.h5"
+    store.save_checkpoint(path, checkpoints.snapshot("nb201", model))
+    ws.remember_checkpoint("nb201", path)
+    if table:
+        store.save_dataset(ws.dataset_path("nb201"), nb201_table())
+    return ws

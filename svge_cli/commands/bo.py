@@ -366,6 +366,18 @@ def _summary_table(summary: dict[str, Any], meta: dict[str, Any]):
 
 def _run_strategy(ui: Ui, req: StrategyRequest, cluster: ClusterOptions, retries: int, as_json: bool) -> None:
     """pool / random / evolution: run every trial on the workers, print the tables and the best cell."""
+    from svge_cli.search.cluster import connect
+
+    remote = req.options.evaluator is not None and not cluster.inline
+    executor = connect(cluster) if remote else None  # first: an unreachable scheduler is all the user sees
+    try:
+        _search_on(ui, req, cluster, executor, retries, as_json)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _search_on(ui: Ui, req: StrategyRequest, cluster: ClusterOptions, executor, retries: int, as_json: bool) -> None:
     from svge_cli.search import runner
 
     plan = runner.prepare(ui.workspace, req, ui.note)
@@ -389,7 +401,7 @@ def _run_strategy(ui: Ui, req: StrategyRequest, cluster: ClusterOptions, retries
                 ui.note(f"[{req.strategy} seed {trial.seed}] queries {done}  best so far {best}  {status}")
 
         try:
-            report = runner.run(plan, cluster, retries, on_result, ui.note)
+            report = runner.run(plan, cluster, executor, retries, on_result, ui.note)
         except KeyboardInterrupt:
             ui.note(interrupted)
             raise

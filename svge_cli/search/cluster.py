@@ -169,6 +169,7 @@ def connect(opts: ClusterOptions) -> Executor:
     import dask
     from distributed import Client
 
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # the search's own line says what matters
     timeout = dask.config.get("distributed.comm.timeouts.connect")
     if opts.scheduler or opts.scheduler_file:
         where = opts.scheduler or f"the address in {opts.scheduler_file}"
@@ -198,7 +199,10 @@ def local_cluster(envs: list[dict[str, str]]) -> Any:
 
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}}
     workers = {
-        f"worker-{i}": {"cls": Nanny, "options": {"nthreads": 1, "host": "127.0.0.1", "env": env}}
+        f"worker-{i}": {
+            "cls": Nanny,
+            "options": {"nthreads": 1, "host": "127.0.0.1", "env": env, "silence_logs": logging.ERROR},
+        }
         for i, env in enumerate(envs)
     }
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):

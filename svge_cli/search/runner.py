@@ -23,7 +23,7 @@ import numpy as np
 
 from svge_cli.arch import Arch
 from svge_cli.errors import SvgeError
-from svge_cli.search.cluster import ClusterOptions, InlineExecutor, connect
+from svge_cli.search.cluster import ClusterOptions, Executor, InlineExecutor
 from svge_cli.search.driver import Driver, Engine, TrialRun, restore
 from svge_cli.search.evolution import EvolutionPool, EvolutionSpace
 from svge_cli.search.journal import replay
@@ -230,16 +230,22 @@ class RunReport:
 def run(
     plan: Plan,
     cluster: ClusterOptions,
+    executor: Executor | None,
     retries: int,
     on_result: Callable[[TrialRecord, dict[str, Any], dict[str, Any]], None],
     note: Callable[[str], None],
 ) -> RunReport:
-    """Every trial to its budget on the workers; the journal and results file follow every result."""
+    """Every trial to its budget on `executor` (None: in the driver); the journal and results follow every result.
+
+    The caller connects to the cluster (`cluster.connect`) before preparing the search, so a
+    scheduler that cannot be reached is the only thing the user sees; it closes the executor too.
+    """
     req, records = plan.request, plan.records
     here = cluster.inline or not plan.remote
     if here and not cluster.inline:
         note(f"note: {plan.meta['objective']} scores are computed in the driver; workers serve --evaluator programs")
-    executor = InlineExecutor() if here else connect(cluster)
+    if here or executor is None:
+        executor, here = InlineExecutor(), True
     slots = cluster.workers if cluster.workers > 1 else None
     engine = Engine(req.budget, req.batch, retries, sync=here, slots=slots)
     logs = replay(records or [])
@@ -254,14 +260,11 @@ def run(
         on_result(_record(plan, trial), record, driver.counts())
 
     began = time.perf_counter()
-    try:
-        with open_journal(plan.results, plan.meta, records) as journal:
-            driver = Driver(plan, engine, executor, journal, after)
-            save()
-            driver.run([trials[s] for s in seeds])
-            workers = executor.workers()
-    finally:
-        executor.close()
+    with open_journal(plan.results, plan.meta, records) as journal:
+        driver = Driver(plan, engine, executor, journal, after)
+        save()
+        driver.run([trials[s] for s in seeds])
+        workers = executor.workers()
     return RunReport(
         [_record(plan, trials[s]) for s in sorted(trials)],
         time.perf_counter() - began,

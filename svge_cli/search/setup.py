@@ -184,6 +184,12 @@ def choose_objective(
     if opts.evaluator is not None:
         if opts.objective is not None:
             raise SvgeError("--evaluator is an objective of its own: drop --objective")
+        if opts.target is not None and (table is None or opts.target not in table.labels):
+            columns = ", ".join(table.labels) if table is not None else f"no {sp.name} table imported"
+            raise SvgeError(
+                f"--target {opts.target!r} is not a column of the benchmark table ({columns}); "
+                "with --evaluator the score is the evaluator's answer: drop --target"
+            )
         return EvaluatorObjective(opts.evaluator, opts.evaluator_timeout), opts.target
     if table is None:
         if opts.objective is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bo_helpers import NB201, TARGET, nb201_table, score_of
+from bo_helpers import NB201, TARGET, make_workspace, score_of
 from conftest import Result, Runner, assert_one_line_error
 
 from svge_cli.model import ModelConfig, SVGe
@@ -36,19 +36,6 @@ QUICK = (
     "--attempts",
     "3",
 )
-
-
-def make_workspace(root: Path, table: bool = True) -> Workspace:
-    """A workspace holding a tiny untrained nb201 checkpoint and (optionally) the synthetic table."""
-    ws = Workspace(root)
-    torch.manual_seed(0)
-    model = SVGe(ModelConfig(vocab_size=NB201.vocab_size, max_nodes=8, hidden=16, latent=8))
-    path = ws.checkpoint_dir("nb201") / "tiny.h5"
-    store.save_checkpoint(path, checkpoints.snapshot("nb201", model))
-    ws.remember_checkpoint("nb201", path)
-    if table:
-        store.save_dataset(ws.dataset_path("nb201"), nb201_table())
-    return ws
 
 
 @pytest.fixture()

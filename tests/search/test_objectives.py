@@ -113,8 +113,8 @@ def answer(tmp_path: Path, body: str, timeout: float | None = 10.0) -> list:
     [
         ('print("oops")\n', "'oops', not a number"),
         ('print("nan")\n', "not a finite score"),
-        ('print(\'{"score": NaN}\')\n', "not a finite score"),
-        ('print(\'{"cost": 3}\')\n', "not a finite score"),
+        ("print('{\"score\": NaN}')\n", "not a finite score"),
+        ("print('{\"cost\": 3}')\n", "not a finite score"),
         ("print(1); print(2); print(3)\n", "3 lines for one cell"),
         ("pass\n", "exited without answering"),
         ("sys.stdout.buffer.write(bytes([0xff, 0xfe]) + b'\\n')\n", "not UTF-8"),
