@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A tiny evaluator for `svge bo --evaluator`: scores each cell by a simple formula.
 
-Protocol: svge writes one JSON line per cell on stdin, e.g.
+Protocol: svge starts the program once per cell and writes the cell as one JSON line on stdin, e.g.
   {"space": "nb201", "ops": ["input", "nor_conv_3x3", ...], "adj": [[0, 1, ...], ...], "native": "|nor_conv_3x3~0|+..."}
-and reads one score per line on stdout, in the same order (higher is better).
+and reads one answer on stdout (higher is better): a number, or a JSON object
+{"score": ..., "cost": ...} whose other fields go to the search's journal.
 A real evaluator would train the network, or look it up in a benchmark.
 
 This one rewards convolutions, 3x3 ones most: the share of operation nodes whose

@@ -202,8 +202,10 @@ def bo_cmd(
     bounding box, points decoded into cells not scored before.  random and evolution
     are the baselines, on the same objective.  The best cell goes to stdout in the
     space's native text, a table of best-so-far against queries to stderr, and every
-    query, in order, to the results file, rewritten after each round: Ctrl-C keeps
-    the finished rounds and --resume continues them.
+    query, in order, to the results file.  pool, random and evolution journal every
+    evaluation (a JSON-lines file beside the results): --workers N, --gpus or
+    --scheduler-file evaluate N cells at once, proposing a new one as each finishes,
+    and --resume continues after Ctrl-C or a crash without re-running a finished cell.
 
     \b
     Examples:
@@ -212,6 +214,8 @@ def bo_cmd(
       svge bo --space nb201 --budget 150 --strategy evolution --trials 5
       svge bo --space nb201 --strategy latent --iters 10 --batch 50 --random-baseline
       svge bo --space nb201 --evaluator 'python examples/evaluator.py' --budget 30
+      svge bo --space nb201 --evaluator 'python examples/evaluator.py' --workers 4
+      svge bo --space nb201 --evaluator CMD --scheduler-file sched.json --budget 150
     """
     if results == "-":
         raise SvgeError("--results needs a file name (stdout carries the best cell)")
@@ -243,6 +247,11 @@ def bo_cmd(
         req = StrategyRequest(space, strategy, budget, batch, init, seed, trials, features, options)
         _run_strategy(ui, req, cluster, retries, as_json)
         return
+    if not cluster.inline:
+        raise SvgeError(
+            "--strategy latent evaluates round by round in this process; --workers, --gpus and --scheduler are "
+            "for pool, random and evolution"
+        )
     batch = batch or 50
     if budget is not None:
         start = init or DEFAULT_INIT
