@@ -143,8 +143,8 @@ def _describe(value: Any) -> str:
     return f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
 
 
-def load_cifar(folder: str | Path) -> Cifar:
-    """Every training batch and the test batch of `folder`; SvgeError naming what is missing or wrong."""
+def batch_files(folder: str | Path) -> tuple[list[Path], Path]:
+    """(training batches in order, test batch) of a CIFAR-10 folder; SvgeError when there are none."""
     root = Path(folder)
     if not root.is_dir():
         raise SvgeError(f"{folder}: no such folder (expected CIFAR-10's python batches: data_batch_1..5, test_batch)")
@@ -155,8 +155,14 @@ def load_cifar(folder: str | Path) -> Cifar:
         raise SvgeError(
             f"{folder}: no CIFAR-10 python batches here (need data_batch_1..5 and test_batch; nothing is downloaded)"
         )
+    return train_files, root / "test_batch"
+
+
+def load_cifar(folder: str | Path) -> Cifar:
+    """Every training batch and the test batch of `folder`; SvgeError naming what is missing or wrong."""
+    train_files, test_file = batch_files(folder)
     parts = [_read_batch(p) for p in train_files]
-    test_x, test_y = _read_batch(root / "test_batch")
+    test_x, test_y = _read_batch(test_file)
     train_x = np.concatenate([x for x, _ in parts])
     train_y = np.concatenate([y for _, y in parts])
     if len(train_x) == 0 or len(test_x) == 0:

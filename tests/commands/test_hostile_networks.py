@@ -118,3 +118,26 @@ def test_labels_that_are_not_a_flat_list_are_one_line(svge: Runner, tmp_path: Pa
     with open(folder / "data_batch_1", "wb") as f:
         pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [[0], [1, 2]]}, f)
     assert_one_line_error(svge(*COMMANDS["train-cell"](folder)), "data_batch_1", "b'labels'")
+
+
+def test_train_cell_refuses_a_checkpoint_over_a_batch_or_its_cell(svge: Runner, tmp_path: Path) -> None:
+    data = _tiny_batches(tmp_path / "cifar")
+    before = (data / "data_batch_1").read_bytes()
+    r = svge("train-cell", NB201_CELL, "--data", str(data), "--checkpoint", str(data / "data_batch_1"))
+    assert_one_line_error(r, "--checkpoint is the same file as the input (--data")
+    assert (data / "data_batch_1").read_bytes() == before
+    cell = tmp_path / "cell.txt"
+    cell.write_text(NB201_CELL + "\n")
+    r = svge("train-cell", str(cell), "--data", str(data), "--checkpoint", str(cell))
+    assert_one_line_error(r, "(ARCH:")
+    assert cell.read_text() == NB201_CELL + "\n"
+
+
+@pytest.mark.parametrize("command", ["score", "net"])
+def test_score_and_net_refuse_to_write_over_their_cells(svge: Runner, tmp_path: Path, command: str) -> None:
+    cells = tmp_path / "cells.txt"
+    cells.write_text(NB201_CELL + "\n")
+    os.link(cells, tmp_path / "hard.txt")
+    extra = ["--proxy", "params"] if command == "score" else []
+    assert_one_line_error(svge(command, str(cells), *extra, "-o", str(tmp_path / "hard.txt")), "ARCHS")
+    assert cells.read_text() == NB201_CELL + "\n"

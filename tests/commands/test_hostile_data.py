@@ -1,0 +1,74 @@
+"""Hostile input to `svge data ...` (import, sample, user spaces): issue 20's cases."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import Runner, assert_one_line_error
+
+from svge_cli.spaces import get_space
+from svge_cli.storage import store
+
+LINKS = ["same path", "symlink", "hard link"]
+HEADER = "arch,cifar10_test"
+
+
+def nb201_csv(path: Path, values: list[str]) -> Path:
+    sp = get_space("nb201")
+    rows = [f"{sp.format_native(a)},{v}" for a, v in zip(sp.sample(len(values), 0), values)]
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    return path
+
+
+def alias(target: Path, how: str) -> Path:
+    if how == "same path":
+        return target
+    other = target.with_name("alias-" + target.name)
+    (os.symlink if how == "symlink" else os.link)(target, other)
+    return other
+
+
+@pytest.mark.parametrize("how", LINKS)
+def test_import_refuses_to_write_over_its_input(svge: Runner, workdir: Path, tmp_path: Path, how: str) -> None:
+    csv = nb201_csv(tmp_path / "c.csv", ["90.5", "91"])
+    before = csv.read_bytes()
+    r = svge("data", "import", "nb201", str(csv), "-o", str(alias(csv, how)))
+    assert_one_line_error(r, "same file as the input", "FILE")
+    assert csv.read_bytes() == before
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "NaN", "-inf"])
+def test_labels_that_are_no_finite_number_are_unknown_and_said(
+    svge: Runner, workdir: Path, tmp_path: Path, value: str
+) -> None:
+    csv = nb201_csv(tmp_path / "c.csv", ["90.5", value, "91"])
+    r = svge("data", "import", "nb201", str(csv), "-o", str(tmp_path / "d.h5"))
+    assert r.code == 0, r.stderr
+    assert "1 'cifar10_test' values are no finite number" in r.stderr and "line 3" in r.stderr
+    labels = store.load_dataset(tmp_path / "d.h5").labels["cifar10_test"]
+    assert np.isnan(labels[1]) and labels[0] == 90.5
+
+
+def test_a_text_column_is_left_out_with_a_note(svge: Runner, workdir: Path, tmp_path: Path) -> None:
+    csv = nb201_csv(tmp_path / "c.csv", ["best"])
+    r = svge("data", "import", "nb201", str(csv), "-o", str(tmp_path / "d.h5"))
+    assert r.code == 0, r.stderr
+    assert "column 'cifar10_test' holds text, not numbers (1 rows): left out" in r.stderr
+    assert "cifar10_test" not in store.load_dataset(tmp_path / "d.h5").labels
+
+
+def test_a_huge_integer_label_in_json_lines_is_unknown(svge: Runner, workdir: Path, tmp_path: Path) -> None:
+    sp = get_space("enas")
+    cell = sp.sample(1, 0)[0]
+    line = '{"space": "enas", "ops": %s, "adj": %s, "acc": %d}\n' % (
+        str(sp.ops_names(cell)).replace("'", '"'),
+        cell.adj.tolist(),
+        10**400,
+    )
+    (tmp_path / "c.jsonl").write_text(line)
+    r = svge("data", "import", "enas", str(tmp_path / "c.jsonl"), "-o", str(tmp_path / "d.h5"))
+    assert r.code == 0, r.stderr
+    assert "'acc' values are no finite number" in r.stderr
