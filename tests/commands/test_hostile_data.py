@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -72,3 +73,33 @@ def test_a_huge_integer_label_in_json_lines_is_unknown(svge: Runner, workdir: Pa
     r = svge("data", "import", "enas", str(tmp_path / "c.jsonl"), "-o", str(tmp_path / "d.h5"))
     assert r.code == 0, r.stderr
     assert "'acc' values are no finite number" in r.stderr
+
+
+def test_a_sample_beyond_memory_is_refused_at_once(svge: Runner, workdir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s.txt"
+    r = svge("data", "sample", "enas", "-n", "1000000000000", "-o", str(out))
+    assert_one_line_error(r, "sampling 1,000,000,000,000 enas cells needs about", "available")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("nodes", [65, 100_000])
+def test_a_user_space_larger_than_the_bound_is_refused(svge: Runner, workdir: Path, tmp_path: Path, nodes: int) -> None:
+    spec = tmp_path / "big.json"
+    spec.write_text(json.dumps({"name": "big", "ops": ["a", "b"], "max_nodes": nodes}))
+    assert_one_line_error(svge("data", "space", "add", str(spec)), '"max_nodes" must be an integer from 3 to 64')
+
+
+@pytest.mark.parametrize("ops", [1, 3])
+def test_a_user_space_at_the_bound_samples(svge: Runner, workdir: Path, tmp_path: Path, ops: int) -> None:
+    """Sizes from 44 nodes once gave NaN probabilities (the weights overflowed a float)."""
+    spec = tmp_path / "wide.json"
+    spec.write_text(json.dumps({"name": "wide", "ops": [f"op{i}" for i in range(ops)], "max_nodes": 64}))
+    r = svge("data", "sample", str(spec), "-n", "2")
+    assert r.code == 0, r.stderr
+    assert [len(json.loads(line)["ops"]) for line in r.lines] == [64, 64]
+
+
+def test_a_user_space_with_more_ops_than_svge_stores_is_refused(svge: Runner, workdir: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "many.json"
+    spec.write_text(json.dumps({"name": "many", "ops": [f"op{i}" for i in range(200)], "max_nodes": 5}))
+    assert_one_line_error(svge("data", "space", "add", str(spec)), "200 operations, more than the 125")

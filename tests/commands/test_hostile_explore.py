@@ -38,3 +38,8 @@ def test_extrapolate_refuses_to_write_over_its_seed_file(svge: Runner, enas_ws: 
     r = svge("extrapolate", "--space", "enas", "--from", str(seed), "--proxy", "params", "-o", str(seed))
     assert_one_line_error(r, "(--from:")
     assert seed.read_bytes() == before
+
+
+def test_a_circle_beyond_memory_is_refused(svge: Runner, enas_ws: Path) -> None:
+    r = svge("decode-circle", "--space", "enas", "--steps", "100000000000")
+    assert_one_line_error(r, "a circle of 100,000,000,000 steps needs about", "take fewer steps")

@@ -95,3 +95,10 @@ def test_export_to_stdout_writes_a_readable_checkpoint(svge: Runner, tmp_path: P
     (tmp_path / "x.h5").write_bytes(r.stdout)
     assert store.load_checkpoint(tmp_path / "x.h5").meta["fp16"] is True
     assert_one_line_error(svge("export", str(trained.checkpoint), "-o", "-", tty=("stdout",)), "terminal")
+
+
+def test_decode_with_a_node_limit_beyond_memory_is_refused(svge: Runner, latents: Path, tmp_path: Path) -> None:
+    out = tmp_path / "d.txt"
+    r = svge("decode", str(latents), "--max-nodes", "1000000", "-o", str(out))
+    assert_one_line_error(r, "of up to 1,000,000 nodes needs about", "decode fewer or smaller")
+    assert not out.exists()

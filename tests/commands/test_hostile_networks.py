@@ -141,3 +141,8 @@ def test_score_and_net_refuse_to_write_over_their_cells(svge: Runner, tmp_path: 
     extra = ["--proxy", "params"] if command == "score" else []
     assert_one_line_error(svge(command, str(cells), *extra, "-o", str(tmp_path / "hard.txt")), "ARCHS")
     assert cells.read_text() == NB201_CELL + "\n"
+
+
+def test_a_proxy_batch_beyond_memory_is_refused(svge: Runner) -> None:
+    r = svge("score", "-", "--proxy", "jacob_cov", "--batch-size", "100000000", stdin=NB201_CELL + "\n")
+    assert_one_line_error(r, "a proxy batch of 100,000,000 images needs about", "--batch-size")
