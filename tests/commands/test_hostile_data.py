@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Runner, assert_one_line_error
+from conftest import Runner, alias, assert_one_line_error
 
 from svge_cli.spaces import get_space
 from svge_cli.storage import store
@@ -22,14 +21,6 @@ def nb201_csv(path: Path, values: list[str]) -> Path:
     rows = [f"{sp.format_native(a)},{v}" for a, v in zip(sp.sample(len(values), 0), values)]
     path.write_text("\n".join([HEADER, *rows]) + "\n")
     return path
-
-
-def alias(target: Path, how: str) -> Path:
-    if how == "same path":
-        return target
-    other = target.with_name("alias-" + target.name)
-    (os.symlink if how == "symlink" else os.link)(target, other)
-    return other
 
 
 @pytest.mark.parametrize("how", LINKS)

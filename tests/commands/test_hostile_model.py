@@ -6,24 +6,14 @@ says so; no file that existed before a refused command changes.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from conftest import Runner, Trained, assert_one_line_error
+from conftest import Runner, Trained, alias, assert_one_line_error
 
 from svge_cli.storage import store
 
 LINKS = ["same path", "symlink", "hard link"]
-
-
-def alias(target: Path, how: str) -> Path:
-    """`target` itself, or a new name for it: a symbolic link or a hard link."""
-    if how == "same path":
-        return target
-    other = target.with_name("alias-" + target.name)
-    (os.symlink if how == "symlink" else os.link)(target, other)
-    return other
 
 
 def unchanged(path: Path, before: bytes) -> bool:
