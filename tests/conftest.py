@@ -118,6 +118,15 @@ def assert_one_line_error(result: Result, *words: str) -> None:
         assert word in lines[0], (word, lines[0])
 
 
+def alias(target: Path, how: str) -> Path:
+    """`target` itself ("same path"), or a new name for it: a "symlink" or a "hard link"."""
+    if how == "same path":
+        return target
+    other = target.with_name("alias-" + target.name)
+    (os.symlink if how == "symlink" else os.link)(target, other)
+    return other
+
+
 def shell(command: str, cwd: Path, env: dict[str, str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
     """Run a real shell command line (pipes between `svge` processes included)."""
     full = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)} | env

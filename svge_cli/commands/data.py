@@ -21,6 +21,7 @@ from svge_cli.spaces import SPACES, add_user_space, get_space, known_spaces
 from svge_cli.storage import datasets, store
 from svge_cli.storage.archtext import format_arch
 from svge_cli.storage.importers import import_file
+from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import write_text_lines
 
 
@@ -131,6 +132,7 @@ def import_cmd(ui: Ui, space: str, file: str, output: str | None, force: bool, t
     if not Path(file).exists():
         raise SvgeError(f"{file}: no such file")
     target = Path(output) if output else ui.workspace.dataset_path(space)
+    refuse_overwriting_inputs({"-o" if output else "the workspace dataset": target}, {"FILE": file})
     if not output and target.exists() and not force:
         if not sys.stdin.isatty():
             raise SvgeError(f"{target} already holds the {space} dataset; pass --force to replace it")

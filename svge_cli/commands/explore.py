@@ -31,6 +31,7 @@ from svge_cli.model.predictor import is_finetuned, load_predictor
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets, store
 from svge_cli.storage.archtext import format_arch, infer_native_space, parse_json_arch, read_archs
+from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import Latents, write_text_lines
 
 #: node limit when reading a cell to draw or grow: larger cells are the point of these commands
@@ -169,6 +170,7 @@ def decode_circle_cmd(
     sp = _pick_space(ui, space, start_space)
     start_arch = start_arch if start_arch is not None else chain_cell(sp)
     ck, ck_path, model = checkpoints.load_model(ui.workspace, sp.name, checkpoint, device, ui.note)
+    refuse_overwriting_inputs({"-o": output, "--latents-out": latents_out}, {"--start": start, "checkpoint": ck_path})
     result = walk(model, sp, start_arch, steps, seed, radius)
     if latents_out:
         _save_circle_latents(latents_out, sp, start_arch, result, ck.fingerprint())
@@ -366,6 +368,7 @@ def extrapolate_cmd(
     target_nodes = _target_nodes(sp, nodes, layers)
     rules = growth_rules(sp, max_edges)
     ck, ck_path = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
+    refuse_overwriting_inputs({"-o": output}, {"--from": seed_cell, "checkpoint": ck_path})
     score, target = _extrapolation_scorer(ui, sp, ck, proxy, device, seed)
     seed_origin = "--from"
     if seed_arch is None:
@@ -528,6 +531,7 @@ def show_cmd(ui: Ui, arch: str, space: str | None, output: str | None) -> None:
     """
     if output:
         plots.figure_format(output)
+    refuse_overwriting_inputs({"-o": output}, {"ARCH": arch})
     cell, sp = read_one_cell(arch, "ARCH", space)
     console = _stdout_console()
     console.print(render.describe(sp, cell), soft_wrap=True)

@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 import numpy as np
 
+from svge_cli.commands.common import refuse_binary_to_terminal
 from svge_cli.console import Ui
 from svge_cli.storage import store
+from svge_cli.storage.outputs import refuse_overwriting_inputs
 
 
 def slim(ck: store.Checkpoint, fp16: bool) -> store.Checkpoint:
@@ -24,7 +26,13 @@ def slim(ck: store.Checkpoint, fp16: bool) -> store.Checkpoint:
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Where to write the slim copy.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    required=True,
+    help="Where to write the slim copy; - is stdout (not a terminal).",
+)
 @click.option("--fp16", is_flag=True, help="Store weights as float16 (half the size).")
 @click.pass_obj
 def export_cmd(ui: Ui, checkpoint: str, output: str, fp16: bool) -> None:
@@ -34,9 +42,12 @@ def export_cmd(ui: Ui, checkpoint: str, output: str, fp16: bool) -> None:
     Example:
       svge export .svge/enas/checkpoints/run-20261128-101500/last.h5 -o enas.h5 --fp16
     """
+    refuse_binary_to_terminal(output)
+    refuse_overwriting_inputs({"-o": output}, {"CHECKPOINT": checkpoint})
     ck = store.load_checkpoint(checkpoint)
     store.save_checkpoint(output, slim(ck, fp16))
-    ui.note(f"wrote {output} ({Path(output).stat().st_size / 1e6:.1f} MB, {'fp16' if fp16 else 'fp32'})")
+    if output != store.STDIO:
+        ui.note(f"wrote {output} ({Path(output).stat().st_size / 1e6:.1f} MB, {'fp16' if fp16 else 'fp32'})")
 
 
 COMMANDS = [export_cmd]

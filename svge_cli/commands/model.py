@@ -26,6 +26,7 @@ from svge_cli.model.predictor import latent_scores
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
 from svge_cli.storage.archtext import format_arch, read_archs
+from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import Latents, write_text_lines
 from svge_cli.training.vae import TrainRequest, held_out_split, train_vae
 
@@ -186,7 +187,8 @@ def encode_cmd(
     lines, name = read_text_input(archs)
     records = read_archs(lines, get_space(space) if space else None, name)
     sp = records[0].space
-    ck, _, model = checkpoints.load_model(ui.workspace, sp.name, checkpoint, device, ui.note)
+    ck, ck_path, model = checkpoints.load_model(ui.workspace, sp.name, checkpoint, device, ui.note)
+    refuse_overwriting_inputs({"-o": output, "--plot": plot}, {"ARCHS": archs, "checkpoint": ck_path})
     cells = [r.arch for r in records]
     mu, logvar = codec.encode_archs(model, cells)
     if plot is not None:  # drawn first: a bad picture path then leaves no latents file behind
@@ -237,7 +239,8 @@ def decode_cmd(
     """
     lat = store.load_latents(latents)
     sp = get_space(lat.space)
-    ck, _, model = checkpoints.load_model(ui.workspace, sp.name, checkpoint, device, ui.note)
+    ck, ck_path, model = checkpoints.load_model(ui.workspace, sp.name, checkpoint, device, ui.note)
+    refuse_overwriting_inputs({"-o": output}, {"LATENTS": latents, "checkpoint": ck_path})
     if lat.checkpoint and lat.checkpoint != ck.fingerprint():
         ui.note(f"note: these latents were encoded by checkpoint {lat.checkpoint}, decoding with {ck.fingerprint()}")
     if lat.mu.shape[1] != model.cfg.latent:

@@ -20,6 +20,7 @@ from svge_cli.explore.extrapolate import growth_rules
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage.archtext import ArchRecord, infer_native_space, parse_json_arch, read_archs
 from svge_cli.storage.checkpoints import pick_device
+from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import write_text_lines
 
 #: networks build for cells of any size: extrapolated cells are the point
@@ -79,6 +80,7 @@ def net_cmd(ui: Ui, archs: str, space: str | None, classes: int, output: str, as
     from svge_cli.networks.counting import counts
     from svge_cli.networks.summary import layer_summary
 
+    refuse_overwriting_inputs({"-o": output}, {"ARCHS": archs})
     records, sp = read_cells(archs, space)
     rows: list[dict[str, Any]] = []
     for r in records:
@@ -174,6 +176,7 @@ def score_cmd(
     from svge_cli.networks.proxies import NETWORK_SCORES, check_proxy, proxy_scores
 
     check_proxy(proxy)
+    refuse_overwriting_inputs({"-o": output}, {"ARCHS": archs})
     records, sp = read_cells(archs, space)
     batch = None
     if data_dir is not None and proxy in NETWORK_SCORES:
@@ -290,13 +293,16 @@ def train_cell_cmd(
     """
     from svge_cli.commands.explore import _ANY_SIZE, read_one_cell
     from svge_cli.errors import SvgeError
-    from svge_cli.networks.cifar import load_cifar
+    from svge_cli.networks.cifar import batch_files, load_cifar
     from svge_cli.networks.training import TrainConfig, run_key, train_cell
 
     if from_stdin == (arch is not None):
         raise SvgeError("give one ARCH, or --stdin to read cells from stdin (not both)")
     if from_stdin and (resume or checkpoint):
         raise SvgeError("--stdin trains many cells: --checkpoint and --resume are for one ARCH")
+    train_files, test_file = batch_files(data_dir)
+    inputs = [("ARCH", arch)] + [("--data", p) for p in [*train_files, test_file]]
+    refuse_overwriting_inputs({"--checkpoint": checkpoint}, inputs)
     dev = pick_device(device)
     data = load_cifar(data_dir)
     cfg = TrainConfig(

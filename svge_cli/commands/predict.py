@@ -34,6 +34,7 @@ from svge_cli.model.predictor import (
 from svge_cli.spaces import SPACES, get_space
 from svge_cli.storage import checkpoints
 from svge_cli.storage.archtext import read_archs
+from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import write_text_lines
 from svge_cli.training.finetune import HEADS, POOLS, FinetuneConfig, FinetuneRequest, run_finetune
 
@@ -178,6 +179,13 @@ def finetune_cmd(
       svge data import nb201 nb201_cifar10.csv
       svge finetune --space nb201 --labels 1000
     """
+    refuse_overwriting_inputs(
+        {"-o": output},
+        {
+            "checkpoint": checkpoint or ui.workspace.latest_checkpoint(space),
+            "--dataset": dataset or ui.workspace.dataset_path(space),
+        },
+    )
     cfg = FinetuneConfig(
         head=head,
         onehot=onehot,
@@ -267,6 +275,9 @@ def predict_cmd(
     records = read_archs(lines, get_space(space) if space else None, name)
     sp = records[0].space
     ck, ck_path = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
+    refuse_overwriting_inputs(
+        {"-o": output, "--plot": plot}, {"ARCHS": archs, "checkpoint": ck_path, "--dataset": dataset}
+    )
     predictor = load_predictor(ck, checkpoints.pick_device(device))
     cells = [r.arch for r in records]
     scores, spread = predictor.with_spread(*pad_batch(cells))

@@ -27,6 +27,7 @@ import numpy as np
 
 from svge_cli.arch import Arch
 from svge_cli.errors import SvgeError
+from svge_cli.memory import ARCH_BYTES, ensure_fits
 from svge_cli.model import SVGe, codec
 from svge_cli.spaces import SearchSpace
 
@@ -104,6 +105,9 @@ class Walk:
 
 def walk(model: SVGe, space: SearchSpace, start: Arch, steps: int, seed: int, radius: float | None = None) -> Walk:
     """Encode `start`, walk the circle through its latent mean, decode every point greedily."""
+    # the points, their cos/sin temporaries (float64) and a decoded cell per point
+    need = (steps + 1) * (4 * 8 * model.cfg.latent + ARCH_BYTES)
+    ensure_fits(need, f"a circle of {steps:,} steps", "take fewer steps")
     mu, _ = codec.encode_archs(model, [start])
     circle = circle_through(mu[0], steps, seed, radius)
     decoded = codec.decode_latents(model, space, circle.points.astype(np.float32))

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from svge_cli.arch import Arch, pad_batch, unpad
+from svge_cli.memory import ARCH_BYTES, ensure_fits
 from svge_cli.model import SVGe
 from svge_cli.spaces import SearchSpace
 
@@ -69,6 +70,14 @@ def decode_once(
     return out
 
 
+def decode_bytes(model: SVGe, points: int, max_nodes: int | None = None) -> int:
+    """Bytes a decode of `points` latent points surely allocates: one batch's (D, B, M, M) float
+    adjacency and its boolean copy, the batch's uint8 result, and one cell per point."""
+    m = max_nodes or model.cfg.max_nodes
+    batch = min(points, DECODE_BATCH)
+    return batch * m * m * (5 * model.cfg.directions + 1) + points * ARCH_BYTES
+
+
 def judge(space: SearchSpace, arch: Arch, node_limit: int | None = None) -> Decoded:
     """A decoded graph with the space's verdict; valid cells come back in canonical form."""
     reason = space.validate(space.canonical(arch), node_limit)
@@ -83,6 +92,8 @@ def decode_latents(
     One attempt means the deterministic greedy decode.  Invalid results are kept
     and marked, never dropped, so outputs stay aligned with inputs.
     """
+    nodes = f" of up to {max_nodes:,} nodes" if max_nodes else ""
+    ensure_fits(decode_bytes(model, len(z), max_nodes), f"decoding {len(z):,} points{nodes}", "decode fewer or smaller")
     limit = max_nodes if max_nodes and max_nodes > space.max_nodes else None
     if attempts <= 1:
         return [judge(space, a, limit) for a in decode_once(model, z, True, max_nodes, None)]

@@ -25,6 +25,7 @@ with random labels unless the caller passes real images.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ from torch import nn
 
 from svge_cli.arch import Arch
 from svge_cli.errors import SvgeError
+from svge_cli.memory import ensure_fits
 from svge_cli.networks import INPUT_SHAPE, build
 from svge_cli.networks.counting import counts
 from svge_cli.spaces import SearchSpace
@@ -214,6 +216,9 @@ def proxy_scores(
     """
     check_proxy(proxy)
     if batch is None and proxy in NETWORK_SCORES:
+        # the input batch and the (B, B) kernel or correlation matrix: the least the proxy allocates
+        need = batch_size * math.prod(INPUT_SHAPE) * 4 + batch_size**2 * 8
+        ensure_fits(need, f"a proxy batch of {batch_size:,} images", "pass a smaller --batch-size")
         batch = random_batch(batch_size, seed)
     scores = np.empty(len(archs), dtype=np.float64)
     for i, arch in enumerate(archs):

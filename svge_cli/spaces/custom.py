@@ -30,6 +30,11 @@ DEFAULT_CELLS = 20_000
 #: at least MIN_FRUITLESS): the space then holds few more distinct cells, if any
 DRAWS_PER_CELL = 5
 MIN_FRUITLESS = 2_000
+#: the most nodes a user cell may have: sampled, hashed, trained and decoded in tests up to here; a
+#: training step of 32 such cells takes ~17 s on one CPU core (docs/spaces.md has the measurements)
+MAX_NODES = 64
+#: operations a user space may declare: node types are stored as int8, input and output included
+MAX_OPS = 125
 
 
 class CellSpace(SearchSpace):
@@ -102,8 +107,10 @@ class CellSpace(SearchSpace):
         """
         rng = np.random.default_rng(seed)
         sizes = np.arange(2, self.max_nodes + 1)
-        weights = np.array([2.0 ** (k * (k - 1) / 2) * (self.vocab_size - 2) ** (k - 2) for k in sizes])
-        p = weights / weights.sum()
+        # log of 2^(k(k-1)/2) (vocab - 2)^(k - 2): the weights themselves overflow a float from ~44 nodes
+        log_weights = sizes * (sizes - 1) / 2 * np.log(2.0) + (sizes - 2) * np.log(self.vocab_size - 2)
+        p = np.exp(log_weights - log_weights.max())
+        p /= p.sum()
         found: dict[str, Arch] = {}
         fruitless = 0
         while len(found) < n and fruitless < max(MIN_FRUITLESS, DRAWS_PER_CELL * len(found)):
@@ -152,7 +159,9 @@ def from_spec(spec: Any, where: str) -> CellSpace:
         or set(ops) & set(RESERVED)
     ):
         raise ArchError(f'{where}: "ops" must be a list of distinct operation names (not input/output)')
-    max_nodes = _int(spec, "max_nodes", where, low=3)
+    if len(ops) > MAX_OPS:
+        raise ArchError(f'{where}: "ops" lists {len(ops)} operations, more than the {MAX_OPS} svge can store')
+    max_nodes = _int(spec, "max_nodes", where, low=3, high=MAX_NODES)
     max_edges = _int(spec, "max_edges", where, low=1) if "max_edges" in spec else None
     single_io = spec.get("single_io", True)
     if not isinstance(single_io, bool):
@@ -164,10 +173,11 @@ def from_spec(spec: Any, where: str) -> CellSpace:
     return CellSpace(name, ops, max_nodes, max_edges, single_io, cells, target)
 
 
-def _int(spec: dict[str, Any], key: str, where: str, low: int) -> int:
+def _int(spec: dict[str, Any], key: str, where: str, low: int, high: int | None = None) -> int:
     value = spec.get(key)
-    if type(value) is not int or value < low:
-        raise ArchError(f'{where}: "{key}" must be an integer >= {low}')
+    if type(value) is not int or value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ArchError(f'{where}: "{key}" must be an integer {bound}')
     return value
 
 

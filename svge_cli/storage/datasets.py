@@ -8,6 +8,7 @@ import numpy as np
 
 from svge_cli.arch import Arch
 from svge_cli.errors import SvgeError
+from svge_cli.memory import ARCH_BYTES, ensure_fits
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage import store
 from svge_cli.storage.store import Dataset
@@ -36,6 +37,7 @@ def enumeration(space: SearchSpace, ws: Workspace) -> Dataset:
 def sample_cells(space: SearchSpace, ws: Workspace, n: int, seed: int) -> list[Arch]:
     """`n` cells drawn uniformly: from the cached enumeration where the space has one."""
     if not space.enumerable:
+        ensure_fits(n * (ARCH_BYTES + space.max_nodes**2), f"sampling {n:,} {space.name} cells", "ask for fewer")
         return space.sample(n, seed)
     ds = enumeration(space, ws)
     idx = np.random.default_rng(seed).choice(len(ds), size=min(n, len(ds)), replace=False)

@@ -61,7 +61,7 @@ def test_sampling_gives_distinct_valid_cells_and_stops_when_the_space_runs_out(t
         ({"name": "Toy!", "ops": ["a"], "max_nodes": 4}, ['"name"']),
         ({"name": "toy", "ops": ["a", "a"], "max_nodes": 4}, ['"ops"', "distinct"]),
         ({"name": "toy", "ops": ["input"], "max_nodes": 4}, ['"ops"']),
-        ({"name": "toy", "ops": ["a"], "max_nodes": 2}, ['"max_nodes"', ">= 3"]),
+        ({"name": "toy", "ops": ["a"], "max_nodes": 2}, ['"max_nodes"', "from 3 to 64"]),
         ({"name": "toy", "ops": ["a"], "max_nodes": 4, "colour": 1}, ["unknown keys colour"]),
     ],
 )

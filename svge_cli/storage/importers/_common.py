@@ -14,6 +14,7 @@ from svge_cli.spaces.nb201 import NB201Space
 from svge_cli.storage.store import Dataset, StoreError
 
 _TEXT = object()  # marks a value that is not a number
+_NOT_FINITE = object()  # marks inf, -inf, nan or a number too large for a float: stored as unknown
 
 
 def where(path: Path, line: int) -> str:
@@ -51,21 +52,18 @@ def parse_native(space: SearchSpace, text: str, place: str, node_limit: int | No
 
 
 def _number(value: Any) -> Any:
-    """float for numbers and numeric text, NaN for missing or empty, _TEXT otherwise."""
-    if value is None:
+    """float for finite numbers and numeric text, NaN for missing or empty, _NOT_FINITE, or _TEXT."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return math.nan
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return _TEXT
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        if not value.strip():
-            return math.nan
-        try:
-            return float(value)
-        except ValueError:
-            return _TEXT
-    return _TEXT
+    try:
+        number = float(value)
+    except ValueError:
+        return _TEXT
+    except OverflowError:  # an integer beyond float range
+        return _NOT_FINITE
+    return number if math.isfinite(number) else _NOT_FINITE
 
 
 class LabelColumns:
@@ -74,12 +72,15 @@ class LabelColumns:
     A key becomes a float64 column when its values are numbers (missing -> NaN);
     a key whose values are all text (names, notes) is left out; a key that mixes
     numbers and text is an error, since a typo would otherwise silently drop or
-    corrupt a column.
+    corrupt a column.  Values that are no finite number (inf, nan, 1e400) are
+    stored as unknown (NaN).  What was left out or made unknown is said in
+    `notes`, which `arrays` fills.
     """
 
     def __init__(self) -> None:
         self._rows: list[dict[str, Any]] = []
         self._places: list[str] = []
+        self.notes: list[str] = []
 
     @property
     def places(self) -> list[str]:
@@ -95,11 +96,22 @@ class LabelColumns:
         for key in keys:
             values = [row.get(key, math.nan) for row in self._rows]
             text = [i for i, v in enumerate(values) if v is _TEXT]
-            if not text:
-                out[key] = np.asarray(values, dtype=np.float64)
-            elif any(v is not _TEXT and not math.isnan(v) for v in values):
+            odd = [i for i, v in enumerate(values) if v is _NOT_FINITE]
+            numbers = [v for v in values if v is not _TEXT and v is not _NOT_FINITE and not math.isnan(v)]
+            if text and (numbers or odd):
                 raise StoreError(
                     f"{self._places[text[0]]}: {key!r} is not a number, but other rows give numbers for it"
+                )
+            if text:
+                self.notes.append(
+                    f"column {key!r} holds text, not numbers ({len(text):,} rows): left out of the labels"
+                )
+                continue
+            out[key] = np.asarray([math.nan if v is _NOT_FINITE else v for v in values], dtype=np.float64)
+            if odd:
+                self.notes.append(
+                    f"{len(odd):,} {key!r} values are no finite number (inf, nan or too large, first at "
+                    f"{self._places[odd[0]]}): stored as unknown"
                 )
         return out
 

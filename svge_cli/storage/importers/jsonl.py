@@ -43,5 +43,5 @@ def read_jsonl(path: Path, space: SearchSpace, node_limit: int | None = None) ->
         labels.add(extra, place)
     archs, hashes, columns, notes = drop_repeats(archs, hashes, labels.arrays(), labels.places)
     ds = make_dataset(space, archs, columns, f"{path} (JSON lines)", hashes=hashes)
-    ds.notes = notes
+    ds.notes = labels.notes + notes
     return ds

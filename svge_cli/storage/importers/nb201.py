@@ -73,7 +73,7 @@ def read_arch_csv(path: Path, space: SearchSpace, node_limit: int | None = None)
     hashes = [space.hash(a) for a in archs]
     archs, hashes, columns, notes = drop_repeats(archs, hashes, labels.arrays(), labels.places)
     ds = make_dataset(space, archs, columns, f"{path} (CSV)", hashes=hashes)
-    ds.notes = notes
+    ds.notes = labels.notes + notes
     return ds
 
 

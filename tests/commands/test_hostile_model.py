@@ -1,0 +1,94 @@
+"""Hostile input to the model commands (encode, decode, export, predict, the workspace): issue 20's cases.
+
+Each case ends in one `svge: error:` line and exit 1, or does what was meant and
+says so; no file that existed before a refused command changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import Runner, Trained, alias, assert_one_line_error
+
+from svge_cli.storage import store
+
+LINKS = ["same path", "symlink", "hard link"]
+
+
+def unchanged(path: Path, before: bytes) -> bool:
+    return path.read_bytes() == before
+
+
+@pytest.fixture
+def archs(tmp_path: Path, trained: Trained) -> Path:
+    path = tmp_path / "a.txt"
+    path.write_bytes(trained.archs_jsonl.read_bytes())
+    return path
+
+
+@pytest.fixture
+def latents(svge: Runner, enas_ws: Path, archs: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "l.h5"
+    assert svge("encode", str(archs), "-o", str(path)).code == 0
+    return path
+
+
+@pytest.mark.parametrize("how", LINKS)
+def test_encode_refuses_to_write_over_its_input(svge: Runner, enas_ws: Path, archs: Path, how: str) -> None:
+    before = archs.read_bytes()
+    out = alias(archs, how)
+    assert_one_line_error(svge("encode", str(archs), "-o", str(out)), "same file as the input", "ARCHS")
+    assert unchanged(archs, before)
+
+
+@pytest.mark.parametrize("how", LINKS)
+def test_decode_refuses_to_write_over_its_latents(svge: Runner, latents: Path, how: str) -> None:
+    before = latents.read_bytes()
+    assert_one_line_error(svge("decode", str(latents), "-o", str(alias(latents, how))), "LATENTS")
+    assert unchanged(latents, before)
+
+
+@pytest.mark.parametrize("how", LINKS)
+def test_export_refuses_to_write_over_its_checkpoint(svge: Runner, tmp_path: Path, trained: Trained, how: str) -> None:
+    ck = tmp_path / "ck.h5"
+    ck.write_bytes(trained.checkpoint.read_bytes())
+    before = ck.read_bytes()
+    assert_one_line_error(svge("export", str(ck), "-o", str(alias(ck, how)), "--fp16"), "CHECKPOINT")
+    assert unchanged(ck, before)
+
+
+@pytest.mark.parametrize("how", LINKS)
+def test_predict_refuses_to_write_over_its_cells(svge: Runner, enas_ws: Path, archs: Path, how: str) -> None:
+    before = archs.read_bytes()
+    assert_one_line_error(svge("predict", str(archs), "-o", str(alias(archs, how))), "ARCHS")
+    assert unchanged(archs, before)
+
+
+def test_encode_refuses_to_write_over_the_checkpoint_it_uses(
+    svge: Runner, enas_ws: Path, archs: Path, trained: Trained
+) -> None:
+    before = trained.checkpoint.read_bytes()
+    assert_one_line_error(svge("encode", str(archs), "-o", str(trained.checkpoint)), "checkpoint")
+    assert unchanged(trained.checkpoint, before)
+
+
+def test_encode_refuses_one_file_for_latents_and_plot(svge: Runner, enas_ws: Path, archs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "both.png"
+    assert_one_line_error(svge("encode", str(archs), "-o", str(out), "--plot", str(out)), "-o and --plot")
+    assert not out.exists()
+
+
+def test_export_to_stdout_writes_a_readable_checkpoint(svge: Runner, tmp_path: Path, trained: Trained) -> None:
+    r = svge("export", str(trained.checkpoint), "-o", "-", "--fp16")
+    assert r.code == 0 and r.stderr == ""
+    (tmp_path / "x.h5").write_bytes(r.stdout)
+    assert store.load_checkpoint(tmp_path / "x.h5").meta["fp16"] is True
+    assert_one_line_error(svge("export", str(trained.checkpoint), "-o", "-", tty=("stdout",)), "terminal")
+
+
+def test_decode_with_a_node_limit_beyond_memory_is_refused(svge: Runner, latents: Path, tmp_path: Path) -> None:
+    out = tmp_path / "d.txt"
+    r = svge("decode", str(latents), "--max-nodes", "1000000", "-o", str(out))
+    assert_one_line_error(r, "of up to 1,000,000 nodes needs about", "decode fewer or smaller")
+    assert not out.exists()
