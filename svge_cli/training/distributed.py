@@ -265,7 +265,10 @@ def _failure_line(failures: dict[int, Any], reports: Path, last_try: int) -> str
 @contextlib.contextmanager
 def _quiet_elastic() -> Iterator[None]:
     """The launcher's own log lines (start-up, failures) are not for the user: the failure is one line."""
-    loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.launcher")]
+    loggers = [
+        logging.getLogger(n)
+        for n in ("torch.distributed.elastic", "torch.distributed.launcher", "torch.multiprocessing")
+    ]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL)
