@@ -103,6 +103,21 @@ checkpoint_option = click.option(
     default=None,
     help="Folder for the run's last.h5 [default: <workdir>/<space>/checkpoints/run-<time>].",
 )
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Train in N local processes (DistributedDataParallel; one GPU each on CUDA); --batch-size stays "
+    "the global batch. On a cluster use torchrun instead (docs/scale.md).",
+)
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="With --nproc: restart every process from the last checkpoint up to N times after one fails.",
+)
 @seed_option
 @device_option
 @click.pass_obj
@@ -123,6 +138,8 @@ def train_vae_cmd(
     resume: bool,
     init_from: str | None,
     out_dir: str | None,
+    nproc: int,
+    max_restarts: int,
     seed: int,
     device: str,
 ) -> None:
@@ -134,9 +151,12 @@ def train_vae_cmd(
     \b
     Example:
       svge train-vae --space nb201 --epochs 5 --limit 2000
+      svge train-vae --space nb101 --nproc 4 --batch-size 512
     """
     if resume and init_from:
         raise SvgeError("--resume continues a run's own weights; --init-from starts a new run: pass one of them")
+    if max_restarts and nproc == 1:
+        raise SvgeError("--max-restarts restarts the processes of --nproc N (under torchrun, give it to torchrun)")
     req = TrainRequest(
         space=space,
         dataset=dataset,
@@ -155,9 +175,12 @@ def train_vae_cmd(
         out_dir=out_dir,
         seed=seed,
         device=device,
+        nproc=nproc,
+        max_restarts=max_restarts,
     )
     result = train_vae(ui, req)
-    click.echo(f"checkpoint: {result}")
+    if result is not None:  # rank 0 (or the launcher) speaks for the run
+        click.echo(f"checkpoint: {result}")
 
 
 @click.command("encode")

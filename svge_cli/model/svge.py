@@ -80,7 +80,9 @@ class SVGe(nn.Module):
         """Posterior parameters (mu, logvar), each (B, latent), of padded graphs."""
         return self.encoder(*self._batch(ops, adj, n_nodes))
 
-    def loss(self, ops: ArrayLike, adj: ArrayLike, n_nodes: ArrayLike) -> dict[str, Tensor]:
+    def loss(
+        self, ops: ArrayLike, adj: ArrayLike, n_nodes: ArrayLike, eps: ArrayLike | None = None
+    ) -> dict[str, Tensor]:
         """Negative ELBO of a batch (Eq. 10), every term averaged over the graphs.
 
         Per graph: rec = node cross-entropy + edge BCE, summed over steps, candidate
@@ -89,14 +91,17 @@ class SVGe(nn.Module):
         any batch size.  (The authors' code averages the edge BCE over a step's
         candidates and sums the KL over the batch while averaging rec, which makes
         its effective alpha batch_size times larger.)  In training mode
-        z = mu + train_noise * eps * std (the authors' choice), else z = mu.
+        z = mu + train_noise * eps * std (the authors' choice), else z = mu; `eps`
+        (B, latent) is the standard normal noise, drawn here when not given (training
+        draws it per cell, `svge_cli.training.noise`, so it does not depend on batching).
         Also returns mu and logvar, for losses on the latent point (fine-tuning).
         """
         ops_t, adj_t, n_t = self._batch(ops, adj, n_nodes)
         mu, logvar = self.encoder(ops_t, adj_t, n_t)
         z = mu
         if self.training and self.cfg.train_noise > 0:
-            z = mu + self.cfg.train_noise * torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            noise = torch.randn_like(mu) if eps is None else torch.as_tensor(eps, device=mu.device, dtype=mu.dtype)
+            z = mu + self.cfg.train_noise * noise * torch.exp(0.5 * logvar)
         types, adjs = ops_t.unsqueeze(0), adj_t.unsqueeze(0)
         if self.cfg.directions == 2:
             rev_ops, rev_adj = reverse_graphs(ops_t, adj_t, n_t)

@@ -5,9 +5,11 @@ The loop owns no files: after every complete epoch it hands the history to
 interruption (Ctrl-C) simply propagates between steps, so the last checkpoint
 written by `on_epoch` is always a complete, consistent epoch.
 
-Every random choice of epoch e (batch order, posterior noise) is seeded from
-(seed, e) alone, so a run resumed from epoch e's checkpoint continues exactly
-as the uninterrupted run would have, on the same machine.
+Every random choice of epoch e is seeded from (seed, e) alone: the batch order,
+and the posterior noise of each cell (from its index too, `noise.cell_noise`).
+A run resumed from epoch e's checkpoint continues exactly as the uninterrupted
+run would have, on the same machine, and on several processes (`distributed`)
+every step trains on the same cells with the same noise as on one.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from svge_cli.evaluation.recon import reconstruction_accuracy
 from svge_cli.model import SVGe, bf16_matmuls
 from svge_cli.training.config import TrainConfig
+from svge_cli.training.distributed import Group
+from svge_cli.training.noise import cell_noise
 
 PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_THRESHOLD = 0.1, 10, 1e-4
 
@@ -73,7 +78,31 @@ def batch_rows(ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray, idx: np.nd
     return ops[idx, :width], adj[idx, :width, :width], n
 
 
+class LossOf(nn.Module):
+    """`model.loss` as the forward pass: DistributedDataParallel averages the gradients of forward calls."""
+
+    def __init__(self, model: SVGe) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray, eps: np.ndarray) -> dict:
+        return self.model.loss(ops, adj, n_nodes, eps)
+
+
+def step_rows(batch: np.ndarray, group: Group) -> tuple[np.ndarray, float]:
+    """This rank's cells of a global batch, and the weight that makes the ranks' average the batch mean.
+
+    A rank left without a cell by a short last batch still joins the gradient
+    average, with one cell at weight zero.
+    """
+    mine = group.shard(batch)
+    if len(mine) == 0:
+        return batch[:1], 0.0
+    return mine, len(mine) * group.world / len(batch)
+
+
 def _train_epoch(
+    net: nn.Module,
     model: SVGe,
     optimizer: torch.optim.Optimizer,
     data: tuple[np.ndarray, ...],
@@ -81,31 +110,43 @@ def _train_epoch(
     cfg: TrainConfig,
     epoch: int,
     on_step: StepCallback | None,
+    group: Group,
 ) -> dict[str, float]:
     model.train()
-    sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
+    sums = np.zeros(3)
     steps = math.ceil(len(order) / cfg.batch_size)
     epoch_lr = optimizer.param_groups[0]["lr"]
     for step in range(steps):
-        idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         if epoch * steps + step < cfg.warmup_steps:
-            for group in optimizer.param_groups:
-                group["lr"] = epoch_lr * (epoch * steps + step + 1) / cfg.warmup_steps
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = epoch_lr * (epoch * steps + step + 1) / cfg.warmup_steps
+        mine, weight = step_rows(batch, group)
+        eps = cell_noise(cfg.seed, epoch, mine, model.cfg.latent)
         with bf16_matmuls() if cfg.precision == "bf16" else contextlib.nullcontext():
-            out = model.loss(*batch_rows(*data, idx))  # the backward pass follows the forward's dtypes
-        loss = out["total"].item()
+            out = net(*batch_rows(*data, mine), eps)  # the backward pass follows the forward's dtypes
+        counted = len(mine) if weight else 0
+        batch_sums = group.sum([out[name].item() * counted for name in ("total", "rec", "kl")])
+        loss = float(batch_sums[0]) / len(batch)
         if not math.isfinite(loss):  # before the update: the weights of the last complete epoch stay intact
             raise FloatingPointError(f"training loss became {loss} in epoch {epoch + 1}; try a lower learning rate")
         optimizer.zero_grad(set_to_none=True)
-        out["total"].backward()
+        (out["total"] * weight).backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        for key, name in (("loss", "total"), ("rec", "rec"), ("kl", "kl")):
-            sums[key] += out[name].item() * len(idx)
+        sums += batch_sums
         if on_step is not None:
             on_step(epoch + 1, step, steps, loss)
-    return {k: v / len(order) for k, v in sums.items()}
+    return dict(zip(("loss", "rec", "kl"), (float(v) / len(order) for v in sums)))
+
+
+def test_reconstruction(model: SVGe, data: tuple[np.ndarray, ...], test_idx: np.ndarray, group: Group) -> float:
+    """Greedy reconstruction accuracy of the test cells, each rank decoding its share."""
+    mine = group.shard(test_idx)
+    hits = round(reconstruction_accuracy(model, *batch_rows(*data, mine), greedy=True) * len(mine)) if len(mine) else 0
+    total_hits, total = group.sum([hits, len(mine)])
+    return float(total_hits / total)
 
 
 def open_epoch(cfg: TrainConfig, epoch: int, history: History, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -134,6 +175,7 @@ def fit(
     history: History | None = None,
     on_step: StepCallback | None = None,
     on_epoch: EpochCallback | None = None,
+    group: Group | None = None,
 ) -> History:
     """Train from `start_epoch` (epochs already completed) up to cfg.epochs; return the history.
 
@@ -141,8 +183,11 @@ def fit(
     and, on evaluation epochs, test_recon_greedy (a fraction).  `history` is the
     list from the checkpoint being resumed; it is extended in place.  `on_epoch`
     receives the number of completed epochs (store it as the checkpoint's epoch
-    and pass it back as `start_epoch` to resume).
+    and pass it back as `start_epoch` to resume).  With `group` (several
+    processes) `batch_size` is the global batch: each rank trains on its share
+    under DistributedDataParallel, and the history holds the means over all ranks.
     """
+    group = group or Group()
     history = [] if history is None else history
     if len(history) != start_epoch:
         raise ValueError(f"resuming at epoch {start_epoch} needs {start_epoch} history entries, got {len(history)}")
@@ -150,12 +195,14 @@ def fit(
         raise ValueError("no training graphs")
     data = (np.asarray(ops), np.asarray(adj), np.asarray(n_nodes))
     train_idx, test_idx = np.asarray(train_idx), np.asarray(test_idx)
+    net = group.wrap(LossOf(model))
     for epoch in range(start_epoch, cfg.epochs):
         began = time.perf_counter()
         entry = open_epoch(cfg, epoch, history, optimizer)
-        entry.update(_train_epoch(model, optimizer, data, epoch_order(cfg, epoch, train_idx), cfg, epoch, on_step))
+        order = epoch_order(cfg, epoch, train_idx)
+        entry.update(_train_epoch(net, model, optimizer, data, order, cfg, epoch, on_step, group))
         if len(test_idx) and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
-            entry["test_recon_greedy"] = reconstruction_accuracy(model, *batch_rows(*data, test_idx), greedy=True)
+            entry["test_recon_greedy"] = test_reconstruction(model, data, test_idx, group)
         entry["seconds"] = time.perf_counter() - began
         history.append(entry)
         if on_epoch is not None:

@@ -22,12 +22,22 @@ import torch
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
-from svge_cli.model import ModelConfig, SVGe
-from svge_cli.spaces import SearchSpace, get_space
+from svge_cli.model import ModelConfig, SVGe, configure_cpu
+from svge_cli.spaces import SearchSpace, get_space, use_workspace
 from svge_cli.storage import checkpoints, datasets, store
 from svge_cli.storage.store import Checkpoint, Dataset
 from svge_cli.storage.workspace import Workspace
 from svge_cli.training.config import TrainConfig
+from svge_cli.training.distributed import (
+    Group,
+    check_world,
+    launch,
+    launch_device,
+    may_restart,
+    process_group,
+    rank_device,
+    restart_count,
+)
 from svge_cli.training.loop import fit, make_optimizer
 
 EMBEDDED = "embedded"
@@ -55,6 +65,8 @@ class TrainRequest:
     out_dir: str | None = None
     seed: int = 0
     device: str = "auto"
+    nproc: int = 1  # local processes (the elastic launcher); under torchrun the environment decides
+    max_restarts: int = 0
 
 
 def dataset_digest(ds: Dataset) -> str:
@@ -136,52 +148,106 @@ def _optimizer_bytes(opt: torch.optim.Optimizer) -> bytes:
     return buf.getvalue()
 
 
-def train_vae(ui: Ui, req: TrainRequest) -> Path:
-    """Train (or resume) a VAE for `req.space`; returns the path of the best checkpoint."""
-    ws, sp = ui.workspace, get_space(req.space)
+@dataclass
+class _Plan:
+    """What a run trains on and how, decided before any weights exist or any file is written."""
+
+    out: Path
+    seed: int
+    sched: TrainConfig
+    ds: Dataset
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    previous: Checkpoint | None  # the checkpoint being resumed
+
+
+def _plan(ws: Workspace, sp: SearchSpace, req: TrainRequest) -> _Plan:
     out = _run_dir(ws, req)
-    device = checkpoints.pick_device(req.device)
-    torch.manual_seed(req.seed)
     if req.resume:
         previous = store.load_checkpoint(out / "last.h5", sp.name, with_optimizer=True)
         # the run's own seed, not --seed's default: the batches continue as if never interrupted
-        req = replace(req, seed=int(previous.config.get("seed", req.seed)))
+        seed = int(previous.config.get("seed", req.seed))
         ds, train_idx, test_idx = held_out_split(ws, sp, previous, None)
-        sched = _schedule(req, sp, TrainConfig(**previous.config["schedule"]))
+        sched = _schedule(replace(req, seed=seed), sp, TrainConfig(**previous.config["schedule"]))
+        if previous.epoch >= sched.epochs:
+            raise SvgeError(f"the run in {out} already finished {previous.epoch} epochs; raise --epochs to continue it")
+        return _Plan(out, seed, sched, ds, train_idx, test_idx, previous)
+    ds = datasets.training_dataset(sp, ws, req.dataset)
+    limit = (
+        req.limit
+        if req.limit is not None
+        else (None if req.dataset or _imported(ws, sp, req) else sp.default_train_limit)
+    )
+    train_idx, test_idx = _rows(ds, limit, req.seed)
+    return _Plan(out, req.seed, _schedule(req, sp), ds, train_idx, test_idx, None)
+
+
+def _imported(ws: Workspace, sp: SearchSpace, req: TrainRequest) -> bool:
+    """Whether the workspace's import is the dataset (as datasets.training_dataset chooses)."""
+    return req.dataset is None and ws.dataset_path(sp.name).exists()
+
+
+def _fresh_model(ws: Workspace, sp: SearchSpace, req: TrainRequest, plan: _Plan, device: torch.device) -> SVGe:
+    config = ModelConfig(
+        vocab_size=sp.vocab_size, max_nodes=max(sp.max_nodes, int(plan.ds.n_nodes.max())), decoder=req.model_kind
+    )
+    model = SVGe(config).to(device)
+    if req.init_from:
+        _load_initial_weights(model, sp, req.init_from)
+    return model
+
+
+def _fresh_meta(ws: Workspace, sp: SearchSpace, req: TrainRequest, ds: Dataset) -> dict[str, Any]:
+    dataset_path = req.dataset or (ws.dataset_path(sp.name) if _imported(ws, sp, req) else None)
+    # absolute: --resume and evaluate find it again from any folder
+    dataset_src = str(Path(dataset_path).resolve()) if dataset_path else EMBEDDED
+    meta = {"dataset": dataset_src, "dataset_digest": dataset_digest(ds), "source": ds.source}
+    if req.init_from:
+        meta["init_from"] = str(Path(req.init_from).resolve())
+    return meta
+
+
+def train_vae(ui: Ui, req: TrainRequest) -> Path | None:
+    """Train (or resume) a VAE for `req.space`; returns the checkpoint's path (None on ranks other than 0).
+
+    `req.nproc` > 1 starts that many local processes; a process started by
+    torchrun (WORLD_SIZE in the environment) joins its process group.
+    """
+    if req.nproc > 1:
+        return _launch_local(ui, req)
+    device = rank_device(checkpoints.pick_device(req.device))
+    if restart_count() > 0 and req.out_dir and (Path(req.out_dir) / "last.h5").exists():
+        req = replace(req, resume=True, init_from=None)  # restarted by the launcher: from the last checkpoint
+    elif may_restart() and not (req.out_dir or req.resume):
+        raise SvgeError("with --max-restarts, pass --out DIR so that restarted processes find the run again")
+    with process_group(device) as group:
+        return _train(ui if group.leader else replace(ui, quiet=True), req, device, group)
+
+
+def _train(ui: Ui, req: TrainRequest, device: torch.device, group: Group) -> Path | None:
+    ws, sp = ui.workspace, get_space(req.space)
+    plan = _plan(ws, sp, req)
+    sched, out, previous = plan.sched, plan.out, plan.previous
+    check_world(group.world, sched.batch_size, len(plan.train_idx))
+    torch.manual_seed(plan.seed)
+    if previous is not None:
         model = checkpoints.model_from_checkpoint(previous, device).train()
         meta, history, start = previous.meta, previous.history, previous.epoch
     else:
-        ds = datasets.training_dataset(sp, ws, req.dataset)
-        imported = req.dataset is None and ws.dataset_path(sp.name).exists()  # as training_dataset chose
-        limit = req.limit if req.limit is not None else (None if req.dataset or imported else sp.default_train_limit)
-        train_idx, test_idx = _rows(ds, limit, req.seed)
-        sched = _schedule(req, sp)
-        config = ModelConfig(
-            vocab_size=sp.vocab_size, max_nodes=max(sp.max_nodes, int(ds.n_nodes.max())), decoder=req.model_kind
-        )
-        model = SVGe(config).to(device)
-        if req.init_from:
-            _load_initial_weights(model, sp, req.init_from)
-        dataset_path = req.dataset or (ws.dataset_path(sp.name) if imported else None)
-        # absolute: --resume and evaluate find it again from any folder
-        dataset_src = str(Path(dataset_path).resolve()) if dataset_path else EMBEDDED
-        meta = {"dataset": dataset_src, "dataset_digest": dataset_digest(ds), "source": ds.source}
-        if req.init_from:
-            meta["init_from"] = str(Path(req.init_from).resolve())
-        history, start = [], 0
+        model = _fresh_model(ws, sp, req, plan, device)
+        meta, history, start = _fresh_meta(ws, sp, req, plan.ds), [], 0
     optimizer = make_optimizer(model, sched.lr)
-    if req.resume and previous.optimizer:
+    if previous is not None and previous.optimizer:
         optimizer.load_state_dict(torch.load(io.BytesIO(previous.optimizer), weights_only=True))
-    if start >= sched.epochs:
-        raise SvgeError(f"the run in {out} already finished {start} epochs; raise --epochs to continue it")
     fixed = {
-        "config": {"schedule": asdict(sched), "seed": req.seed},
-        "arrays": {"train_rows": train_idx.astype(np.int32), "test_rows": test_idx.astype(np.int32)},
+        "config": {"schedule": asdict(sched), "seed": plan.seed},
+        "arrays": {"train_rows": plan.train_idx.astype(np.int32), "test_rows": plan.test_idx.astype(np.int32)},
         "meta": meta,
     }
+    where = f"device {device}" if group.world == 1 else f"{group.world} processes on {device.type}"
     ui.note(
-        f"training {sp.name} on {len(train_idx):,} cells ({len(test_idx):,} held out), "
-        f"{sched.epochs} epochs, batch {sched.batch_size}, lr {sched.lr:g}, device {device}; run folder {out}"
+        f"training {sp.name} on {len(plan.train_idx):,} cells ({len(plan.test_idx):,} held out), "
+        f"{sched.epochs} epochs, batch {sched.batch_size}, lr {sched.lr:g}, {where}; run folder {out}"
     )
 
     def on_epoch(epoch: int, hist: list[dict[str, Any]]) -> None:
@@ -192,24 +258,73 @@ def train_vae(ui: Ui, req: TrainRequest) -> Path:
         ws.remember_checkpoint(sp.name, out / "last.h5")
         ui.note(_epoch_line(hist, sched.epochs))
 
-    n_batches = int(np.ceil(len(train_idx) / sched.batch_size)) * (sched.epochs - start)
+    n_batches = int(np.ceil(len(plan.train_idx) / sched.batch_size)) * (sched.epochs - start)
     with ui.progress(f"train-vae {sp.name}", total=n_batches) as bar:
         fit(
             model,
             optimizer,
-            ds.ops,
-            ds.adj,
-            ds.n_nodes,
-            train_idx,
-            test_idx[:EVAL_CELLS],
+            plan.ds.ops,
+            plan.ds.adj,
+            plan.ds.n_nodes,
+            plan.train_idx,
+            plan.test_idx[:EVAL_CELLS],
             sched,
             start_epoch=start,
             history=history,
-            on_step=lambda _e, _s, _n, loss: bar.advance(1, status=f"loss {loss:.3f}"),
-            on_epoch=on_epoch,
+            on_step=(lambda _e, _s, _n, loss: bar.advance(1, status=f"loss {loss:.3f}")) if group.leader else None,
+            on_epoch=on_epoch if group.leader else None,
+            group=group,
         )
-    _attach_latent_stats(model.eval(), ds, train_idx, out / "last.h5")
+    if not group.leader:
+        return None
+    _attach_latent_stats(model.eval(), plan.ds, plan.train_idx, out / "last.h5")
     return out / "last.h5"
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The command's global options, for the processes `--nproc` starts."""
+
+    workdir: Path
+    debug: bool
+    quiet: bool
+    threads: int
+
+
+def _launch_local(ui: Ui, req: TrainRequest) -> Path:
+    """Check the request against the world size here, then train in `req.nproc` local processes.
+
+    Every bad request fails before a process starts or a folder is made; the
+    processes all get the one run folder chosen here.
+    """
+    ws, sp = ui.workspace, get_space(req.space)
+    device = launch_device(req.device, req.nproc)
+    plan = _plan(ws, sp, req)
+    check_world(req.nproc, plan.sched.batch_size, len(plan.train_idx))
+    settings = _Settings(ws.root, ui.debug, ui.quiet, torch.get_num_threads())
+    each = replace(req, nproc=1, device=device, out_dir=str(plan.out), resume=plan.previous is not None)
+    last = plan.out / "last.h5"
+    try:
+        launch(_rank_main, (settings, each), req.nproc, req.max_restarts)
+    except KeyboardInterrupt:
+        ui.note(_kept(last))
+        raise
+    except SvgeError as e:
+        raise SvgeError(f"{e}; {_kept(last)}") from None
+    return last
+
+
+def _kept(last: Path) -> str:
+    if last.exists():
+        return f"the last complete epoch is in {last} (--resume continues it)"
+    return "no epoch was complete, nothing was kept"
+
+
+def _rank_main(settings: _Settings, req: TrainRequest) -> None:
+    """One process of `--nproc`: the command's set-up, then this rank's share of the training."""
+    configure_cpu(settings.threads)
+    use_workspace(settings.workdir)
+    train_vae(Ui(Workspace(settings.workdir), debug=settings.debug, quiet=settings.quiet), req)
 
 
 def _load_initial_weights(model: SVGe, sp: SearchSpace, path: str) -> None:
