@@ -31,6 +31,8 @@ from svge_cli.model.predictor import (
     uncertainty_metrics,
     used_hashes,
 )
+from svge_cli.networks.proxies import PROXIES
+from svge_cli.networks.proxytable import DEFAULT_PROXIES, parse_proxies
 from svge_cli.spaces import SPACES, get_space
 from svge_cli.storage import checkpoints
 from svge_cli.storage.archtext import read_archs
@@ -44,6 +46,7 @@ dataset_option = click.option(
     help="Labelled dataset HDF5 [default: the workspace's import for the space].",
 )
 DEFAULTS = FinetuneConfig()
+DEFAULT_PROXY_SETS = "; ".join(f"{space}: {','.join(names)}" for space, names in DEFAULT_PROXIES.items())
 
 
 #: each built-in space's default label column, for --help
@@ -87,6 +90,15 @@ DEFAULT_TARGETS = ", ".join(f"{name}: {sp.default_target}" for name, sp in SPACE
     default=DEFAULTS.onehot,
     show_default=True,
     help="Whether the GP head reads the one-hot cell (ops + adjacency) beside the latent mean.",
+)
+@click.option(
+    "--proxies",
+    "proxies",
+    default=None,
+    metavar="NAMES",
+    help="Zero-cost proxies the GP head reads beside the latent mean: comma-separated names "
+    f"({', '.join(PROXIES)}), 'none' for latents and one-hot cells only [default: the measured set per space: "
+    f"{DEFAULT_PROXY_SETS}; none with --head mlp].  Computed once per cell and cached in the workspace.",
 )
 @click.option(
     "--label-transform",
@@ -147,6 +159,7 @@ def finetune_cmd(
     pool: str,
     head: str,
     onehot: bool,
+    proxies: str | None,
     label_transform: str,
     heads: int,
     ranking_weight: float,
@@ -177,10 +190,15 @@ def finetune_cmd(
     Example:
       svge data import nb201 nb201_cifar10.csv
       svge finetune --space nb201 --labels 1000
+      svge finetune --space nb201 --labels 100 --proxies synflow,naswot
     """
+    sp = get_space(space)
+    if head != "gp" and proxies is not None and parse_proxies(proxies, sp):
+        raise SvgeError("--proxies are features of the GP head: use --head gp, or --proxies none")
     cfg = FinetuneConfig(
         head=head,
         onehot=onehot,
+        proxies=parse_proxies(proxies, sp) if head == "gp" else (),
         label_transform=label_transform,
         heads=heads,
         ranking_weight=ranking_weight,
@@ -267,8 +285,10 @@ def predict_cmd(
     records = read_archs(lines, get_space(space) if space else None, name)
     sp = records[0].space
     ck, ck_path = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
-    predictor = load_predictor(ck, checkpoints.pick_device(device))
+    predictor = load_predictor(ck, checkpoints.pick_device(device), ui)
     cells = [r.arch for r in records]
+    if predictor.needs_cells:
+        ui.note(f"predicting from {predictor.describe()}")
     scores, spread = predictor.with_spread(*pad_batch(cells))
     if with_std and spread is None:
         raise SvgeError(
