@@ -22,7 +22,6 @@ from svge_cli.errors import SvgeError
 from svge_cli.explore import plots
 from svge_cli.model.predictor import (
     LABEL_TRANSFORMS,
-    Predictor,
     label_column,
     labelled_dataset,
     load_predictor,
@@ -36,7 +35,7 @@ from svge_cli.networks.proxytable import DEFAULT_PROXIES, parse_proxies
 from svge_cli.spaces import SPACES, get_space
 from svge_cli.storage import checkpoints
 from svge_cli.storage.archtext import read_archs
-from svge_cli.storage.store import write_text_lines
+from svge_cli.storage.store import Dataset, write_text_lines
 from svge_cli.training.finetune import HEADS, POOLS, FinetuneConfig, FinetuneRequest, run_finetune
 
 dataset_option = click.option(
@@ -286,9 +285,8 @@ def predict_cmd(
     sp = records[0].space
     ck, ck_path = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
     predictor = load_predictor(ck, checkpoints.pick_device(device), ui)
+    truth_data = _truth_column(ui, sp, dataset, truth) if truth is not None else None  # bad input fails first
     cells = [r.arch for r in records]
-    if predictor.needs_cells:
-        ui.note(f"predicting from {predictor.describe()}")
     scores, spread = predictor.with_spread(*pad_batch(cells))
     if with_std and spread is None:
         raise SvgeError(
@@ -298,8 +296,9 @@ def predict_cmd(
     facts: dict[str, Any] = {"space": sp.name, "target": predictor.target, "checkpoint": str(ck_path)}
     if truth is not None:
         facts["evaluation"] = _evaluate(
-            ui, predictor, sp, [sp.hash(a) for a in cells], scores, spread, truth, dataset, used_hashes(ck), top_k, plot
+            ui, [sp.hash(a) for a in cells], scores, spread, truth, truth_data, used_hashes(ck), top_k, plot
         )
+    ui.note(f"predicted from {predictor.describe()}")
     if as_json:
         emit_json(facts | {"predictions": scores} | ({"std": spread} if spread is not None else {}))
         return
@@ -309,22 +308,26 @@ def predict_cmd(
         write_text_lines(output, (f"{s:.6g}" for s in scores))
 
 
+def _truth_column(ui: Ui, sp, dataset: str | None, column: str) -> tuple[Dataset, str, np.ndarray]:
+    """The labelled dataset, its name and the values of `column`; SvgeError when either is missing."""
+    ds, source = labelled_dataset(ui.workspace, sp, dataset)
+    return ds, source, label_column(ds, column, source)
+
+
 def _evaluate(
     ui: Ui,
-    predictor: Predictor,
-    sp,
     hashes: list[str],
     scores: np.ndarray,
     spread: np.ndarray | None,
     column: str,
-    dataset: str | None,
+    truth_data: tuple[Dataset, str, np.ndarray],
     used: set[str],
     top_k: int,
     plot: str | None,
 ) -> dict[str, Any]:
     """Metrics on the input cells that the dataset has a truth for and the regressor has not seen."""
-    ds, source = labelled_dataset(ui.workspace, sp, dataset)
-    found = match_truth(hashes, ds, label_column(ds, column, source), used)
+    ds, source, values = truth_data
+    found = match_truth(hashes, ds, values, used)
     left_out = (
         f"{found.used:,} cells the checkpoint was fine-tuned on and {found.unknown:,} "
         f"without a {column} value in {source}"

@@ -81,11 +81,20 @@ def transform(raw: np.ndarray, proxies: Sequence[str]) -> np.ndarray:
 class ProxySource:
     """Raw proxy values of cells: from the workspace cache where known, computed once (and cached) otherwise."""
 
-    def __init__(self, space: SearchSpace, spec: FeatureSpec, ui: Ui | None = None, workers: int | None = None):
+    def __init__(
+        self,
+        space: SearchSpace,
+        spec: FeatureSpec,
+        ui: Ui | None = None,
+        workers: int | None = None,
+        cache: ProxyCache | None = None,
+    ) -> None:
+        """Cached in `cache`, else in `ui`'s workspace, else in memory only."""
         self.space, self.spec, self.ui = space, spec, ui
         self.workers = default_workers() if workers is None else workers
-        path = cache_path(ui.workspace, space.name) if ui is not None else None
-        self.cache = ProxyCache(path, space.name)
+        if cache is None:
+            cache = ProxyCache(cache_path(ui.workspace, space.name) if ui is not None else None, space.name)
+        self.cache = cache
         self.computed = 0  # cells whose proxies this source computed (the rest came from the cache)
 
     def raw(self, archs: Sequence[Arch]) -> np.ndarray:

@@ -73,15 +73,14 @@ class ProxySettings:
 
 
 #: the measured defaults: the proxies a predictor reads and how they are scored (docs/networks.md)
+#: (ENAS: not measured, so none by default; its one-hot GP is already strong)
 DEFAULT_PROXIES: dict[str, tuple[str, ...]] = {
     "nb201": ("synflow", "naswot", "params", "flops"),
-    "nb101": ("synflow", "params", "flops"),
-    "enas": ("synflow", "params", "flops"),
+    "nb101": ("synflow", "naswot", "params", "flops"),
 }
 DEFAULT_SETTINGS: dict[str, ProxySettings] = {
     "nb201": ProxySettings(batch_size=16, resolution=16, network=(("channels", 8), ("n", 1))),
     "nb101": ProxySettings(batch_size=16, resolution=16, network=(("stem_channels", 16),)),
-    "enas": ProxySettings(batch_size=16, resolution=16),
 }
 
 
@@ -113,7 +112,9 @@ def settings_for(space: SearchSpace) -> ProxySettings:
     return DEFAULT_SETTINGS.get(space.name, ProxySettings())
 
 
-def _score_chunk(space: str, archs: Sequence[Arch], proxies: Sequence[str], settings: ProxySettings) -> np.ndarray:
+def _score_chunk(
+    space: str, archs: Sequence[Arch], proxies: Sequence[str], settings: ProxySettings, device: str = "cpu"
+) -> np.ndarray:
     """Every proxy of every cell of a chunk; NaN where the cell's network cannot be built."""
     import torch
 
@@ -126,7 +127,14 @@ def _score_chunk(space: str, archs: Sequence[Arch], proxies: Sequence[str], sett
         for j, proxy in enumerate(proxies):
             try:
                 out[i, j] = score_cell(
-                    arch, space, proxy, settings.seed, batch, shape=settings.shape, network=dict(settings.network)
+                    arch,
+                    space,
+                    proxy,
+                    settings.seed,
+                    batch,
+                    device,
+                    shape=settings.shape,
+                    network=dict(settings.network),
                 )
             except ArchError:
                 break
@@ -148,13 +156,15 @@ def compute_table(
     settings: ProxySettings,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    device: str = "cpu",
 ) -> np.ndarray:
-    """(cells, proxies) scores, chunk by chunk in `workers` processes; `progress(cells done)` after each."""
+    """(cells, proxies) scores, chunk by chunk in `workers` processes (one on a GPU `device`);
+    `progress(cells done)` after each chunk."""
     chunks = [list(archs[s : s + CHUNK]) for s in range(0, len(archs), CHUNK)]
     parts: list[np.ndarray] = []
-    if workers <= 1 or len(archs) < MIN_PARALLEL_CELLS:
+    if workers <= 1 or len(archs) < MIN_PARALLEL_CELLS or device != "cpu":
         for chunk in chunks:
-            parts.append(_score_chunk(space, chunk, proxies, settings))
+            parts.append(_score_chunk(space, chunk, proxies, settings, device))
             if progress is not None:
                 progress(len(chunk))
     else:

@@ -474,7 +474,7 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
             f"{source} holds cells of {int(ds.n_nodes.max())} nodes; the checkpoint was built "
             f"for at most {model.cfg.max_nodes}"
         )
-    source = proxy_source(ds, cfg.proxies, ui) if cfg.proxies else None
+    proxy_src = proxy_source(ds, cfg.proxies, ui) if cfg.proxies else None
     reads = ["latent means"] + ([f"proxies ({', '.join(cfg.proxies)})"] if cfg.proxies else [])
     reads += ["one-hot cells"] if cfg.onehot else []
     what = (
@@ -486,6 +486,8 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
         f"fitting {what} on {len(draw.train):,} labelled {sp.name} cells ({len(draw.validation):,} "
         f"for validation, {len(draw.unseen):,} unseen), target {target}"
     )
+    if proxy_src is not None:  # computed (with their own progress bar) or read from the cache before the fit
+        proxy_src.raw([ds.arch(int(i)) for i in draw.drawn])
     steps = 1 if cfg.head == "gp" else math.ceil(len(draw.train) / cfg.batch_size) * cfg.epochs
     with ui.progress(f"finetune {sp.name}", total=steps) as bar:
         predictor, history = finetune(
@@ -497,7 +499,7 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
             cfg,
             on_step=lambda _e, loss: bar.advance(1, status=f"loss {loss:.3f}"),
             on_epoch=lambda h: bar.advance(0, status=f"epoch {h['epoch']} val mse {h['val_mse']:.3f}"),
-            proxies=source,
+            proxies=proxy_src,
         )
     ck = finetuned_checkpoint(base, base_path, predictor, ds, source, draw, cfg, history, req.pool)
     out = Path(req.output) if req.output else finetuned_path(ui, sp.name, target, req.labels)
