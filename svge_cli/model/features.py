@@ -131,3 +131,33 @@ class ProxySource:
 
     def columns(self, archs: Sequence[Arch]) -> np.ndarray:
         return self.spec.columns(self.raw(archs))
+
+
+def pool_features(
+    mu: np.ndarray,
+    archs: Sequence[Arch],
+    source: ProxySource,
+    onehot: np.ndarray | None = None,
+    balance: bool = True,
+) -> np.ndarray:
+    """A search pool's feature matrix: latent means, proxy columns (fills learned on the pool) and,
+    if given, one-hot cells, each column z-scored over the pool (constant columns become 0).
+
+    With `balance` the proxy block is scaled so that it weighs as much in a Euclidean distance as the
+    latent block (a few proxies beside 56 latent dimensions would otherwise barely move an isotropic
+    kernel).  The proxies come from `source` (its cache: each cell is computed once, ever).
+    """
+    raw = source.raw(archs)
+    spec = source.spec.fitted(transform(raw, source.spec.proxies))
+    blocks = [_zscored(mu), _zscored(spec.columns(raw))]
+    if balance and blocks[1].shape[1]:
+        blocks[1] = blocks[1] * np.sqrt(blocks[0].shape[1] / blocks[1].shape[1])
+    if onehot is not None:
+        blocks.append(_zscored(onehot))
+    return np.concatenate(blocks, axis=1)
+
+
+def _zscored(f: np.ndarray) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float64)
+    std = f.std(0)
+    return (f - f.mean(0)) / np.where(std > 0, std, 1.0)
