@@ -103,8 +103,23 @@ def test_without_its_one_hot_block_the_gp_uses_the_other_columns_alone() -> None
         head(torch.as_tensor(test[:, :2]))
 
 
+def _nb101_cells(n: int, seed: int = 4) -> list[Arch]:
+    """Distinct valid NB101 cells: chains of 3-7 nodes with a few random skips (no enumeration of the space)."""
+    rng, found = np.random.default_rng(seed), {}
+    while len(found) < n:
+        nodes = int(rng.integers(3, 8))
+        adj = np.zeros((nodes, nodes), dtype=np.uint8)
+        adj[np.arange(nodes - 1), np.arange(1, nodes)] = 1
+        adj[np.triu(rng.random((nodes, nodes)) < 0.15, 2)] = 1
+        ops = np.r_[0, rng.integers(2, NB101.vocab_size, nodes - 2), 1]
+        cell = NB101.canonical(Arch(ops, adj))
+        if NB101.is_valid(cell):
+            found.setdefault(NB101.hash(cell), cell)
+    return list(found.values())
+
+
 def _nb101_dataset(n: int = 40) -> Dataset:
-    archs = list({NB101.hash(a): a for a in NB101.sample(2 * n, 4)}.values())[:n]
+    archs = _nb101_cells(n)
     ds = Dataset.from_archs("nb101", archs, [NB101.hash(a) for a in archs])
     ds.labels = {"val_acc_108": np.array([0.8 + 0.01 * a.n_edges for a in archs])}
     return ds
