@@ -4,6 +4,10 @@
                                     [--methods svge,frozen,forest,boosting[,joint]]
                                     [--checkpoint SPACE=FILE ...] [--epochs E] [--device auto|cpu|cuda]
                                     [--threads K] [--json]
+    python benchmarks/prediction.py --protocol suite-zero --proxy-cache SPACE=FILE ... [--seeds 10]
+                                    [--spaces nb201,nb101] [--proxies NAMES] [--runs FEATURES:REGRESSOR,...]
+
+The second form is NAS-Bench-Suite-Zero's protocol on cells with cached proxies: see benchmarks/suite_zero.py.
 
 Tasks (every figure is mean +/- std over seeds; each seed draws its own labels):
   nb201-100, nb201-1000  NB201 target cifar10_valid_val, 100 / 1,000 labels, evaluated on all other cells
@@ -220,8 +224,15 @@ def main() -> int:
         help="torch CPU threads (default 1: on a shared small machine more threads are slower)",
     )
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
+    parser.add_argument("--protocol", choices=["svge", "suite-zero"], default="svge")
+    parser.add_argument("--proxy-cache", action="append", default=[], metavar="SPACE=FILE", help="suite-zero")
+    parser.add_argument("--spaces", default="nb201,nb101", help="suite-zero: spaces to run")
+    parser.add_argument("--proxies", default=None, help="suite-zero: proxies read [default: svge's set per space]")
+    parser.add_argument("--runs", default=None, help="suite-zero: FEATURES:REGRESSOR pairs [default: the table's]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.protocol == "suite-zero":
+        return suite_zero_main(args)
     names = [t for t in args.tasks.split(",") if t]
     methods = [m for m in args.methods.split(",") if m]
     unknown = [t for t in names if t not in TASKS] + [m for m in methods if m not in METHODS]
@@ -267,6 +278,43 @@ def main() -> int:
                 }
             )
         )
+    return 0
+
+
+def suite_zero_main(args: argparse.Namespace) -> int:
+    from suite_zero import DEFAULT_RUNS, FEATURE_SETS, REGRESSORS, run_space
+
+    from svge_cli.model.features import FeatureSpec
+    from svge_cli.networks.proxytable import parse_proxies, settings_for
+    from svge_cli.spaces import get_space
+    from svge_cli.storage.proxycache import ProxyCache
+
+    caches = dict(pair.partition("=")[::2] for pair in args.proxy_cache)
+    runs = DEFAULT_RUNS if args.runs is None else [tuple(r.split(":")) for r in args.runs.split(",")]
+    bad = [r for r in runs if len(r) != 2 or r[0] not in FEATURE_SETS or r[1] not in REGRESSORS]
+    if bad:
+        raise SystemExit(f"error: unknown runs {bad} (features {FEATURE_SETS}, regressors {REGRESSORS})")
+    files = {"nb201": (NB201_FILE, "cifar10_valid_val"), "nb101": (NB101_FILE, "val_acc_108")}
+    seeds = args.seeds if "--seeds" in sys.argv else 10
+    report: dict[str, Any] = {"protocol": "suite-zero", "seeds": seeds, "spaces": {}}
+    for space in [s for s in args.spaces.split(",") if s]:
+        if space not in caches:
+            raise SystemExit(f"error: no --proxy-cache {space}=FILE")
+        sp = get_space(space)
+        spec = FeatureSpec(parse_proxies(args.proxies, sp), settings_for(sp))
+        file, target = files[space]
+        ds = import_file(space, args.shared_data / file)
+        base = store.load_checkpoint(checkpoint_paths(args.checkpoint)[space], space)
+        result = run_space(ds, base, target, ProxyCache(Path(caches[space]), space), spec, seeds, runs)
+        report["spaces"][space] = result
+        print(f"{space}: {result['cells']:,} cells with cached proxies, {result['test']} test cells, {seeds} seeds")
+        for key, cell in result["results"].items():
+            print(
+                f"    {key:<40} spearman {cell['spearman']['mean']:.3f} +/- {cell['spearman']['std']:.3f}"
+                f"  kendall {cell['kendall']['mean']:.3f} +/- {cell['kendall']['std']:.3f}"
+            )
+    if args.json:
+        print(json.dumps(report))
     return 0
 
 

@@ -1,7 +1,8 @@
 """Zero-cost proxies against trained accuracy: Spearman rank correlation and cells per second.
 
     python benchmarks/proxies.py [--spaces nb201 nb101] [--cells N] [--proxies ...] [--batch-size 64]
-                                 [--device cpu|cuda] [--seed 0] [--shared-data DIR] [--json]
+                                 [--resolution 32] [--network KEY=VALUE ...] [--svge-defaults]
+                                 [--cache FILE] [--device cpu|cuda] [--seed 0] [--shared-data DIR] [--json]
 
 NB201: N cells drawn with the seed from nb201/nb201_cifar10.csv (all 15,625
 have labels), scored against ``cifar10_test``.  NB101: the first N cells of
@@ -11,7 +12,14 @@ initialised from the seed, one seeded random batch).  Also reports the
 Spearman of ``rank_sum``, the sum of the cells' ranks under synflow, jacob_cov
 and snip (a simple stand-in for Abdelfattah et al.'s vote of those three).
 Cells per second include building each network; cells per CPU second (the
-process's own CPU time) show the speed on an unshared core when the machine is busy.  ``--save-scores FILE`` keeps
+process's own CPU time) show the speed on an unshared core when the machine is busy.
+``--resolution`` (input images R x R), ``--network`` (builder options, e.g.
+``channels=8 n=1`` for NB201, ``stem_channels=16`` for NB101) and ``--batch-size``
+are the cheap settings a predictor's proxies use; ``--svge-defaults`` takes
+svge's measured defaults per space (`networks.proxytable.DEFAULT_SETTINGS`).
+``--cache FILE`` also keeps every value in an svge proxy cache (the workspace's
+format), which `benchmarks/prediction.py --proxy-cache` reads; ``--cells 0``
+scores every cell of the file.  ``--save-scores FILE`` keeps
 every score; ``--merge FILE...`` reports on saved scores without scoring again
 (so proxies can run in parallel processes, one per proxy, and be combined).  Published (Abdelfattah et
 al., ICLR 2021, NB201 CIFAR-10, real data): synflow 0.74, jacob_cov 0.73,
@@ -36,8 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shared_data import NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 
 from svge_cli.arch import Arch  # noqa: E402
-from svge_cli.networks.proxies import PROXIES, proxy_scores  # noqa: E402
+from svge_cli.networks.proxies import PROXIES  # noqa: E402
+from svge_cli.networks.proxytable import ProxySettings, compute_table, settings_for  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402
+from svge_cli.storage.proxycache import ProxyCache  # noqa: E402
 
 TARGETS = {"nb201": "cifar10_test", "nb101": "val_acc_108"}
 VOTE = ("synflow", "jacob_cov", "snip")
@@ -47,7 +57,8 @@ def nb201_cells(path: Path, n: int, seed: int) -> tuple[list[Arch], np.ndarray]:
     space = get_space("nb201")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    pick = np.random.default_rng(seed).choice(len(rows), size=min(n, len(rows)), replace=False)
+    n = len(rows) if n <= 0 else min(n, len(rows))
+    pick = np.random.default_rng(seed).choice(len(rows), size=n, replace=False)
     return (
         [space.parse_native(rows[i]["arch"]) for i in pick],
         np.asarray([float(rows[i]["cifar10_test"]) for i in pick]),
@@ -56,7 +67,8 @@ def nb201_cells(path: Path, n: int, seed: int) -> tuple[list[Arch], np.ndarray]:
 
 def nb101_cells(path: Path, n: int) -> tuple[list[Arch], np.ndarray]:
     space = get_space("nb101")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()][:n]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = rows[:n] if n > 0 else rows
     return (
         [
             space.canonical(Arch(np.asarray([space.type_index(o) for o in r["ops"]]), np.asarray(r["adj"])))
@@ -79,6 +91,10 @@ def main() -> int:
     parser.add_argument("--cells", type=int, default=1000, help="cells per space (default 1000)")
     parser.add_argument("--proxies", nargs="+", default=list(PROXIES), choices=PROXIES)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--resolution", type=int, default=32, help="input images R x R (default 32)")
+    parser.add_argument("--network", nargs="*", default=[], metavar="KEY=VALUE", help="network builder options")
+    parser.add_argument("--svge-defaults", action="store_true", help="svge's default proxy settings per space")
+    parser.add_argument("--cache", type=Path, default=None, help="keep every value in this svge proxy cache")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -148,6 +164,13 @@ def merge(paths: list[Path]) -> dict:
     return report
 
 
+def settings(args: argparse.Namespace, space: str) -> ProxySettings:
+    if args.svge_defaults:
+        return settings_for(get_space(space))
+    net = tuple(sorted((k, int(v)) for k, _, v in (item.partition("=") for item in args.network)))
+    return ProxySettings(args.batch_size, args.resolution, args.seed, net)
+
+
 def score_all(args: argparse.Namespace) -> dict:
     report: dict = {"device": args.device, "batch_size": args.batch_size, "seed": args.seed, "spaces": {}}
     for space in args.spaces:
@@ -155,15 +178,32 @@ def score_all(args: argparse.Namespace) -> dict:
         if not path.is_file():
             raise SystemExit(f"error: {path}: no such file (pass --shared-data)")
         cells, truth = nb201_cells(path, args.cells, args.seed) if space == "nb201" else nb101_cells(path, args.cells)
-        result: dict = {"cells": len(cells), "target": TARGETS[space], "truth": truth.tolist(), "proxies": {}}
+        how = settings(args, space)
+        result: dict = {
+            "cells": len(cells),
+            "target": TARGETS[space],
+            "settings": how.to_dict(),
+            "truth": truth.tolist(),
+            "proxies": {},
+        }
+        cache = (
+            ProxyCache(args.cache.with_name(f"{args.cache.stem}-{space}{args.cache.suffix}"), space)
+            if args.cache
+            else None
+        )
+        hashes = [get_space(space).hash(c) for c in cells]
         for proxy in args.proxies:
             start, cpu_start = time.perf_counter(), time.process_time()
-            scores = proxy_scores(space, cells, proxy, seed=args.seed, batch_size=args.batch_size, device=args.device)
+            scores = compute_table(space, cells, [proxy], how, device=args.device)[:, 0]
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+            if cache is not None:
+                cache.add(how.key(proxy), hashes, scores)
+                cache.save()
             result["proxies"][proxy] = {
                 "spearman": round(rho(scores, truth), 4),
                 "cells_per_second": round(len(cells) / seconds, 2),
                 "cells_per_cpu_second": round(len(cells) / cpu_seconds, 2),
+                "cpu_seconds_per_cell": round(cpu_seconds / len(cells), 4),
                 "degenerate": int((~np.isfinite(scores)).sum()),
                 "scores": [float(v) if np.isfinite(v) else None for v in scores],
             }

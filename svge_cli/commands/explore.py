@@ -429,7 +429,7 @@ def _extrapolation_scorer(
 ) -> tuple[Callable[[Sequence[Arch]], np.ndarray], str]:
     """What ranks the grown cells, and its name: the fine-tuned regressor, or a zero-cost proxy."""
     if proxy is None and is_finetuned(ck):
-        predictor = load_predictor(ck, checkpoints.pick_device(device))
+        predictor = load_predictor(ck, checkpoints.pick_device(device), ui)
         return predictor.from_archs, predictor.target
     from svge_cli.networks.proxies import check_proxy, proxy_scores
     from svge_cli.search.objectives import DEFAULT_PROXY

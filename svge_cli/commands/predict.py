@@ -22,7 +22,6 @@ from svge_cli.errors import SvgeError
 from svge_cli.explore import plots
 from svge_cli.model.predictor import (
     LABEL_TRANSFORMS,
-    Predictor,
     label_column,
     labelled_dataset,
     load_predictor,
@@ -31,11 +30,13 @@ from svge_cli.model.predictor import (
     uncertainty_metrics,
     used_hashes,
 )
+from svge_cli.networks.proxies import PROXIES
+from svge_cli.networks.proxytable import DEFAULT_PROXIES, parse_proxies
 from svge_cli.spaces import SPACES, get_space
 from svge_cli.storage import checkpoints
 from svge_cli.storage.archtext import read_archs
 from svge_cli.storage.outputs import refuse_overwriting_inputs
-from svge_cli.storage.store import write_text_lines
+from svge_cli.storage.store import Dataset, write_text_lines
 from svge_cli.training.finetune import HEADS, POOLS, FinetuneConfig, FinetuneRequest, run_finetune
 
 dataset_option = click.option(
@@ -45,6 +46,7 @@ dataset_option = click.option(
     help="Labelled dataset HDF5 [default: the workspace's import for the space].",
 )
 DEFAULTS = FinetuneConfig()
+DEFAULT_PROXY_SETS = "; ".join(f"{space}: {','.join(names)}" for space, names in DEFAULT_PROXIES.items())
 
 
 #: each built-in space's default label column, for --help
@@ -88,6 +90,15 @@ DEFAULT_TARGETS = ", ".join(f"{name}: {sp.default_target}" for name, sp in SPACE
     default=DEFAULTS.onehot,
     show_default=True,
     help="Whether the GP head reads the one-hot cell (ops + adjacency) beside the latent mean.",
+)
+@click.option(
+    "--proxies",
+    "proxies",
+    default=None,
+    metavar="NAMES",
+    help="Zero-cost proxies the GP head reads beside the latent mean: comma-separated names "
+    f"({', '.join(PROXIES)}), 'none' for latents and one-hot cells only [default: the measured set per space: "
+    f"{DEFAULT_PROXY_SETS}; none with --head mlp].  Computed once per cell and cached in the workspace.",
 )
 @click.option(
     "--label-transform",
@@ -148,6 +159,7 @@ def finetune_cmd(
     pool: str,
     head: str,
     onehot: bool,
+    proxies: str | None,
     label_transform: str,
     heads: int,
     ranking_weight: float,
@@ -178,6 +190,7 @@ def finetune_cmd(
     Example:
       svge data import nb201 nb201_cifar10.csv
       svge finetune --space nb201 --labels 1000
+      svge finetune --space nb201 --labels 100 --proxies synflow,naswot
     """
     refuse_overwriting_inputs(
         {"-o": output},
@@ -186,9 +199,13 @@ def finetune_cmd(
             "--dataset": dataset or ui.workspace.dataset_path(space),
         },
     )
+    sp = get_space(space)
+    if head != "gp" and proxies is not None and parse_proxies(proxies, sp):
+        raise SvgeError("--proxies are features of the GP head: use --head gp, or --proxies none")
     cfg = FinetuneConfig(
         head=head,
         onehot=onehot,
+        proxies=parse_proxies(proxies, sp) if head == "gp" else (),
         label_transform=label_transform,
         heads=heads,
         ranking_weight=ranking_weight,
@@ -278,7 +295,8 @@ def predict_cmd(
     refuse_overwriting_inputs(
         {"-o": output, "--plot": plot}, {"ARCHS": archs, "checkpoint": ck_path, "--dataset": dataset}
     )
-    predictor = load_predictor(ck, checkpoints.pick_device(device))
+    predictor = load_predictor(ck, checkpoints.pick_device(device), ui)
+    truth_data = _truth_column(ui, sp, dataset, truth) if truth is not None else None  # bad input fails first
     cells = [r.arch for r in records]
     scores, spread = predictor.with_spread(*pad_batch(cells))
     if with_std and spread is None:
@@ -289,8 +307,9 @@ def predict_cmd(
     facts: dict[str, Any] = {"space": sp.name, "target": predictor.target, "checkpoint": str(ck_path)}
     if truth is not None:
         facts["evaluation"] = _evaluate(
-            ui, predictor, sp, [sp.hash(a) for a in cells], scores, spread, truth, dataset, used_hashes(ck), top_k, plot
+            ui, [sp.hash(a) for a in cells], scores, spread, truth, truth_data, used_hashes(ck), top_k, plot
         )
+    ui.note(f"predicted from {predictor.describe()}")
     if as_json:
         emit_json(facts | {"predictions": scores} | ({"std": spread} if spread is not None else {}))
         return
@@ -300,22 +319,26 @@ def predict_cmd(
         write_text_lines(output, (f"{s:.6g}" for s in scores))
 
 
+def _truth_column(ui: Ui, sp, dataset: str | None, column: str) -> tuple[Dataset, str, np.ndarray]:
+    """The labelled dataset, its name and the values of `column`; SvgeError when either is missing."""
+    ds, source = labelled_dataset(ui.workspace, sp, dataset)
+    return ds, source, label_column(ds, column, source)
+
+
 def _evaluate(
     ui: Ui,
-    predictor: Predictor,
-    sp,
     hashes: list[str],
     scores: np.ndarray,
     spread: np.ndarray | None,
     column: str,
-    dataset: str | None,
+    truth_data: tuple[Dataset, str, np.ndarray],
     used: set[str],
     top_k: int,
     plot: str | None,
 ) -> dict[str, Any]:
     """Metrics on the input cells that the dataset has a truth for and the regressor has not seen."""
-    ds, source = labelled_dataset(ui.workspace, sp, dataset)
-    found = match_truth(hashes, ds, label_column(ds, column, source), used)
+    ds, source, values = truth_data
+    found = match_truth(hashes, ds, values, used)
     left_out = (
         f"{found.used:,} cells the checkpoint was fine-tuned on and {found.unknown:,} "
         f"without a {column} value in {source}"

@@ -4,27 +4,37 @@ A fine-tuned checkpoint is a VAE checkpoint plus: the regressor's tensors in its
 state arrays under ``regressor.``, the regressor's widths in ``config["regressor"]``,
 the label scaling and target column in ``meta``, and the rows (and hashes) of the
 cells it was fine-tuned on in ``arrays``, so predictions can be judged on cells
-it has never seen.
-
-The metrics are written out here (numpy only) so that their tie handling is
-explicit: ranks of tied values are averaged (Spearman), Kendall's tau is tau-b.
+it has never seen.  The metrics live in `svge_cli.model.metrics` (re-exported here).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from svge_cli.arch import Arch, pad_batch
+from svge_cli.arch import Arch, pad_batch, unpad
+from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.model import SVGe, codec, load_state_arrays, state_arrays
+from svge_cli.model.features import FeatureSpec, ProxySource
 from svge_cli.model.gphead import GPHead, one_hot_cells
+from svge_cli.model.metrics import (  # noqa: F401  (re-exported: the metrics' long-standing home)
+    average_ranks,
+    kendall_tau,
+    mse,
+    pearson,
+    prediction_metrics,
+    rmse,
+    spearman,
+    top_k_overlap,
+    uncertainty_metrics,
+)
 from svge_cli.model.regressor import STATE_PREFIX, Regressor, RegressorEnsemble, head_from_config
 from svge_cli.model.scaling import Scaler
-from svge_cli.spaces import SearchSpace
+from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets, store
 from svge_cli.storage.store import Checkpoint, Dataset
 from svge_cli.storage.workspace import Workspace
@@ -146,13 +156,21 @@ def scale_from_checkpoint(ck: Checkpoint) -> LabelScale:
 
 @dataclass
 class Predictor:
-    """A fitted predictor: the encoder's posterior mean (beside the one-hot cell for a GP head that reads
-    it), then the head (a regressor, an ensemble of them, or a GP), then the label scale."""
+    """A fitted predictor: the encoder's posterior mean (beside the cell's proxies and one-hot cell for a GP
+    head that reads them), then the head (a regressor, an ensemble of them, or a GP), then the label scale.
+
+    A cell larger than the one-hot block allows is scored from its latent mean and proxies alone
+    (`GPHead`'s reduced kernel); `note` hears once that this happened.
+    """
 
     model: SVGe
     head: Regressor | RegressorEnsemble | GPHead
     scale: LabelScale
     target: str
+    features: FeatureSpec = field(default_factory=FeatureSpec)
+    proxies: ProxySource | None = None
+    note: Callable[[str], None] | None = None
+    _told: bool = False
 
     @property
     def has_uncertainty(self) -> bool:
@@ -163,40 +181,77 @@ class Predictor:
         """Whether the head needs the one-hot cell beside its latent mean."""
         return isinstance(self.head, GPHead) and self.head.onehot_dim > 0
 
+    @property
+    def needs_cells(self) -> bool:
+        """Whether scoring needs the cells themselves (one-hot or proxies), not their latent means alone."""
+        return self.reads_cells or bool(self.features.proxies)
+
+    def describe(self, larger: bool = False) -> str:
+        """The features this predictor reads (for cells larger than its one-hot block, with `larger`)."""
+        parts = ["latent means"]
+        if self.features.proxies:
+            parts.append(f"proxies ({self.features.describe()})")
+        if self.reads_cells and not larger:
+            parts.append("one-hot cells")
+        return " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+
+    def _proxy_columns(self, ops: np.ndarray, adj: np.ndarray) -> np.ndarray:
+        if self.proxies is None:
+            raise ValueError("a predictor that reads proxies needs a ProxySource")
+        return self.proxies.columns(unpad(ops, adj, (np.asarray(ops) >= 0).sum(1)))
+
     def _inputs(self, mu: np.ndarray, ops: np.ndarray | None, adj: np.ndarray | None) -> torch.Tensor:
         dev = codec.model_device(self.model)
-        if not self.reads_cells:
+        if not self.needs_cells:
             dtype = torch.float64 if isinstance(self.head, GPHead) else torch.float32
             return torch.as_tensor(np.asarray(mu), dtype=dtype, device=dev)
-        if ops is None or adj is None:  # latent points only: their greedy decodes are the cells
-            ops, adj, _ = pad_batch(
-                codec.decode_once(self.model, np.asarray(mu, dtype=np.float32), True, None, None),
-                self.model.cfg.max_nodes,
+        blocks = [np.asarray(mu, dtype=np.float64)]
+        if self.features.proxies:
+            blocks.append(self._proxy_columns(ops, adj))
+        width = self.model.cfg.max_nodes
+        if self.reads_cells and not (ops.shape[1] > width and (ops[:, width:] >= 0).any()):
+            blocks.append(one_hot_cells(ops[:, :width], adj[:, :width, :width], self.model.cfg.vocab_size, width))
+        return torch.as_tensor(np.concatenate(blocks, axis=1), device=dev)
+
+    def _groups(self, ops: np.ndarray) -> list[np.ndarray]:
+        """Rows that fit the one-hot block, and rows of larger cells (scored without it); non-empty ones."""
+        width = self.model.cfg.max_nodes
+        larger = (ops[:, width:] >= 0).any(1) if self.reads_cells and ops.shape[1] > width else np.zeros(len(ops), bool)
+        if larger.any() and self.note is not None and not self._told:
+            self.note(
+                f"{int(larger.sum()):,} cells have more than the {width} nodes the one-hot block of this predictor "
+                f"covers: they are scored from {self.describe(larger=True)}"
             )
-        if ops.shape[1] > self.model.cfg.max_nodes and (ops[:, self.model.cfg.max_nodes :] >= 0).any():
-            raise SvgeError(
-                f"this predictor's GP reads one-hot cells of at most {self.model.cfg.max_nodes} nodes; "
-                "for larger cells (e.g. svge extrapolate) fine-tune with --latent-only"
-            )
-        feats = one_hot_cells(
-            ops[:, : self.model.cfg.max_nodes],
-            adj[:, : self.model.cfg.max_nodes, : self.model.cfg.max_nodes],
-            self.model.cfg.vocab_size,
-            self.model.cfg.max_nodes,
-        )
-        return torch.as_tensor(np.concatenate([np.asarray(mu, dtype=np.float64), feats], axis=1), device=dev)
+            self._told = True
+        return [g for g in (np.flatnonzero(~larger), np.flatnonzero(larger)) if len(g)]
 
     @torch.inference_mode()
     def _predict(
         self, mu: np.ndarray, ops: np.ndarray | None = None, adj: np.ndarray | None = None, spread: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         self.head.eval()
+        want_sd = spread and self.has_uncertainty
         if not len(mu):
-            return np.zeros(0), (np.zeros(0) if spread and self.has_uncertainty else None)
-        x = self._inputs(mu, ops, adj)
+            return np.zeros(0), (np.zeros(0) if want_sd else None)
+        if self.needs_cells and (ops is None or adj is None):  # latent points only: their greedy decodes are the cells
+            ops, adj, _ = pad_batch(
+                codec.decode_once(self.model, np.asarray(mu, dtype=np.float32), True, None, None),
+                self.model.cfg.max_nodes,
+            )
+        if not self.needs_cells:
+            return self._head_scores(self._inputs(mu, None, None), want_sd)
+        mean, sd = np.zeros(len(mu)), (np.zeros(len(mu)) if want_sd else None)
+        for rows in self._groups(ops):
+            mean[rows], part = self._head_scores(self._inputs(np.asarray(mu)[rows], ops[rows], adj[rows]), want_sd)
+            if sd is not None:
+                sd[rows] = part
+        return mean, sd
+
+    def _head_scores(self, x: torch.Tensor, want_sd: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores (label units) of head inputs, and their spread when asked for."""
         mean = self.head(x).cpu().numpy().astype(np.float64)
         sd = None
-        if spread and self.has_uncertainty:
+        if want_sd:
             sd = self.scale.restore_spread(mean, self.head.spread(x).cpu().numpy().astype(np.float64))
         return self.scale.restore(mean), sd
 
@@ -235,8 +290,12 @@ def predictor_state(predictor: Predictor) -> dict[str, np.ndarray]:
     return state_arrays(predictor.model) | head
 
 
-def load_predictor(ck: Checkpoint, device: torch.device | str = "cpu") -> Predictor:
-    """Rebuild the fine-tuned model a checkpoint holds; SvgeError when it holds a plain VAE."""
+def load_predictor(ck: Checkpoint, device: torch.device | str = "cpu", ui: Ui | None = None) -> Predictor:
+    """Rebuild the fine-tuned model a checkpoint holds; SvgeError when it holds a plain VAE.
+
+    With `ui`, proxies come from (and go to) its workspace's cache, with a progress bar, and the
+    predictor's notes (larger cells scored without one-hot features) go to its stderr.
+    """
     if not is_finetuned(ck):
         raise SvgeError(
             f"this {ck.space} checkpoint has no regressor: run `svge finetune --space {ck.space}` "
@@ -248,9 +307,12 @@ def load_predictor(ck: Checkpoint, device: torch.device | str = "cpu") -> Predic
         load_state_arrays(head, {k[len(STATE_PREFIX) :]: v for k, v in ck.state.items() if k.startswith(STATE_PREFIX)})
         scale = scale_from_checkpoint(ck)
         target = str(ck.meta["target"])
+        features = FeatureSpec.from_dict(ck.config.get("features"))
     except (KeyError, TypeError, ValueError) as e:
         raise SvgeError(f"the fine-tuned checkpoint is incomplete or damaged ({e})") from None
-    return Predictor(model, head.to(device).eval(), scale, target)
+    source = ProxySource(get_space(ck.space), features, ui) if features.proxies else None
+    note = ui.note if ui is not None else None
+    return Predictor(model, head.to(device).eval(), scale, target, features, source, note)
 
 
 def latent_scores(ck: Checkpoint, mu: np.ndarray) -> np.ndarray | None:
@@ -311,148 +373,3 @@ def match_truth(hashes: Sequence[str], ds: Dataset, values: np.ndarray, exclude:
             positions.append(pos)
             truth.append(values[row])
     return TruthMatch(np.asarray(positions, dtype=np.int64), np.asarray(truth, dtype=np.float64), used, unknown)
-
-
-# ---------------------------------------------------------------- metrics
-
-
-def _pair(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    t, p = np.asarray(truth, dtype=np.float64).ravel(), np.asarray(pred, dtype=np.float64).ravel()
-    if t.shape != p.shape:
-        raise ValueError(f"truth and prediction differ in length ({t.size} vs {p.size})")
-    if t.size == 0:
-        raise ValueError("no values to compare")
-    return t, p
-
-
-def mse(truth: np.ndarray, pred: np.ndarray) -> float:
-    t, p = _pair(truth, pred)
-    return float(np.mean((t - p) ** 2))
-
-
-def rmse(truth: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.sqrt(mse(truth, pred)))
-
-
-def pearson(truth: np.ndarray, pred: np.ndarray) -> float:
-    """Linear correlation; NaN when either side is constant (it is undefined there)."""
-    t, p = _pair(truth, pred)
-    dt, dp = t - t.mean(), p - p.mean()
-    denom = np.sqrt((dt**2).sum() * (dp**2).sum())
-    return float((dt * dp).sum() / denom) if denom > 0 else float("nan")
-
-
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, tied values sharing the mean of the ranks they span."""
-    v = np.asarray(values, dtype=np.float64)
-    order = np.argsort(v, kind="mergesort")
-    sorted_v = v[order]
-    starts = np.r_[True, sorted_v[1:] != sorted_v[:-1]]
-    group = np.cumsum(starts) - 1
-    first = np.flatnonzero(starts)
-    last = np.r_[first[1:], v.size] - 1
-    ranks = np.empty(v.size)
-    ranks[order] = (first[group] + last[group]) / 2 + 1
-    return ranks
-
-
-def spearman(truth: np.ndarray, pred: np.ndarray) -> float:
-    t, p = _pair(truth, pred)
-    return pearson(average_ranks(t), average_ranks(p))
-
-
-def _tied_pairs(sorted_values: np.ndarray) -> int:
-    """Pairs of equal values in a sorted array (sum of t(t-1)/2 over runs)."""
-    if sorted_values.size == 0:
-        return 0
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1], True])
-    runs = np.diff(starts)
-    return int((runs * (runs - 1) // 2).sum())
-
-
-def _inversions(values: np.ndarray) -> int:
-    """Pairs i < j with values[i] > values[j] (ties are not inversions): bottom-up merge sort in numpy.
-
-    Each level merges neighbouring sorted blocks of `width`; keys offset by the
-    block pair's number keep every pair apart, so one searchsorted per level
-    counts, for each right-block element, the larger elements of its left block.
-    """
-    v = np.unique(values, return_inverse=True)[1].astype(np.int64)
-    n, span, total, width = v.size, int(v.max(initial=0)) + 1, 0, 1
-    pos = np.arange(n)
-    while width < n:
-        pair = pos // (2 * width)
-        right = (pos // width) % 2 == 1
-        key = pair * span + v
-        left_keys = key[~right]
-        block_end = np.searchsorted(left_keys, (pair[right] + 1) * span, side="left")
-        total += int((block_end - np.searchsorted(left_keys, key[right], side="right")).sum())
-        v = np.sort(key) - pair * span
-        width *= 2
-    return total
-
-
-def kendall_tau(truth: np.ndarray, pred: np.ndarray) -> float:
-    """Kendall's tau-b (ties in either ranking handled), in O(n log^2 n) (Knight's method)."""
-    t, p = _pair(truth, pred)
-    order = np.lexsort((p, t))
-    t, p = t[order], p[order]
-    n0 = t.size * (t.size - 1) // 2
-    ties_t = _tied_pairs(t)
-    joint_starts = np.r_[True, (t[1:] != t[:-1]) | (p[1:] != p[:-1])]
-    runs = np.diff(np.r_[np.flatnonzero(joint_starts), t.size])
-    ties_both = int((runs * (runs - 1) // 2).sum())
-    ties_p = _tied_pairs(np.sort(p))
-    swaps = _inversions(p)
-    denom = np.sqrt(float(n0 - ties_t) * float(n0 - ties_p))
-    if denom == 0:
-        return float("nan")
-    return float((n0 - ties_t - ties_p + ties_both - 2 * swaps) / denom)
-
-
-def top_k_overlap(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
-    """Share of the k best cells by truth that are also among the k best by prediction (higher = better).
-
-    Ties at the k-th place are broken by input order, on both sides alike.
-    """
-    t, p = _pair(truth, pred)
-    k = min(int(k), t.size)
-    if k < 1:
-        raise ValueError("k must be at least 1")
-    best_t = np.argsort(-t, kind="mergesort")[:k]
-    best_p = np.argsort(-p, kind="mergesort")[:k]
-    return len(np.intersect1d(best_t, best_p)) / k
-
-
-def prediction_metrics(truth: np.ndarray, pred: np.ndarray, top_k: int = 10) -> dict[str, Any]:
-    """Every figure `svge predict --truth` reports, by name."""
-    t, p = _pair(truth, pred)
-    k = min(int(top_k), t.size)
-    return {
-        "cells": int(t.size),
-        "mse": mse(t, p),
-        "rmse": rmse(t, p),
-        "pearson": pearson(t, p),
-        "spearman": spearman(t, p),
-        "kendall_tau": kendall_tau(t, p),
-        "top_k": k,
-        "top_k_overlap": top_k_overlap(t, p, k),
-    }
-
-
-def uncertainty_metrics(truth: np.ndarray, pred: np.ndarray, std: np.ndarray) -> dict[str, Any]:
-    """How well a head's standard deviations describe its errors.
-
-    mean_std: the average predicted std; within_1std / within_2std: shares of cells whose
-    error lies inside one / two stds (about 0.68 / 0.95 when calibrated and Gaussian);
-    error_std_spearman: rank correlation of |error| with std (above 0: the head knows where it errs).
-    """
-    t, p = _pair(truth, pred)
-    s = np.asarray(std, dtype=np.float64).ravel()
-    err = np.abs(t - p)
-    return {
-        "mean_std": float(s.mean()),
-        "within_1std": float(np.mean(err <= s)),
-        "within_2std": float(np.mean(err <= 2 * s)),
-        "error_std_spearman": spearman(err, s) if t.size > 1 else float("nan"),
-    }

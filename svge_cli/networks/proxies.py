@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -184,17 +185,20 @@ def score_cell(
     batch: tuple[torch.Tensor, torch.Tensor] | None = None,
     device: str | torch.device = "cpu",
     num_classes: int = 10,
+    shape: tuple[int, ...] = INPUT_SHAPE,
+    network: dict[str, Any] | None = None,
 ) -> float:
-    """One proxy score for one cell: a network initialised from `seed`, scored on `batch`."""
+    """One proxy score for one cell: a network initialised from `seed` (built with the `network` options,
+    e.g. fewer channels), scored on `batch` (or a seeded random one of images of `shape`)."""
     check_proxy(proxy)
-    if proxy in COUNT_PROXIES:
+    if proxy in COUNT_PROXIES:  # the benchmark's own network, whatever `network` says
         c = counts(arch, space, num_classes=num_classes)
         return float(c.params if proxy == "params" else c.macs)
     torch.manual_seed(seed)
-    model = build(arch, space, num_classes=num_classes).to(device)
+    model = build(arch, space, num_classes=num_classes, **(network or {})).to(device)
     if proxy == "synflow":
-        return synflow(model)
-    x, y = batch if batch is not None else random_batch(seed=seed, num_classes=num_classes)
+        return synflow(model, shape)
+    x, y = batch if batch is not None else random_batch(seed=seed, num_classes=num_classes, shape=shape)
     return NETWORK_SCORES[proxy](model, x.to(device), y.to(device))
 
 
@@ -207,6 +211,8 @@ def proxy_scores(
     batch: tuple[torch.Tensor, torch.Tensor] | None = None,
     device: str | torch.device = "cpu",
     progress: Callable[[], None] | None = None,
+    shape: tuple[int, ...] = INPUT_SHAPE,
+    network: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Scores of many cells (float64, higher is better), for scripts and as a search objective.
 
@@ -217,12 +223,12 @@ def proxy_scores(
     check_proxy(proxy)
     if batch is None and proxy in NETWORK_SCORES:
         # the input batch and the (B, B) kernel or correlation matrix: the least the proxy allocates
-        need = batch_size * math.prod(INPUT_SHAPE) * 4 + batch_size**2 * 8
+        need = batch_size * math.prod(shape) * 4 + batch_size**2 * 8
         ensure_fits(need, f"a proxy batch of {batch_size:,} images", "pass a smaller --batch-size")
-        batch = random_batch(batch_size, seed)
+        batch = random_batch(batch_size, seed, shape=shape)
     scores = np.empty(len(archs), dtype=np.float64)
     for i, arch in enumerate(archs):
-        scores[i] = score_cell(arch, space, proxy, seed, batch, device)
+        scores[i] = score_cell(arch, space, proxy, seed, batch, device, shape=shape, network=network)
         if progress is not None:
             progress()
     return scores

@@ -31,6 +31,7 @@ from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
 from svge_cli.model import SVGe, codec
+from svge_cli.model.features import FeatureSpec, ProxySource, transform
 from svge_cli.model.gphead import GPHead, one_hot_cells
 from svge_cli.model.predictor import (
     LABEL_TRANSFORMS,
@@ -45,6 +46,7 @@ from svge_cli.model.predictor import (
     predictor_state,
 )
 from svge_cli.model.regressor import Regressor, RegressorEnsemble, make_head
+from svge_cli.networks.proxytable import settings_for
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
 from svge_cli.storage.store import Checkpoint, Dataset
@@ -77,6 +79,7 @@ class FinetuneConfig:
     ranking_weight: float = 0.0  # weight of the pairwise logistic ranking loss beside the MSE
     label_transform: str = "rank-gauss"  # "rank-gauss": labels through their empirical CDF onto a normal
     heads: int = 1  # regressors on the shared encoder; more than one gives a spread as uncertainty
+    proxies: tuple[str, ...] = ()  # zero-cost proxies the GP head reads beside the latent mean (gp only)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or not self.lr > 0:
@@ -93,6 +96,8 @@ class FinetuneConfig:
             raise ValueError("ranking_weight must be >= 0")
         if not 0 < self.validation_share < 1:
             raise ValueError("validation_share must lie strictly between 0 and 1")
+        if self.proxies and self.head != "gp":
+            raise ValueError("proxies are features of the GP head: use head 'gp', or no proxies")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -232,9 +237,13 @@ def finetune(
     cfg: FinetuneConfig,
     on_step: StepCallback | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    proxies: ProxySource | None = None,
 ) -> tuple[Predictor, History]:
     """Fit a predictor on the drawn labels: a GP head on the frozen model (cfg.head "gp"), or train `model`
     (in place) jointly with a fresh regressor ("mlp") on draw.train, keeping the best epoch on draw.validation.
+
+    With cfg.proxies the GP also reads those proxies, from `proxies` (a cached source) or, without one,
+    computed here with the space's default settings.
 
     Returns the predictor (weights of the best epoch) and one history entry per
     epoch: epoch, lr, loss, vae, mse (training means, standardised labels),
@@ -243,7 +252,7 @@ def finetune(
     scale = fit_scale(values[draw.train], cfg.label_transform)
     y = scale.normalize(values)
     if cfg.head == "gp":
-        return fit_gp(model, ds, y, scale, target, draw, cfg)
+        return fit_gp(model, ds, y, scale, target, draw, cfg, proxies)
     torch.manual_seed(cfg.seed)
     head = make_head(model.cfg.latent, cfg.hidden, cfg.heads).to(codec.model_device(model))
     predictor = Predictor(model, head, scale, target)
@@ -273,22 +282,52 @@ def finetune(
     return predictor, history
 
 
+def proxy_source(ds: Dataset, names: tuple[str, ...], ui: Ui | None = None) -> ProxySource:
+    """The proxies `names` of `ds`'s space with its default settings; cached in `ui`'s workspace if given."""
+    sp = get_space(ds.space)
+    return ProxySource(sp, FeatureSpec(names, settings_for(sp)), ui)
+
+
+def _proxy_block(ds: Dataset, rows: np.ndarray, train: np.ndarray, source: ProxySource) -> np.ndarray:
+    """Proxy columns of `rows` (zeros elsewhere), their fills learned on the `train` rows (kept in source.spec)."""
+    raw = np.full((len(ds), len(source.spec.proxies)), np.nan)
+    raw[rows] = source.raw([ds.arch(int(i)) for i in rows])
+    source.spec = source.spec.fitted(transform(raw[train], source.spec.proxies))
+    block = np.zeros_like(raw)
+    block[rows] = source.spec.columns(raw[rows])
+    return block
+
+
 def fit_gp(
-    model: SVGe, ds: Dataset, y: np.ndarray, scale: LabelScale, target: str, draw: LabelDraw, cfg: FinetuneConfig
+    model: SVGe,
+    ds: Dataset,
+    y: np.ndarray,
+    scale: LabelScale,
+    target: str,
+    draw: LabelDraw,
+    cfg: FinetuneConfig,
+    proxies: ProxySource | None = None,
 ) -> tuple[Predictor, History]:
-    """GP head on the frozen model's latent means: hyper-parameters learned on draw.train, judged on
-    draw.validation (the history's one entry), then the posterior conditioned on every drawn cell."""
+    """GP head on the frozen model's latent means (beside proxies and one-hot cells, as cfg says):
+    hyper-parameters learned on draw.train, judged on draw.validation (the history's one entry),
+    then the posterior conditioned on every drawn cell."""
     began = time.perf_counter()
     torch.manual_seed(cfg.seed)
     model.eval()
     mu, _ = codec.encode_arrays(model, ds.ops, ds.adj, ds.n_nodes)
-    x = mu.astype(np.float64)
+    blocks = [mu.astype(np.float64)]
+    source = None
+    if cfg.proxies:
+        source = proxies if proxies is not None else proxy_source(ds, cfg.proxies)
+        blocks.append(_proxy_block(ds, draw.drawn, draw.train, source))
     onehot_dim = 0
     if cfg.onehot:
-        cells = one_hot_cells(ds.ops, ds.adj, model.cfg.vocab_size, model.cfg.max_nodes)
-        x, onehot_dim = np.concatenate([x, cells], axis=1), cells.shape[1]
-    head = GPHead(model.cfg.latent, len(draw.train), onehot_dim).fit(x[draw.train], y[draw.train])
-    predictor = Predictor(model, head, scale, target)
+        blocks.append(one_hot_cells(ds.ops, ds.adj, model.cfg.vocab_size, model.cfg.max_nodes))
+        onehot_dim = blocks[-1].shape[1]
+    x = np.concatenate(blocks, axis=1)
+    head = GPHead(model.cfg.latent, len(draw.train), onehot_dim, len(cfg.proxies)).fit(x[draw.train], y[draw.train])
+    features = source.spec if source is not None else FeatureSpec()
+    predictor = Predictor(model, head, scale, target, features, source)
     with torch.no_grad():
         val = head(torch.as_tensor(x[draw.validation])).numpy()
     val_mse = float(np.mean((val - y[draw.validation]) ** 2))
@@ -402,7 +441,11 @@ def finetuned_checkpoint(
         }
         | predictor.scale.arrays()
     )
-    config = base.config | {"regressor": predictor.head.config(), "finetune": cfg.to_dict()}
+    config = base.config | {
+        "regressor": predictor.head.config(),
+        "finetune": cfg.to_dict(),
+        "features": predictor.features.to_dict(),
+    }
     return Checkpoint(
         base.space, config, predictor_state(predictor), epoch=len(history), history=history, arrays=arrays, meta=meta
     )
@@ -431,8 +474,11 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
             f"{source} holds cells of {int(ds.n_nodes.max())} nodes; the checkpoint was built "
             f"for at most {model.cfg.max_nodes}"
         )
+    proxy_src = proxy_source(ds, cfg.proxies, ui) if cfg.proxies else None
+    reads = ["latent means"] + ([f"proxies ({', '.join(cfg.proxies)})"] if cfg.proxies else [])
+    reads += ["one-hot cells"] if cfg.onehot else []
     what = (
-        f"a GP head on the latent means{' and one-hot cells' if cfg.onehot else ''} of {base_path}"
+        f"a GP head on the {', '.join(reads[:-1]) + ' and ' if len(reads) > 1 else ''}{reads[-1]} of {base_path}"
         if cfg.head == "gp"
         else f"{base_path} jointly with a regressor, up to {cfg.epochs} epochs"
     )
@@ -440,6 +486,8 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
         f"fitting {what} on {len(draw.train):,} labelled {sp.name} cells ({len(draw.validation):,} "
         f"for validation, {len(draw.unseen):,} unseen), target {target}"
     )
+    if proxy_src is not None:  # computed (with their own progress bar) or read from the cache before the fit
+        proxy_src.raw([ds.arch(int(i)) for i in draw.drawn])
     steps = 1 if cfg.head == "gp" else math.ceil(len(draw.train) / cfg.batch_size) * cfg.epochs
     with ui.progress(f"finetune {sp.name}", total=steps) as bar:
         predictor, history = finetune(
@@ -451,6 +499,7 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
             cfg,
             on_step=lambda _e, loss: bar.advance(1, status=f"loss {loss:.3f}"),
             on_epoch=lambda h: bar.advance(0, status=f"epoch {h['epoch']} val mse {h['val_mse']:.3f}"),
+            proxies=proxy_src,
         )
     ck = finetuned_checkpoint(base, base_path, predictor, ds, source, draw, cfg, history, req.pool)
     out = Path(req.output) if req.output else finetuned_path(ui, sp.name, target, req.labels)

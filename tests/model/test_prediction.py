@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 
 from svge_cli.errors import SvgeError
-from svge_cli.model.predictor import (
-    LabelScale,
+from svge_cli.model.metrics import (
     average_ranks,
     kendall_tau,
-    label_column,
-    match_truth,
     mse,
     pearson,
     prediction_metrics,
@@ -22,6 +19,7 @@ from svge_cli.model.predictor import (
     spearman,
     top_k_overlap,
 )
+from svge_cli.model.predictor import LabelScale, label_column, match_truth
 from svge_cli.storage.store import Dataset
 
 TRUTH = np.array([1.0, 2.0, 3.0, 4.0])
