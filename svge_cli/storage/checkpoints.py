@@ -61,7 +61,7 @@ def resolve(ws: Workspace, space: str, path: str | None, note: Callable[[str], N
     """The checkpoint a command should use for `space` (see the module docstring)."""
     if path is not None:
         return store.load_checkpoint(path, space), Path(path)
-    latest = ws.latest_checkpoint(space)
+    latest = ws.latest_checkpoint(space, note)
     if latest is not None:
         return store.load_checkpoint(latest, space), latest
     shipped = pretrained_checkpoint(space)

@@ -6,12 +6,15 @@ says so; no file that existed before a refused command changes.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import Runner, Trained, alias, assert_one_line_error
 
 from svge_cli.storage import store
+from svge_cli.storage.workspace import Workspace
 
 LINKS = ["same path", "symlink", "hard link"]
 
@@ -92,3 +95,52 @@ def test_decode_with_a_node_limit_beyond_memory_is_refused(svge: Runner, latents
     r = svge("decode", str(latents), "--max-nodes", "1000000", "-o", str(out))
     assert_one_line_error(r, "of up to 1,000,000 nodes needs about", "decode fewer or smaller")
     assert not out.exists()
+
+
+def test_a_marker_of_random_bytes_is_ignored_with_a_note(
+    svge: Runner, enas_ws: Path, archs: Path, tmp_path: Path
+) -> None:
+    marker = enas_ws / "enas" / "latest"
+    marker.write_bytes(bytes(range(128, 256)) * 4)
+    result = svge("encode", str(archs), "-o", str(tmp_path / "l.h5"))
+    assert result.code == 0, result.stderr
+    assert f"{marker}: unreadable workspace marker (not text); ignoring it" in result.stderr
+    assert "using the pretrained one shipped with svge" in result.stderr
+
+
+def test_a_marker_naming_a_deleted_checkpoint_says_which_and_what_is_used(
+    svge: Runner, workdir: Path, archs: Path, tmp_path: Path, trained: Trained
+) -> None:
+    gone = tmp_path / "gone.h5"
+    gone.write_bytes(trained.checkpoint.read_bytes())
+    Workspace(workdir).remember_checkpoint("enas", gone)
+    gone.unlink()
+    result = svge("encode", str(archs), "-o", str(tmp_path / "l.h5"))
+    assert result.code == 0, result.stderr
+    assert f"remembers the checkpoint {gone}, which no longer exists" in result.stderr
+    assert "using the pretrained one shipped with svge (enas.h5)" in result.stderr
+
+
+def _dead_pid() -> int:
+    """The id of a process that has finished (and been reaped), as a SIGKILLed writer's would be."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_markers_are_written_through_unique_temporaries_and_stale_ones_are_swept(
+    tmp_path: Path, trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = Workspace(tmp_path)
+    (tmp_path / "enas").mkdir()
+    stale = tmp_path / "enas" / f".latest.{_dead_pid()}-killed.tmp"
+    stale.write_text("/half/written")
+    names: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (names.append(Path(src).name), real_replace(src, dst)))
+    ws.remember_checkpoint("enas", trained.checkpoint)
+    ws.remember_checkpoint("enas", trained.checkpoint)
+    assert not stale.exists()
+    assert len(set(names)) == len(names) == 4 and all(f".{os.getpid()}-" in n for n in names)
+    assert sorted(p.name for p in (tmp_path / "enas").iterdir()) == ["latest"]
+    assert ws.latest_checkpoint("enas") == trained.checkpoint.resolve()
