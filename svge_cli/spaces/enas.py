@@ -74,7 +74,7 @@ class EnasSpace(SearchSpace):
     def parse_native(self, text: str) -> Arch:
         try:
             row = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise ArchError(
                 f"not an ENAS row (expected a nested list like [[1], [4, 0], ...]): {text.strip()[:80]!r}"
             ) from None

@@ -71,6 +71,8 @@ def parse_json_arch(text: str, space: SearchSpace | None) -> tuple[Arch, SearchS
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise ArchError(f"not valid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise ArchError("JSON nested too deeply to be a cell") from None
     if not isinstance(obj, dict):
         raise ArchError('a JSON line must be an object like {"space": ..., "ops": [...], "adj": [[...]]}')
     space = _json_space(obj, space)

@@ -293,6 +293,16 @@ def peek(path: str | Path) -> tuple[str, str]:
         raise StoreError(f"{path}: not a readable HDF5 file") from None
 
 
+def _numbers(f: h5py.File, name: str, path: str | Path, kinds: str) -> np.ndarray:
+    """Dataset `name` as an array, refused when it holds strings or other non-numbers (a hand-made file)."""
+    values = f[name][()]
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in kinds:
+        dtype = np.asarray(values).dtype
+        held = "strings" if dtype.kind in "OSU" else f"{dtype} values"
+        raise StoreError(f"{path}: /{name} holds {held}, not {'numbers' if 'f' in kinds else 'integers'}")
+    return values
+
+
 def _guard(name: str, fn: Callable[[], Any]) -> Any:
     """Turn a truncated or damaged file's low-level errors into one clear line."""
     try:
@@ -364,13 +374,13 @@ def load_latents(path: str | Path, space: str | None = None) -> Latents:
             has = "ops" in f
             return Latents(
                 str(f.attrs["space"]),
-                f["mu"][()],
-                f["logvar"][()],
+                _numbers(f, "mu", path, "fiu"),
+                _numbers(f, "logvar", path, "fiu"),
                 _dec(f["hash"][()]),
                 str(f.attrs.get("checkpoint", "")),
-                f["ops"][()] if has else None,
-                f["adj"][()] if has else None,
-                f["n_nodes"][()] if has else None,
+                _numbers(f, "ops", path, "iu") if has else None,
+                _numbers(f, "adj", path, "iub") if has else None,
+                _numbers(f, "n_nodes", path, "iu") if has else None,
             )
 
     lat = _guard(str(path), read)

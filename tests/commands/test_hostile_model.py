@@ -10,6 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import h5py
 import pytest
 from conftest import Runner, Trained, alias, assert_one_line_error
 
@@ -144,3 +145,35 @@ def test_markers_are_written_through_unique_temporaries_and_stale_ones_are_swept
     assert len(set(names)) == len(names) == 4 and all(f".{os.getpid()}-" in n for n in names)
     assert sorted(p.name for p in (tmp_path / "enas").iterdir()) == ["latest"]
     assert ws.latest_checkpoint("enas") == trained.checkpoint.resolve()
+
+
+@pytest.mark.parametrize("name", ["mu", "logvar"])
+def test_decode_of_latents_holding_strings_names_the_file_and_dataset(
+    svge: Runner, latents: Path, tmp_path: Path, name: str
+) -> None:
+    with h5py.File(latents, "a") as f:
+        shape = f[name].shape
+        del f[name]
+        f.create_dataset(name, data=[["0.5"] * shape[1]] * shape[0], dtype=h5py.string_dtype())
+    result = svge("decode", str(latents), "-o", str(tmp_path / "cells.txt"))
+    assert_one_line_error(result, str(latents), f"/{name} holds strings, not numbers")
+    assert not (tmp_path / "cells.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"space": "enas", "ops": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"a": ' * 100_000 + "1" + "}" * 100_000,
+        "[" * 100_000 + "]" * 100_000,
+    ],
+    ids=["deep ops", "deep object", "deep native row"],
+)
+def test_encode_of_a_line_nested_100000_deep_names_the_line(
+    svge: Runner, enas_ws: Path, tmp_path: Path, line: str
+) -> None:
+    cells = tmp_path / "deep.txt"
+    cells.write_text(line + "\n")
+    assert_one_line_error(
+        svge("encode", str(cells), "--space", "enas", "-o", str(tmp_path / "l.h5")), f"{cells}, line 1"
+    )

@@ -63,7 +63,7 @@ def read_dvae_enas(path: Path, space: EnasSpace, burn_in: int = BURN_IN, node_li
 def _parse_line(space: EnasSpace, line: str, place: str, node_limit: int | None) -> tuple[Arch, float]:
     try:
         item = json.loads(f"[{line}]")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         item = None
     if not isinstance(item, list) or len(item) != 2 or type(item[1]) not in (int, float):
         raise StoreError(f"{place}: expected a row and its score, like [[1], [4, 0], ...], 0.7302")
