@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,8 @@ def train_cell_cmd(
         raise SvgeError("give one ARCH, or --stdin to read cells from stdin (not both)")
     if from_stdin and (resume or checkpoint):
         raise SvgeError("--stdin trains many cells: --checkpoint and --resume are for one ARCH")
+    if from_stdin and valid_share == 0:
+        raise SvgeError("--stdin prints each cell's validation accuracy as its score; --valid-share 0 holds none out")
     train_files, test_file = batch_files(data_dir)
     inputs = [("ARCH", arch)] + [("--data", p) for p in [*train_files, test_file]]
     refuse_overwriting_inputs({"--checkpoint": checkpoint}, inputs)
@@ -337,10 +340,10 @@ def train_cell_cmd(
                 dev,
                 checkpoint=path,
                 resume=resume,
-                on_epoch=lambda st: bar.advance(1, f"loss {st['train_loss']:.3f} valid {st['valid_acc']:.2f}%"),
+                on_epoch=lambda st: bar.advance(1, f"loss {st['train_loss']:.3f} valid {_accuracy(st['valid_acc'])}"),
             )
         ui.note(
-            f"{sp.format_native(cell)}: validation {result.valid_acc:.2f}%, test {result.test_acc:.2f}% "
+            f"{sp.format_native(cell)}: validation {_accuracy(result.valid_acc)}, test {result.test_acc:.2f}% "
             f"after {result.epochs} epochs ({result.params:,} parameters; checkpoint {path})"
         )
         results.append((cell, result, path))
@@ -354,7 +357,7 @@ def train_cell_cmd(
             {
                 "space": sp.name,
                 "cell": sp.format_native(cell),
-                "valid_acc": result.valid_acc,
+                "valid_acc": None if math.isnan(result.valid_acc) else result.valid_acc,
                 "test_acc": result.test_acc,
                 "epochs": result.epochs,
                 "params": result.params,
@@ -363,8 +366,13 @@ def train_cell_cmd(
             }
         )
         return
-    click.echo(f"validation accuracy: {result.valid_acc:.2f}%")
+    click.echo(f"validation accuracy: {_accuracy(result.valid_acc)}")
     click.echo(f"test accuracy: {result.test_acc:.2f}%")
+
+
+def _accuracy(value: float) -> str:
+    """A validation accuracy for people; with --valid-share 0 there is none, and it says so rather than nan%."""
+    return "none (--valid-share 0 holds no images out)" if math.isnan(value) else f"{value:.2f}%"
 
 
 COMMANDS = [net_cmd, score_cmd, train_cell_cmd]

@@ -146,3 +146,20 @@ def test_score_and_net_refuse_to_write_over_their_cells(svge: Runner, tmp_path: 
 def test_a_proxy_batch_beyond_memory_is_refused(svge: Runner) -> None:
     r = svge("score", "-", "--proxy", "jacob_cov", "--batch-size", "100000000", stdin=NB201_CELL + "\n")
     assert_one_line_error(r, "a proxy batch of 100,000,000 images needs about", "--batch-size")
+
+
+def test_train_cell_with_no_validation_share_reports_no_validation_score(svge: Runner, tmp_path: Path) -> None:
+    data = _tiny_batches(tmp_path / "cifar")
+    args = ("train-cell", NB201_CELL, "--data", str(data), "--epochs", "1", "--batch-size", "4", "--valid-share", "0")
+    text = svge(*args)
+    assert text.code == 0, text.stderr
+    assert text.lines[0] == "validation accuracy: none (--valid-share 0 holds no images out)"
+    assert text.lines[1].startswith("test accuracy: ") and "nan" not in text.out + text.stderr
+    as_json = svge(*args, "--json")
+    assert as_json.code == 0 and '"valid_acc": null' in as_json.out
+
+
+def test_train_cell_as_an_evaluator_refuses_to_hold_no_validation_images(svge: Runner, tmp_path: Path) -> None:
+    data = _tiny_batches(tmp_path / "cifar")
+    result = svge("train-cell", "--stdin", "--data", str(data), "--valid-share", "0", stdin=NB201_CELL + "\n")
+    assert_one_line_error(result, "--valid-share 0", "--stdin")
