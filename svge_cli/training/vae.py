@@ -159,6 +159,7 @@ class _Plan:
     train_idx: np.ndarray
     test_idx: np.ndarray
     previous: Checkpoint | None  # the checkpoint being resumed
+    why: str = ""  # which cells and why, for the user: a --limit above the dataset's size is not silent
 
 
 def _plan(ws: Workspace, sp: SearchSpace, req: TrainRequest) -> _Plan:
@@ -171,7 +172,7 @@ def _plan(ws: Workspace, sp: SearchSpace, req: TrainRequest) -> _Plan:
         sched = _schedule(replace(req, seed=seed), sp, TrainConfig(**previous.config["schedule"]))
         if previous.epoch >= sched.epochs:
             raise SvgeError(f"the run in {out} already finished {previous.epoch} epochs; raise --epochs to continue it")
-        return _Plan(out, seed, sched, ds, train_idx, test_idx, previous)
+        return _Plan(out, seed, sched, ds, train_idx, test_idx, previous, "the split of the run being resumed")
     ds = datasets.training_dataset(sp, ws, req.dataset)
     limit = (
         req.limit
@@ -179,7 +180,18 @@ def _plan(ws: Workspace, sp: SearchSpace, req: TrainRequest) -> _Plan:
         else (None if req.dataset or _imported(ws, sp, req) else sp.default_train_limit)
     )
     train_idx, test_idx = _rows(ds, limit, req.seed)
-    return _Plan(out, req.seed, _schedule(req, sp), ds, train_idx, test_idx, None)
+    why = _rows_why(len(ds), limit, asked=req.limit is not None)
+    return _Plan(out, req.seed, _schedule(req, sp), ds, train_idx, test_idx, None, why)
+
+
+def _rows_why(n: int, limit: int | None, asked: bool) -> str:
+    """Where the train/test counts come from, so a limit that changed nothing or a default subset is visible."""
+    if limit is None:
+        return f"all {n:,} cells of the dataset, by its train/test split"
+    if limit >= n:
+        return f"--limit {limit:,} is more than the dataset's {n:,} cells: all of them, by its train/test split"
+    source = f"--limit {limit:,}" if asked else f"the space's default subset of {limit:,}"
+    return f"{source}: a seeded {limit:,} of the dataset's {n:,} cells, by its train/test split"
 
 
 def _imported(ws: Workspace, sp: SearchSpace, req: TrainRequest) -> bool:
@@ -246,7 +258,7 @@ def _train(ui: Ui, req: TrainRequest, device: torch.device, group: Group) -> Pat
     }
     where = f"device {device}" if group.world == 1 else f"{group.world} processes on {device.type}"
     ui.note(
-        f"training {sp.name} on {len(plan.train_idx):,} cells ({len(plan.test_idx):,} held out), "
+        f"training {sp.name} on {len(plan.train_idx):,} cells ({len(plan.test_idx):,} held out; {plan.why}), "
         f"{sched.epochs} epochs, batch {sched.batch_size}, lr {sched.lr:g}, {where}; run folder {out}"
     )
 

@@ -177,3 +177,13 @@ def test_encode_of_a_line_nested_100000_deep_names_the_line(
     assert_one_line_error(
         svge("encode", str(cells), "--space", "enas", "-o", str(tmp_path / "l.h5")), f"{cells}, line 1"
     )
+
+
+def test_train_vae_with_a_limit_above_the_dataset_says_what_it_trains_on(
+    svge: Runner, workdir: Path, trained: Trained
+) -> None:
+    args = ("train-vae", "--space", "enas", "--dataset", str(trained.dataset), "--epochs", "1", "--limit", "100")
+    result = svge(*args)
+    assert result.code == 0, result.stderr
+    line = next(s for s in result.stderr.splitlines() if s.startswith("training enas on "))
+    assert line.startswith("training enas on 4 cells (2 held out; --limit 100 is more than the dataset's 6 cells: ")
