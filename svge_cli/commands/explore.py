@@ -96,7 +96,7 @@ def _pick_space(ui: Ui, space: str | None, cell_space: SearchSpace | None) -> Se
         return get_space(space)
     if cell_space is not None:
         return cell_space
-    name = ui.workspace.latest_space()
+    name = ui.workspace.latest_space(ui.note)
     if name is None:
         raise SvgeError("no space given and no checkpoint in the workspace: pass --space")
     return get_space(name)

@@ -336,7 +336,7 @@ def evaluate_cmd(
     Example:
       svge evaluate --space nb201 --prior-points 200 --limit 500
     """
-    space = space or ui.workspace.latest_space()
+    space = space or ui.workspace.latest_space(ui.note)
     if space is None:
         raise SvgeError("no space given and no checkpoint in the workspace: pass --space")
     sp = get_space(space)

@@ -67,9 +67,9 @@ class Workspace:
         _write_small(self.space_dir(space) / "latest", str(path.resolve()))
         _write_small(self.root / "latest_space", space)
 
-    def latest_space(self) -> str | None:
+    def latest_space(self, note: Callable[[str], None] = _silent) -> str | None:
         """The space of the most recently written checkpoint, so `svge evaluate` needs no --space."""
-        return _read_marker(self.root / "latest_space", _silent)
+        return _read_marker(self.root / "latest_space", note)
 
 
 def _read_marker(marker: Path, note: Callable[[str], None]) -> str | None:

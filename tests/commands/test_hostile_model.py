@@ -187,3 +187,14 @@ def test_train_vae_with_a_limit_above_the_dataset_says_what_it_trains_on(
     assert result.code == 0, result.stderr
     line = next(s for s in result.stderr.splitlines() if s.startswith("training enas on "))
     assert line.startswith("training enas on 4 cells (2 held out; --limit 100 is more than the dataset's 6 cells: ")
+
+
+def test_a_space_marker_of_random_bytes_is_named_before_asking_for_a_space(svge: Runner, workdir: Path) -> None:
+    marker = workdir / "latest_space"
+    marker.write_bytes(bytes(range(128, 256)))
+    result = svge("evaluate")
+    assert result.code == 1
+    assert result.stderr.splitlines() == [
+        f"{marker}: unreadable workspace marker (not text); ignoring it",
+        "svge: error: no space given and no checkpoint in the workspace: pass --space",
+    ]
