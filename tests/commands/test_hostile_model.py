@@ -191,6 +191,7 @@ def test_train_vae_with_a_limit_above_the_dataset_says_what_it_trains_on(
 
 def test_a_space_marker_of_random_bytes_is_named_before_asking_for_a_space(svge: Runner, workdir: Path) -> None:
     marker = workdir / "latest_space"
+    workdir.mkdir(exist_ok=True)
     marker.write_bytes(bytes(range(128, 256)))
     result = svge("evaluate")
     assert result.code == 1
