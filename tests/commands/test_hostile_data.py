@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,19 @@ def test_a_user_space_with_more_ops_than_svge_stores_is_refused(svge: Runner, wo
     spec = tmp_path / "many.json"
     spec.write_text(json.dumps({"name": "many", "ops": [f"op{i}" for i in range(200)], "max_nodes": 5}))
     assert_one_line_error(svge("data", "space", "add", str(spec)), "200 operations, more than the 125")
+
+
+def test_a_killed_writers_temporary_in_the_spaces_folder_is_swept_not_listed(
+    svge: Runner, workdir: Path, tmp_path: Path
+) -> None:
+    spaces = workdir / "spaces"
+    spaces.mkdir(parents=True)
+    writer = subprocess.Popen(["true"])
+    writer.wait()  # a finished process: its temporary can never be completed
+    stale = spaces / f".toy.json.{writer.pid}-killed.tmp"
+    stale.write_text('{"name": "toy", "ops": ["a"')
+    spec = tmp_path / "toy.json"
+    spec.write_text(json.dumps({"name": "toy", "ops": ["a", "b"], "max_nodes": 5}))
+    assert svge("data", "space", "add", str(spec)).code == 0
+    assert sorted(p.name for p in spaces.iterdir()) == ["toy.json"]
+    assert json.loads((spaces / "toy.json").read_text())["ops"] == ["a", "b"]
