@@ -127,6 +127,13 @@ def alias(target: Path, how: str) -> Path:
     return other
 
 
+def dead_pid() -> int:
+    """The id of a process that has finished (and been reaped), as a SIGKILLed writer's would be."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def shell(command: str, cwd: Path, env: dict[str, str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
     """Run a real shell command line (pipes between `svge` processes included)."""
     full = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)} | env

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Runner, alias, assert_one_line_error
+from conftest import Runner, alias, assert_one_line_error, dead_pid
 
 from svge_cli.spaces import get_space
 from svge_cli.storage import store
@@ -102,9 +101,7 @@ def test_a_killed_writers_temporary_in_the_spaces_folder_is_swept_not_listed(
 ) -> None:
     spaces = workdir / "spaces"
     spaces.mkdir(parents=True)
-    writer = subprocess.Popen(["true"])
-    writer.wait()  # a finished process: its temporary can never be completed
-    stale = spaces / f".toy.json.{writer.pid}-killed.tmp"
+    stale = spaces / f".toy.json.{dead_pid()}-killed.tmp"  # its writer is gone: it can never be completed
     stale.write_text('{"name": "toy", "ops": ["a"')
     spec = tmp_path / "toy.json"
     spec.write_text(json.dumps({"name": "toy", "ops": ["a", "b"], "max_nodes": 5}))

@@ -7,12 +7,11 @@ says so; no file that existed before a refused command changes.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import h5py
 import pytest
-from conftest import Runner, Trained, alias, assert_one_line_error
+from conftest import Runner, Trained, alias, assert_one_line_error, dead_pid
 
 from svge_cli.storage import store
 from svge_cli.storage.workspace import Workspace
@@ -122,19 +121,12 @@ def test_a_marker_naming_a_deleted_checkpoint_says_which_and_what_is_used(
     assert "using the pretrained one shipped with svge (enas.h5)" in result.stderr
 
 
-def _dead_pid() -> int:
-    """The id of a process that has finished (and been reaped), as a SIGKILLed writer's would be."""
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
-
-
 def test_markers_are_written_through_unique_temporaries_and_stale_ones_are_swept(
     tmp_path: Path, trained: Trained, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws = Workspace(tmp_path)
     (tmp_path / "enas").mkdir()
-    stale = tmp_path / "enas" / f".latest.{_dead_pid()}-killed.tmp"
+    stale = tmp_path / "enas" / f".latest.{dead_pid()}-killed.tmp"
     stale.write_text("/half/written")
     names: list[str] = []
     real_replace = os.replace
