@@ -37,6 +37,8 @@ from svge_cli.errors import USER_ERRORS, SvgeError
 TIMEOUT_ENV = "SVGE_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0  # a collective waits at most this long for the other ranks
 REPORT_LOST, REPORT_STOPPED = "lost", "stopped"  # a rank that only followed another's failure
+MONITOR_S = 0.1  # how often the launcher looks at its processes
+LOST_GRACE_S = 10 * MONITOR_S  # a rank that lost its peers outlives them long enough to be seen as the follower
 _HANDLED_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
 
 
@@ -128,10 +130,15 @@ def process_group(device: torch.device) -> Iterator[Group]:
         raise PeerLost(
             f"rank {os.environ.get('RANK', '?')}: could not join the other processes: {_first_line(e)}"
         ) from None
+    lost = False
     try:
         yield Group(dist.get_rank(), dist.get_world_size())
+    except PeerLost:
+        lost = True  # gloo aborts the process when a group with a dead peer is torn down: leave it to the exit
+        raise
     finally:
-        dist.destroy_process_group()
+        if not lost:
+            dist.destroy_process_group()
 
 
 @contextlib.contextmanager
@@ -205,7 +212,7 @@ def launch(fn: Callable[..., Any], args: tuple[Any, ...], nproc: int, max_restar
             rdzv_endpoint="127.0.0.1:0",
             local_addr="127.0.0.1",
             max_restarts=max_restarts,
-            monitor_interval=0.1,
+            monitor_interval=MONITOR_S,
             start_method="spawn",
             logs_specs=DefaultLogsSpecs(
                 log_dir=str(Path(tmp) / "logs"), redirects={r: Std.ALL for r in range(1, nproc)}
@@ -231,6 +238,13 @@ def _run_rank(fn: Callable[..., Any], args: tuple[Any, ...], reports: str) -> No
     def report(kind: str, message: str, code: int) -> None:
         path = Path(reports) / f"rank-{rank}-try-{restart_count()}"
         path.write_text(f"{kind}\t{time.time()}\t{message}")
+        if kind == REPORT_LOST:
+            # the launcher reports the ranks it finds dead at one poll: stay until it has seen the peer
+            # whose loss this is, then skip teardown (a broken gloo group aborts the process in it)
+            time.sleep(LOST_GRACE_S)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         sys.exit(code)
 
     try:
