@@ -10,8 +10,7 @@ import torch
 
 from svge_cli.model import ModelConfig, SVGe
 from svge_cli.model.scaling import Scaler
-from svge_cli.search.loop import Pool, Problem
-from svge_cli.search.objectives import BenchmarkObjective
+from svge_cli.search.latent import EncodedCells, LatentProblem
 from svge_cli.spaces import get_space
 from svge_cli.spaces.nb201 import ADJ, OP_OFFSET
 from svge_cli.storage import checkpoints, store
@@ -73,28 +72,24 @@ class GridDecoder(torch.nn.Module):
         return ops.numpy(), adj.numpy(), np.full(b, 8)
 
 
-def grid_problem(table: Dataset | None = None, start_cells: int = 400, seed: int = 0) -> Problem:
-    """A BO problem on the synthetic table whose latents are the cells' edge ops (the GridDecoder's inverse)."""
+def grid_problem(table: Dataset | None = None, start_cells: int = 400, seed: int = 0) -> LatentProblem:
+    """A latent BO problem on the synthetic table whose latents are the cells' edge ops (the GridDecoder's inverse)."""
     table = table or nb201_table()
     rows = np.sort(np.random.default_rng(seed).choice(len(table), size=start_cells, replace=False))
     latents = edge_ops(table)[rows].astype(np.float32)
-    start = Pool(table, rows, table.labels[TARGET][rows], latents)
+    start = EncodedCells(table, rows, table.labels[TARGET][rows], latents)
     test_rows = np.arange(0, len(table), 97)
-    test = Pool(table, test_rows, table.labels[TARGET][test_rows], edge_ops(table)[test_rows].astype(np.float32))
-
-    def no_random(count, seed, exclude):
-        raise AssertionError("random search is not part of this test")
-
-    return Problem(
+    test = EncodedCells(
+        table, test_rows, table.labels[TARGET][test_rows], edge_ops(table)[test_rows].astype(np.float32)
+    )
+    return LatentProblem(
         NB201,
         GridDecoder(),
-        BenchmarkObjective(table, TARGET),
         latents.min(0),
         latents.max(0),
         Scaler.fit(latents, axis=0),
         start,
         labelled_start=False,
-        random_cells=no_random,
         test=test,
     )
 

@@ -1,31 +1,32 @@
-"""`svge bo`: batch Bayesian optimisation with a sparse GP in the latent space (paper IV-D)."""
+"""`svge bo`: search a space for its best cell with a query budget (pool, the paper's latent BO, baselines)."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict
+from dataclasses import replace
 from typing import Any
 
 import click
 
 from svge_cli.commands.common import device_option, json_option, seed_option, space_option
 from svge_cli.commands.model import checkpoint_option
-from svge_cli.console import Ui, emit_json, simple_table
+from svge_cli.console import Ui, emit_json
 from svge_cli.errors import SvgeError
-from svge_cli.search.cluster import ClusterOptions, parse_gpus
-from svge_cli.search.loop import BO, RANDOM, RoundStats, Settings, Trial
+from svge_cli.search import report
+from svge_cli.search.cluster import ClusterOptions, Executor, parse_gpus
+from svge_cli.search.latent import DEFAULT_ATTEMPTS, DEFAULT_INIT, DEFAULT_ITERS, DEFAULT_LATENT_BATCH, LatentSettings
 from svge_cli.search.objectives import DEFAULT_TIMEOUT
-from svge_cli.search.results import summarize
+from svge_cli.search.records import baseline_path
 from svge_cli.search.runner import (
     DEFAULT_BATCH,
     DEFAULT_BUDGET,
     FEATURES,
     STRATEGIES,
+    Plan,
     StrategyRequest,
     TrialRecord,
     default_strategy,
 )
-from svge_cli.search.setup import DEFAULT_INIT, OBJECTIVES, Request, SearchOptions, prepare, run
+from svge_cli.search.setup import OBJECTIVES, SearchOptions
 from svge_cli.search.strategies import DEFAULT_POOL
 from svge_cli.spaces import get_space
 
@@ -64,14 +65,18 @@ from svge_cli.spaces import get_space
     "latent space adds).",
 )
 @click.option(
-    "--iters", type=click.IntRange(min=0), default=None, help="BO rounds [default: 10 with --strategy latent]."
+    "--iters",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"BO rounds [default: {DEFAULT_ITERS} with --strategy latent; with --workers N the same number of points, "
+    "selected one by one as workers free up].",
 )
 @click.option(
     "--batch",
     type=click.IntRange(min=1),
     default=None,
     help=f"Cells queried per round [default: {DEFAULT_BATCH}; evolution 1 (a batch of Q runs Q tournaments on "
-    "the same population); latent 50].",
+    f"the same population); latent {DEFAULT_LATENT_BATCH}].",
 )
 @click.option(
     "--inducing", type=click.IntRange(min=1), default=500, show_default=True, help="Inducing points of the sparse GP."
@@ -79,7 +84,7 @@ from svge_cli.spaces import get_space
 @click.option(
     "--attempts",
     type=click.IntRange(min=1),
-    default=20,
+    default=DEFAULT_ATTEMPTS,
     show_default=True,
     help="Decodes per selected point (1 greedy, then sampled) until a valid cell not scored before.",
 )
@@ -146,7 +151,11 @@ from svge_cli.spaces import get_space
     show_default=True,
     help="Repeat with seeds SEED .. SEED+TRIALS-1.",
 )
-@click.option("--random-baseline", is_flag=True, help="Also run random search at the same number of queries.")
+@click.option(
+    "--random-baseline",
+    is_flag=True,
+    help="Then run random search with the same budget and objective (results in NAME.random.json beside --results).",
+)
 @click.option(
     "--results",
     type=click.Path(dir_okay=False),
@@ -202,10 +211,10 @@ def bo_cmd(
     bounding box, points decoded into cells not scored before.  random and evolution
     are the baselines, on the same objective.  The best cell goes to stdout in the
     space's native text, a table of best-so-far against queries to stderr, and every
-    query, in order, to the results file.  pool, random and evolution journal every
-    evaluation (a JSON-lines file beside the results): --workers N, --gpus or
-    --scheduler-file evaluate N cells at once, proposing a new one as each finishes,
-    and --resume continues after Ctrl-C or a crash without re-running a finished cell.
+    query, in order, to the results file.  Every evaluation is journaled (a JSON-lines
+    file beside the results): --workers N, --gpus or --scheduler-file evaluate N cells
+    at once, proposing a new one as each finishes, and --resume continues after Ctrl-C
+    or a crash without re-running a finished cell.
 
     \b
     Examples:
@@ -238,65 +247,17 @@ def bo_cmd(
     cluster.check(_cuda_devices)
     if init is not None and budget is not None and init > budget:
         raise SvgeError(f"--init {init} is more than --budget {budget}: the initial cells are part of the budget")
-    if strategy != "latent":
-        if random_baseline:
-            raise SvgeError("--random-baseline is for --strategy latent; run --strategy random for the baseline")
+    if strategy == "latent":
+        # the design card's `--iters 10 --batch 50`: rounds of points; a --budget alone runs rounds until it is spent
+        latent = LatentSettings(init, iters if iters is not None or budget is not None else DEFAULT_ITERS,
+                                batch or DEFAULT_LATENT_BATCH, inducing, attempts)  # fmt: skip
+        req = StrategyRequest(space, strategy, budget, latent.batch, init, seed, trials, features, options, latent)
+    else:
         batch = batch or (1 if strategy == "evolution" else DEFAULT_BATCH)  # evolution: one child per tournament
         if budget is None:
             budget = (init or DEFAULT_POOL["init"]) + iters * batch if iters is not None else DEFAULT_BUDGET
         req = StrategyRequest(space, strategy, budget, batch, init, seed, trials, features, options)
-        _run_strategy(ui, req, cluster, retries, as_json)
-        return
-    if not cluster.inline:
-        raise SvgeError(
-            "--strategy latent evaluates round by round in this process; --workers, --gpus and --scheduler are "
-            "for pool, random and evolution"
-        )
-    batch = batch or 50
-    if budget is not None:
-        start = init or DEFAULT_INIT
-        if budget <= start:
-            raise SvgeError(f"--budget {budget} leaves no queries after the {start} initial cells")
-        iters = math.ceil((budget - start) / batch)
-    iters = 10 if iters is None else iters
-    settings = Settings(
-        init=init,
-        iters=iters,
-        batch=batch,
-        inducing=inducing,
-        attempts=attempts,
-        seed=seed,
-        trials=trials,
-        random_baseline=random_baseline,
-    )
-    req = Request(space=space, settings=settings, options=options)
-    search = prepare(ui.workspace, req, ui.note)
-    ui.note(f"objective: {search.meta['objective_description']}")
-    ui.note(f"results file: {search.results}")
-    try:
-        done = run(search, lambda t, s: ui.note(_round_line(t, s)))
-    except KeyboardInterrupt:
-        ui.note(
-            f"interrupted: the finished rounds are in {search.results}; continue with "
-            f"`svge bo --resume --results {search.results}` and the same options"
-        )
-        raise
-    seeds = range(seed, seed + trials)
-    for t in done:
-        if t.seed in seeds:
-            ui.table(_trial_table(t, search.meta))
-    summary = summarize(done, seeds)
-    facts = {**search.meta, "results": str(search.results), "settings": asdict(search.settings), **summary}
-    if as_json:
-        emit_json(facts)
-        return
-    if trials > 1:
-        ui.table(_summary_table(summary, search.meta))
-    best = summary[BO]["best"]
-    if best is None:
-        raise SvgeError("no cell got a score: see the results file for what went wrong")
-    ui.note(f"best {_score_name(search.meta)}: {best['score']:.6g} (round {best['round']})")
-    click.echo(best["arch"])
+    _search(ui, req, cluster, retries, as_json, random_baseline)
 
 
 def _objective_choice(value: str | None) -> str | None:
@@ -311,133 +272,86 @@ def _objective_choice(value: str | None) -> str | None:
     raise click.BadParameter(f"{value!r} is not one of benchmark, surrogate, proxy:NAME")
 
 
-def _score_name(meta: dict[str, Any]) -> str:
-    name = meta.get("target") or "score"
-    return f"{name} (SURROGATE prediction)" if meta.get("surrogate") else name
-
-
-def _fmt(x: float | None, digits: int = 4) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
-def _round_line(trial: Trial, s: RoundStats) -> str:
-    gp = ""
-    if s.gp:
-        gp = f"  GP test RMSE {s.gp['rmse']:.3f} ll {s.gp['loglik']:.3f} r {s.gp['pearson']:.3f}"
-    return (
-        f"[{trial.method} seed {trial.seed}] round {s.round}: best {_fmt(s.best)}  batch mean "
-        f"{_fmt(s.batch_mean)}  valid {_fmt(s.valid_share, 2)}  distinct {s.distinct}  queries {s.queries}  "
-        f"({s.seconds:.1f} s){gp}"
-    )
-
-
-def _trial_table(trial: Trial, meta: dict[str, Any]):
-    name = "random search" if trial.method == RANDOM else "BO"
-    title = f"{meta['space']} {name}, seed {trial.seed}: {_score_name(meta)}"
-    rows = [
-        [
-            s.round,
-            s.queries,
-            _fmt(s.best),
-            _fmt(s.batch_mean),
-            _fmt(s.valid_share, 2),
-            s.distinct,
-            "" if not s.gp else f"{s.gp['rmse']:.3f} / {s.gp['loglik']:.3f} / {s.gp['pearson']:.3f}",
-        ]
-        for s in trial.rounds
-    ]
-    return simple_table(
-        title,
-        ["round", "queries", "best so far", "batch mean", "share valid", "distinct cells", "GP test RMSE / ll / r"],
-        rows,
-    )
-
-
-def _summary_table(summary: dict[str, Any], meta: dict[str, Any]):
-    bo, rnd = summary[BO]["rounds"], summary.get(RANDOM, {}).get("rounds", [])
-    rows = []
-    for i, r in enumerate(bo):
-        other = rnd[i] if i < len(rnd) else None
-        rows.append(
-            [
-                r["round"],
-                f"{r['queries']:.0f}",
-                f"{_fmt(r['best_mean'])} ± {_fmt(r['best_std'])}",
-                "-" if other is None else f"{_fmt(other['best_mean'])} ± {_fmt(other['best_std'])}",
-            ]
-        )
-    return simple_table(
-        f"{meta['space']}: best {_score_name(meta)} over {bo[0]['trials']} trials (mean ± std)",
-        ["round", "queries", "BO", "random search"],
-        rows,
-    )
-
-
-def _run_strategy(ui: Ui, req: StrategyRequest, cluster: ClusterOptions, retries: int, as_json: bool) -> None:
-    """pool / random / evolution: run every trial on the workers, print the tables and the best cell."""
+def _search(
+    ui: Ui, req: StrategyRequest, cluster: ClusterOptions, retries: int, as_json: bool, random_baseline: bool
+) -> None:
+    """Prepare the search (and its random baseline), run each on the workers, print tables and the best cell."""
+    from svge_cli.search import runner
     from svge_cli.search.cluster import connect
 
     remote = req.options.evaluator is not None and not cluster.inline
     executor = connect(cluster) if remote else None  # first: an unreachable scheduler is all the user sees
     try:
-        _search_on(ui, req, cluster, executor, retries, as_json)
+        plans = [runner.prepare(ui.workspace, req, ui.note)]
+        if random_baseline:
+            plans.append(runner.prepare(ui.workspace, _baseline(plans[0]), ui.note))
+        summaries = [_run(ui, plan, cluster, executor, retries) for plan in plans]
     finally:
         if executor is not None:
             executor.close()
-
-
-def _search_on(ui: Ui, req: StrategyRequest, cluster: ClusterOptions, executor, retries: int, as_json: bool) -> None:
-    from svge_cli.search import runner
-
-    plan = runner.prepare(ui.workspace, req, ui.note)
-    mode = "in this process" if cluster.inline else "on Dask workers, asynchronously"
-    ui.note(
-        f"{req.strategy} search, {req.budget} queries a trial ({mode}); objective: {plan.meta['objective_description']}"
-    )
-    ui.note(f"results file: {plan.results} (journal beside it)")
-    interrupted = (
-        f"interrupted: every finished evaluation is in {plan.results}; continue with "
-        f"`svge bo --resume --results {plan.results}` and the same options"
-    )
-    with ui.progress(f"{req.strategy} search", req.budget * req.trials) as bar:
-
-        def on_result(trial: TrialRecord, record: dict, counts: dict) -> None:
-            status = _live(counts)
-            bar.advance(1, status)
-            done = len(trial.queries)
-            if not ui.interactive and (done % req.batch == 0 or trial.complete):
-                best = _short(_best(trial))
-                ui.note(f"[{req.strategy} seed {trial.seed}] queries {done}  best so far {best}  {status}")
-
-        try:
-            report = runner.run(plan, cluster, executor, retries, on_result, ui.note)
-        except KeyboardInterrupt:
-            ui.note(interrupted)
-            raise
-    seeds = range(req.seed, req.seed + req.trials)
-    summary = runner.summarize(report.trials, seeds, req.budget) | runner.run_facts(report, seeds)
-    facts = {**plan.meta, "results": str(plan.results), **summary}
+    main, baseline = summaries[0], (summaries[1] if random_baseline else None)
+    facts = {**plans[0].meta, "results": str(plans[0].results), **main}
+    if baseline is not None:
+        facts["baseline"] = {"results": str(plans[1].results), **baseline}
     if as_json:
         emit_json(facts)
         return
-    name = plan.meta.get("target") or "score"
-    rows = [[a["queries"], f"{_short(a['best_mean'])} ± {_short(a['best_std'])}"] for a in summary["at_queries"]]
-    ui.table(
-        simple_table(
-            f"{req.space} {req.strategy} search: best {name} so far, mean ± std over {len(summary['trials'])} trial(s)",
-            ["queries", f"best {name}"],
-            rows,
-        )
-    )
-    failures = summary["failures"]
+    for trial in main["trials"]:
+        if trial.get("rounds"):
+            ui.table(report.rounds_table(req.space, trial))
+    ui.table(report.best_table(main, plans[0].meta, baseline))
+    failures = main["failures"]
     if failures["count"]:
-        why = _reasons(failures["reasons"])
-        ui.note(f"{failures['count']} cell(s) failed: {why} (each with its reason in {plan.results})")
-    best = summary["best"]
+        why = report.reasons(failures["reasons"])
+        ui.note(f"{failures['count']} cell(s) failed: {why} (each with its reason in {plans[0].results})")
+    best = main["best"]
     if best is None:
-        raise SvgeError(f"no cell got a score: {_reasons(failures['reasons']) or 'nothing was evaluated'}")
-    ui.note(f"best {name}: {best['score']:.6g} (round {best['round']}); {summary['wall_seconds']:.1f} s")
+        raise SvgeError(f"no cell got a score: {report.reasons(failures['reasons']) or 'nothing was evaluated'}")
+    name = report.score_name(plans[0].meta)
+    ui.note(f"best {name}: {best['score']:.6g} (round {best['round']}); {main['wall_seconds']:.1f} s")
     click.echo(best["arch"])
+
+
+def _baseline(plan: Plan) -> StrategyRequest:
+    """Random search on the same objective and budget, its results beside the search's own."""
+    path = baseline_path(plan.results)
+    opts = plan.request.options
+    options = replace(opts, results=str(path), resume=opts.resume and path.exists())
+    return replace(plan.request, strategy="random", options=options, latent=LatentSettings())
+
+
+def _run(ui: Ui, plan: Plan, cluster: ClusterOptions, executor: Executor | None, retries: int) -> dict[str, Any]:
+    """One search to its budget with a live line; its summary (best so far at query counts, run facts)."""
+    from svge_cli.search import runner
+
+    req = plan.request
+    mode = "in this process" if cluster.inline or not plan.remote else "on Dask workers, asynchronously"
+    objective = plan.meta["objective_description"]
+    ui.note(f"{req.strategy} search, {plan.budget} queries a trial ({mode}); objective: {objective}")
+    ui.note(f"results file: {plan.results} (journal beside it)")
+    with ui.progress(f"{req.strategy} search", plan.budget * req.trials) as bar:
+
+        def on_result(trial: TrialRecord, record: dict, counts: dict) -> None:
+            status = report.live(counts)
+            bar.advance(1, status)
+            done = len(trial.queries)
+            if not ui.interactive and (done % req.batch == 0 or trial.complete):
+                best = report.short(_best(trial))
+                ui.note(f"[{req.strategy} seed {trial.seed}] queries {done}  best so far {best}  {status}")
+
+        def on_round(seed: int, note: dict) -> None:
+            ui.note(report.round_line(seed, note))
+
+        try:
+            run = runner.run(plan, cluster, executor, retries, on_result, ui.note, on_round)
+        except KeyboardInterrupt:
+            ui.note(
+                f"interrupted: every finished evaluation is in {plan.results}; continue with "
+                f"`svge bo --resume --results {plan.results}` and the same options"
+            )
+            raise
+    seeds = range(req.seed, req.seed + req.trials)
+    return runner.summarize(run.trials, seeds, plan.budget) | runner.run_facts(run, seeds)
 
 
 def _cuda_devices() -> int:
@@ -446,25 +360,9 @@ def _cuda_devices() -> int:
     return torch.cuda.device_count()
 
 
-def _live(counts: dict) -> str:
-    return (
-        f"in flight {counts['in_flight']}  finished {counts['finished']}  failed {counts['failed']}  "
-        f"best {_short(counts['best'])}  workers {counts['workers']}"
-    )
-
-
 def _best(trial: TrialRecord) -> float | None:
     b = trial.best()
     return None if b is None else b["score"]
-
-
-def _reasons(reasons: dict[str, int]) -> str:
-    return "; ".join(f"{n} x {why}" for why, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-
-
-def _short(x: float | None) -> str:
-    """Scores in a few digits whatever their scale (accuracies, or proxies such as synflow's 1e36)."""
-    return "-" if x is None else f"{x:.6g}"
 
 
 COMMANDS = [bo_cmd]

@@ -12,9 +12,11 @@ Two ways to run, one loop:
   Trials share the workers, so `--trials 5` keeps them all busy too.
 
 Every submission, result, failure and retry is fsync'd to the journal before the driver acts
-on it.  The budget is exact: a trial never has more than `budget` cells submitted, and a
-failed cell counts as a query.  A cell whose worker is lost goes out again up to `retries`
-times, then counts as failed with the reason.
+on it, and so is what a strategy learned beyond its cells (`notes`: the latent BO's selected
+points, duplicates and invalid decodes), which a resumed strategy `recall`s.  The budget is
+exact: a trial never has more than `budget` cells submitted, and a failed cell counts as a
+query.  A cell whose worker is lost goes out again up to `retries` times, then counts as
+failed with the reason.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from svge_cli.search.cluster import Executor, WorkerLost
-from svge_cli.search.journal import FAIL, FINISH, RETRY, SUBMIT, Journal, TrialLog
+from svge_cli.search.journal import FAIL, FINISH, NOTE, RETRY, SUBMIT, Journal, TrialLog
 from svge_cli.search.strategies import History, SearchError, Strategy
 from svge_cli.search.tasks import failed
 
@@ -39,7 +41,7 @@ POLL_SECONDS = 0.5  # how often the driver looks up from waiting (new workers, p
 class Searchable(Protocol):
     """What the driver needs of a prepared search (`runner.Plan`)."""
 
-    def make_strategy(self) -> Strategy: ...
+    def make_strategy(self, seed: int) -> Strategy: ...
 
     def describe(self, candidate: Any) -> tuple[str, str]: ...  # (native text, hash)
 
@@ -90,9 +92,11 @@ class Engine:
 
 def restore(search: Searchable, seed: int, log: TrialLog | None) -> TrialRun:
     """A trial rebuilt from its journal: finished cells kept as they were, in-flight ones to send again."""
-    trial = TrialRun(seed, search.make_strategy())
+    trial = TrialRun(seed, search.make_strategy(seed))
     if log is None:
         return trial
+    for note in log.notes:
+        trial.strategy.recall(note)  # type: ignore[attr-defined]  # only strategies that take notes write them
     for rec in log.done:
         c = search.candidate_of(rec["arch"])
         trial.history.add(c, trial.strategy.key(c), math.nan if rec.get("score") is None else rec["score"])
@@ -120,9 +124,10 @@ class Driver:
         executor: Executor,
         journal: Journal,
         on_result: Callable[[TrialRun, dict[str, Any]], None],
+        on_note: Callable[[TrialRun, dict[str, Any]], None] = lambda trial, note: None,
     ) -> None:
         self.search, self.engine, self.executor, self.journal = search, engine, executor, journal
-        self.on_result = on_result
+        self.on_result, self.on_note = on_result, on_note
         self.inflight: dict[Any, Cell] = {}
         self.trials: dict[int, TrialRun] = {}
         self.proposal_seconds: list[float] = []
@@ -143,12 +148,15 @@ class Driver:
                 self._settle(future)
 
     def _open(self) -> list[TrialRun]:
-        return [t for t in self.trials.values() if t.submitted() < self.engine.budget]
+        """Trials with budget left whose strategy has rounds left."""
+        return [t for t in self.trials.values() if t.submitted() < self.engine.budget and not exhausted(t)]
 
     def _fill(self) -> None:
         if self.engine.sync:
-            ready = [t for t in self._open() if not t.pending]
-            if ready and not self.inflight:
+            while not self.inflight:  # a round may bring no new cell (latent BO's duplicates): propose again
+                ready = [t for t in self._open() if not t.pending]
+                if not ready:
+                    return
                 self._propose(ready[0], self.engine.batch)
             return
         while True:
@@ -169,8 +177,12 @@ class Driver:
         proposed = trial.strategy.propose(trial.history, min(n, left), left, rng, pending)
         self.proposal_seconds.append(time.perf_counter() - began)
         proposed = proposed[: left if self.engine.sync else min(n, left)]
+        notes = self._write_notes(trial)
         if not proposed:
-            if trial.pending:
+            if notes:
+                trial.rounds += 1  # a round that taught the strategy something, at no query
+                return True
+            if trial.pending or exhausted(trial):
                 return False
             raise SearchError(f"{trial.strategy.name}: nothing left to propose after {len(trial.history)} queries")
         keys = [trial.strategy.key(c) for c in proposed]
@@ -185,6 +197,15 @@ class Driver:
             trial.pending[cell.number] = cell
             self._submit(cell)
         return True
+
+    def _write_notes(self, trial: TrialRun) -> list[dict[str, Any]]:
+        """Journal what the strategy learned beyond its cells, before any of those cells goes out."""
+        take = getattr(trial.strategy, "take_notes", None)
+        notes = take() if take is not None else []
+        for note in notes:
+            self.journal.append(NOTE, trial=trial.seed, round=trial.rounds + 1, **note)
+            self.on_note(trial, note)
+        return notes
 
     def _submit(self, cell: Cell) -> None:
         cell.attempt += 1
@@ -233,3 +254,9 @@ class Driver:
             "best": max(scores) if scores else None,
             "workers": self.executor.workers(),
         }
+
+
+def exhausted(trial: TrialRun) -> bool:
+    """Whether the strategy has run all the rounds it was asked for (latent BO's --iters)."""
+    done = getattr(trial.strategy, "exhausted", None)
+    return done is not None and done(trial.submitted())

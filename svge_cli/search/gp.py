@@ -241,13 +241,22 @@ def gp_quality(fitted: FittedGP, latents: np.ndarray, scores: np.ndarray) -> Qua
     return Quality(float(np.sqrt(np.mean(err**2))), loglik, pearson, len(truth))
 
 
-def select_batch(fitted: FittedGP, q: int, lower: np.ndarray, upper: np.ndarray, seed: int) -> np.ndarray:
-    """`q` latent points by q-EI with sequential greedy optimisation inside [lower, upper]."""
+def select_batch(
+    fitted: FittedGP, q: int, lower: np.ndarray, upper: np.ndarray, seed: int, pending: np.ndarray | None = None
+) -> np.ndarray:
+    """`q` latent points by q-EI with sequential greedy optimisation inside [lower, upper].
+
+    `pending` latent points are being evaluated: q-EI integrates over their outcomes jointly
+    with the batch (BoTorch's X_pending), so the batch does not pile onto them.
+    """
     lo, hi = fitted.inputs.forward(lower), fitted.inputs.forward(upper)
     hi = np.maximum(hi, lo + 1e-6)  # BoTorch needs every box side to have some width
     bounds = torch.as_tensor(np.stack([lo, hi]), dtype=DTYPE, device=fitted.device)
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([MC_SAMPLES]), seed=seed)
-    acq = qLogExpectedImprovement(LatentGP(fitted.gp), best_f=fitted.best, sampler=sampler)
+    waiting = (
+        None if pending is None else torch.as_tensor(fitted.inputs.forward(pending), dtype=DTYPE, device=fitted.device)
+    )
+    acq = qLogExpectedImprovement(LatentGP(fitted.gp), best_f=fitted.best, sampler=sampler, X_pending=waiting)
     with warnings.catch_warnings(), manual_seed(seed):  # seeded without touching the caller's torch RNG
         warnings.simplefilter("ignore")  # BoTorch's optimisation-restart chatter is not for the user
         points, _ = optimize_acqf(

@@ -8,7 +8,9 @@ The journal is the source of truth of a run (the results file is derived from it
 * ``submit`` -- a cell was handed to a worker (trial seed, cell number, attempt, cell);
 * ``finish`` -- its score, wall seconds, worker and any extra fields the evaluator returned;
 * ``fail``   -- no score, and why (``reason``: timeout, exit status, bad answer, worker lost ...);
-* ``retry``  -- a lost worker's cell goes out again (counted per cell).
+* ``retry``  -- a lost worker's cell goes out again (counted per cell);
+* ``note``   -- what a strategy learned beyond its cells, written before they go out (the latent
+  BO's selected points, duplicate and invalid decodes), given back to it on resume.
 
 A record is written whole with one ``write`` and fsync'd, so a ``kill -9`` can at most leave a
 torn last line, which `read_journal` drops: that cell was never acknowledged, and comes back
@@ -28,7 +30,7 @@ from svge_cli.errors import SvgeError
 
 JOURNAL_KIND = "svge-search-journal"
 JOURNAL_VERSION = 1
-START, RESUME, SUBMIT, FINISH, FAIL, RETRY = "start", "resume", "submit", "finish", "fail", "retry"
+START, RESUME, SUBMIT, FINISH, FAIL, RETRY, NOTE = "start", "resume", "submit", "finish", "fail", "retry", "note"
 
 
 def journal_path(results: Path) -> Path:
@@ -105,6 +107,7 @@ class TrialLog:
     attempts: dict[int, int] = field(default_factory=dict)  # cell -> submits so far
     lost: dict[int, int] = field(default_factory=dict)  # cell -> retries after a lost worker
     cells: int = 0  # cell numbers handed out
+    notes: list[dict[str, Any]] = field(default_factory=list)  # the strategy's notes, in order
 
     def submitted(self) -> int:
         return len(self.done) + len(self.pending)
@@ -114,9 +117,12 @@ def replay(records: list[dict[str, Any]]) -> dict[int, TrialLog]:
     """Per trial seed: what finished (kept as it was) and what was in flight (to be submitted again)."""
     trials: dict[int, TrialLog] = {}
     for rec in records:
-        if rec["type"] not in (SUBMIT, FINISH, FAIL, RETRY):
+        if rec["type"] not in (SUBMIT, FINISH, FAIL, RETRY, NOTE):
             continue
         log = trials.setdefault(int(rec["trial"]), TrialLog(int(rec["trial"])))
+        if rec["type"] == NOTE:
+            log.notes.append(rec)
+            continue
         cell = int(rec["cell"])
         if rec["type"] == SUBMIT:
             log.pending[cell] = rec

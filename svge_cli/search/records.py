@@ -1,4 +1,4 @@
-"""The run folder of a pool / random / evolution search: its journal, its results file, and resuming.
+"""The run folder of a search: its journal, its results file, and resuming.
 
 * the journal (`journal`) is the truth: every submission and outcome, fsync'd;
 * the results file (``kind: svge-search-results``, docs/search.md) is derived from it and
@@ -12,6 +12,7 @@ A results file written before journals existed is resumed by turning its queries
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,38 @@ from svge_cli.search.journal import (
     journal_path,
     read_journal,
 )
-from svge_cli.search.results import load_results
 from svge_cli.storage.store import write_text_lines
+from svge_cli.storage.workspace import Workspace
 
 RESULTS_KIND = "svge-search-results"
 RESULTS_VERSION = 1
 QUERIED, FAILED = "queried", "failed"
-SAME_SEARCH = ("space", "strategy", "objective", "target", "evaluator", "features")
-SAME_SETTINGS = ("budget", "batch", "init")
+#: the results of the decode-based BO before it became a strategy of the driver (svge < 0.7)
+OLD_BO_KIND = "svge-bo-results"
+SAME_SEARCH = ("space", "strategy", "objective", "target", "evaluator", "features", "checkpoint_fingerprint")
+SAME_SETTINGS = ("budget", "batch", "init", "iters", "inducing", "attempts")
+#: a random-search baseline's results sit beside the search's own: `NAME.random.json`
+BASELINE_SUFFIX = ".random"
 #: outcome fields the results file carries over from the journal when present
 CARRIED = ("device", "failure", "reason", "exit", "stderr", "extra", "attempt")
+
+
+def results_path(ws: Workspace, space: str, results: str | None, resume: bool) -> Path:
+    """The file a search writes: the one given, the newest to resume, else a new time-stamped one."""
+    if results:
+        return Path(results)
+    folder = ws.space_dir(space) / "bo"
+    if resume:
+        found = sorted(p for p in folder.glob("bo-*.json") if not p.stem.endswith(BASELINE_SUFFIX))
+        if not found:
+            raise SvgeError(f"no results file in {folder} to resume; pass --results FILE")
+        return found[-1]
+    return folder / time.strftime("bo-%Y%m%d-%H%M%S.json")
+
+
+def baseline_path(results: Path) -> Path:
+    """Where the random-search baseline of the search in `results` keeps its results."""
+    return results.with_name(results.stem + BASELINE_SUFFIX + results.suffix)
 
 
 def query_of(record: dict[str, Any], strategy: str) -> dict[str, Any]:
@@ -109,17 +132,15 @@ def check_same(header: dict[str, Any], meta: dict[str, Any], what: str) -> None:
             raise SvgeError(f"cannot resume: the {what} has {key} {header.get(key)!r}, this run {meta.get(key)!r}")
     theirs, ours = header.get("settings", {}), meta["settings"]
     for key in SAME_SETTINGS:
-        if theirs.get(key) != ours[key]:
+        if theirs.get(key) != ours.get(key):
             raise SvgeError(
-                f"cannot resume: the {what} was made with --{key} {theirs.get(key)}, this run asks for {ours[key]}"
+                f"cannot resume: the {what} was made with --{key} {theirs.get(key)}, this run asks for {ours.get(key)}"
             )
 
 
 def _from_results(results: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
     """Journal records (start, then submit + outcome per query) from a results file without a journal."""
-    doc = load_results(
-        results, RESULTS_KIND, RESULTS_VERSION, "a results file of `svge bo --strategy pool|random|evolution`"
-    )
+    doc = load_results(results)
     check_same(doc, meta, "results file")
     records = [{"type": START, "kind": JOURNAL_KIND, "format_version": JOURNAL_VERSION, **meta}]
     try:
@@ -139,3 +160,24 @@ def _from_results(results: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _measured(query: dict[str, Any]) -> dict[str, Any]:
     return {k: query[k] for k in ("seconds", "worker") if query.get(k) is not None}
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """A results file to resume from; one-line errors for a missing, foreign, older or newer file."""
+    if not path.is_file():
+        raise SvgeError(f"{path}: no such results file to resume")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise SvgeError(f"{path}: not a readable results file ({e})") from None
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    if kind == OLD_BO_KIND:
+        raise SvgeError(
+            f"{path}: results of the decode-based BO of an earlier svge, which kept no journal; this version "
+            "cannot continue it: start a new search (the file is left as it is)"
+        )
+    if kind != RESULTS_KIND:
+        raise SvgeError(f"{path}: not a results file of `svge bo`")
+    if doc.get("format_version") != RESULTS_VERSION:
+        raise SvgeError(f"{path}: results format {doc.get('format_version')}, this svge reads {RESULTS_VERSION}")
+    return doc

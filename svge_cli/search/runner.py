@@ -1,21 +1,20 @@
-"""`svge bo --strategy pool|random|evolution`: a search of a fixed query budget, saved and resumable.
+"""`svge bo`: a search of a query budget by one strategy, journaled, saved and resumable.
 
-Pool search encodes every cell of an enumerable space once per checkpoint (cached in
-the workspace) and ranks the unqueried cells themselves; random search and regularised
-evolution are the baselines a researcher compares against, on the same objective.  The
-decode-based BO of the paper (`--strategy latent`) lives in `setup` and `loop`.
+Every strategy runs on the same driver (`driver`): pool search ranks every cell of an
+enumerable space by a GP on their latent means (cached per checkpoint); latent is the
+paper's BO, decoding q-EI points of the latent space (`latent`); random search and
+regularised evolution are the baselines a researcher compares against, on the same objective.
 
-The results file lists every query of every trial in order, with its round, score and
-strategy; it is rewritten after each round, so Ctrl-C keeps the finished rounds and
-``--resume`` replays them into the search's history and goes on exactly where it stopped
-(the strategies read only the history, and each round's RNG is seeded by the history's length).
+The results file lists every query of every trial in the order its result came, with its
+round, score and status; it is rewritten after each result, and ``--resume`` rebuilds the
+search from the journal beside it (finished cells kept, in-flight ones sent again).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +23,22 @@ import numpy as np
 from svge_cli.arch import Arch
 from svge_cli.errors import SvgeError
 from svge_cli.search.cluster import ClusterOptions, Executor, InlineExecutor
-from svge_cli.search.driver import Driver, Engine, TrialRun, restore
+from svge_cli.search.driver import Driver, Engine, TrialRun, exhausted, restore
 from svge_cli.search.evolution import EvolutionPool, EvolutionSpace
 from svge_cli.search.journal import replay
+from svge_cli.search.latent import DEFAULT_INIT, LatentBO, LatentSettings
 from svge_cli.search.objectives import EvaluatorObjective, Objective
 from svge_cli.search.pool import onehot_features, pool_latents, zscore
-from svge_cli.search.records import check_fresh, open_journal, previous_records, query_of, save_results
-from svge_cli.search.results import results_path
-from svge_cli.search.setup import SearchOptions, choose_objective
-from svge_cli.search.strategies import (
-    DEFAULT_POOL,
-    PoolBO,
-    RandomPool,
-    RandomSpace,
-    Strategy,
+from svge_cli.search.records import (
+    check_fresh,
+    open_journal,
+    previous_records,
+    query_of,
+    results_path,
+    save_results,
 )
+from svge_cli.search.setup import SearchOptions, choose_objective, latent_problem
+from svge_cli.search.strategies import DEFAULT_POOL, PoolBO, RandomPool, RandomSpace, Strategy
 from svge_cli.search.tasks import failed, run_cell
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets
@@ -58,17 +58,18 @@ def default_strategy(space: SearchSpace) -> str:
 
 @dataclass(frozen=True)
 class StrategyRequest:
-    """What the user asked `svge bo --strategy pool|random|evolution` for."""
+    """What the user asked `svge bo` for; `budget` None: the latent BO's init + iters x batch."""
 
     space: str
     strategy: str
-    budget: int = DEFAULT_BUDGET
+    budget: int | None = DEFAULT_BUDGET
     batch: int = DEFAULT_BATCH
     init: int | None = None
     seed: int = 0
     trials: int = 1
     features: str = "latent"
     options: SearchOptions = SearchOptions()
+    latent: LatentSettings = LatentSettings()  # --strategy latent only (its init: `init`)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class TrialRecord:
     seed: int
     queries: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = False
+    rounds: list[dict[str, Any]] | None = None  # the latent BO's rounds (points, duplicates, GP quality)
 
     def best(self) -> dict[str, Any] | None:
         scored = [q for q in self.queries if q["score"] is not None]
@@ -101,13 +103,18 @@ class Plan:
     meta: dict[str, Any]
     results: Path
     objective: Objective
-    strategy_factory: Callable[[], Strategy]
+    strategy_factory: Callable[[int], Strategy]  # trial seed -> strategy
     cell: Callable[[Any], Arch]  # candidate -> cell
     candidate: Callable[[Arch], Any]  # cell -> candidate (resume)
     records: list[dict[str, Any]] | None = None  # the journal of the run being resumed
 
-    def make_strategy(self) -> Strategy:
-        return self.strategy_factory()
+    @property
+    def budget(self) -> int:
+        assert self.request.budget is not None  # `prepare` settles it
+        return self.request.budget
+
+    def make_strategy(self, seed: int) -> Strategy:
+        return self.strategy_factory(seed)
 
     def describe(self, candidate: Any) -> tuple[str, str]:
         arch = self.cell(candidate)
@@ -138,12 +145,16 @@ class Plan:
 
 
 def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) -> Plan:
-    """Space, objective, candidates (pool or whole space) and strategy, checked against a resumed file."""
+    """Space, objective, candidates (pool or whole space) and strategy, checked against a resumed file.
+
+    Everything a resumed run is checked against is settled first, so a mismatch is reported
+    before anything is encoded.
+    """
     sp = get_space(req.space)
     results = results_path(ws, sp.name, req.options.results, req.options.resume)
     table = datasets.workspace_dataset(sp, ws)
     objective, target = choose_objective(sp, table, req.options, req.seed, note)
-    meta = {
+    meta: dict[str, Any] = {
         "space": sp.name,
         "strategy": req.strategy,
         "objective": objective.name,
@@ -152,54 +163,91 @@ def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) ->
         "evaluator": req.options.evaluator,
         "features": req.features if req.strategy == "pool" else None,
     }
-    settings = {"budget": req.budget, "batch": req.batch, "init": req.init, "seed": req.seed}
     pool = datasets.enumeration(sp, ws) if sp.enumerable else None
+    if req.strategy == "pool" and pool is None:
+        raise SvgeError(f"--strategy pool needs a space that can be listed; {sp.name} cannot: use latent")
+    source = None
+    if req.strategy == "latent" or (req.strategy == "pool" and req.features == "latent"):
+        source = checkpoints.resolve(ws, sp.name, req.options.checkpoint, note)
+        meta["checkpoint_fingerprint"] = source[0].fingerprint()
+    if req.strategy == "latent":
+        req = _settle_latent(req, objective)
+        meta |= {"checkpoint": str(source[1]), "surrogate": objective.name == "surrogate"}
+    assert req.budget is not None
     if pool is not None and req.budget > len(pool):
-        raise SvgeError(f"--budget {req.budget:,} is more than the {len(pool):,} cells of {sp.name}")
-    if req.strategy == "pool":
-        if pool is None:
-            raise SvgeError(f"--strategy pool needs a space that can be listed; {sp.name} cannot: use latent")
-        features, fingerprint = _features(ws, sp, req, pool, note)
-        meta["checkpoint_fingerprint"] = fingerprint
-
-        def make_strategy() -> Strategy:
-            return PoolBO(features, **(DEFAULT_POOL | ({"init": req.init} if req.init else {})), seed=req.seed)
-
-    elif req.strategy == "random":
-
-        def make_strategy() -> Strategy:
-            return RandomPool(len(pool)) if pool is not None else RandomSpace(sp)
-
-    else:
-
-        def make_strategy() -> Strategy:
-            if pool is not None:
-                return EvolutionPool(sp, pool, pool.hashes)
-            return EvolutionSpace(sp)
-
-    cell, candidate = _candidates(sp, pool)
-    meta |= {"settings": settings}
+        what = f"--budget {req.budget:,}" if req.strategy != "latent" else f"a budget of {req.budget:,} queries"
+        raise SvgeError(f"{what} is more than the {len(pool):,} cells of {sp.name}")
+    meta["settings"] = {"budget": req.budget, "batch": req.batch, "init": req.init, "seed": req.seed}
+    if req.strategy == "latent":
+        meta["settings"] |= {k: v for k, v in asdict(req.latent).items() if k not in ("init", "batch")}
     records = previous_records(results, meta, req.options.resume)
     if records is None:
         check_fresh(results, req.options.force)
-    return Plan(sp, req, meta, results, objective, make_strategy, cell, candidate, records)
+    context = SearchContext(ws, sp, table, target, objective, pool, source)
+    cell, candidate = _candidates(sp, None if req.strategy == "latent" else pool)
+    return Plan(sp, req, meta, results, objective, _factory(context, req, note), cell, candidate, records)
 
 
-def _features(
-    ws: Workspace, sp: SearchSpace, req: StrategyRequest, pool: Dataset, note: Callable[[str], None]
-) -> tuple[np.ndarray, str | None]:
+@dataclass(frozen=True)
+class SearchContext:
+    """What a strategy is built from: the workspace's space, table, objective, cell list and checkpoint."""
+
+    ws: Workspace
+    space: SearchSpace
+    table: Dataset | None
+    target: str | None
+    objective: Objective
+    pool: Dataset | None  # every cell of an enumerable space
+    source: tuple[checkpoints.Checkpoint, Path] | None  # the checkpoint and where it lies
+
+
+def _settle_latent(req: StrategyRequest, objective: Objective) -> StrategyRequest:
+    """The paper's BO: initial cells (none queried with a surrogate, D-VAE) and budget init + iters x batch."""
+    labelled = objective.name == "surrogate"  # the table's training cells are the initial data
+    init = req.init if (req.init is not None or labelled) else DEFAULT_INIT
+    settings = replace(req.latent, init=init, batch=req.batch)
+    queried_first = 0 if labelled else init
+    budget = req.budget
+    if budget is None:
+        budget = queried_first + (settings.iters or 0) * settings.batch
+    elif budget <= queried_first:
+        raise SvgeError(f"--budget {budget} leaves no queries after the {queried_first} initial cells")
+    return replace(req, budget=budget, init=init, latent=settings)
+
+
+def _factory(ctx: SearchContext, req: StrategyRequest, note: Callable[[str], None]) -> Callable[[int], Strategy]:
+    """The strategy of a trial (given its seed); what every trial shares is encoded here, once."""
+    sp, pool = ctx.space, ctx.pool
+    if req.strategy == "latent":
+        assert ctx.source is not None
+        ck = ctx.source[0]
+        model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(req.options.device))
+        problem = latent_problem(ctx.ws, sp, ck, model, ctx.table, ctx.target, ctx.objective, req.latent, req.seed,
+                                 note)  # fmt: skip
+        return lambda seed: LatentBO(problem, req.latent, seed)
+    if req.strategy == "pool":
+        assert pool is not None
+        features = _features(ctx, req, pool, note)
+        options = DEFAULT_POOL | ({"init": req.init} if req.init else {})
+        return lambda seed: PoolBO(features, **options, seed=req.seed)
+    if req.strategy == "random":
+        return lambda seed: RandomPool(len(pool)) if pool is not None else RandomSpace(sp)
+    return lambda seed: EvolutionPool(sp, pool, pool.hashes) if pool is not None else EvolutionSpace(sp)
+
+
+def _features(ctx: SearchContext, req: StrategyRequest, pool: Dataset, note: Callable[[str], None]) -> np.ndarray:
     """Z-scored latent means of every pool cell (cached per checkpoint), or one-hot cells."""
-    if req.features == "onehot":
-        return onehot_features(pool, sp.vocab_size).astype(np.float64), None
-    ck, ck_path = checkpoints.resolve(ws, sp.name, req.options.checkpoint, note)
+    if req.features == "onehot" or ctx.source is None:
+        return onehot_features(pool, ctx.space.vocab_size).astype(np.float64)
+    ck, ck_path = ctx.source
     began = time.perf_counter()
-    lat, cached = pool_latents(ws, ck, pool, device=checkpoints.pick_device(req.options.device))
+    lat, cached = pool_latents(ctx.ws, ck, pool, device=checkpoints.pick_device(req.options.device))
     if not cached:
         note(
-            f"encoded all {len(pool):,} {sp.name} cells with {ck_path.name} in {time.perf_counter() - began:.1f} s "
-            "(cached in the workspace for this checkpoint)"
+            f"encoded all {len(pool):,} {ctx.space.name} cells with {ck_path.name} in "
+            f"{time.perf_counter() - began:.1f} s (cached in the workspace for this checkpoint)"
         )
-    return zscore(lat.mu), ck.fingerprint()
+    return zscore(lat.mu)
 
 
 def _candidates(sp: SearchSpace, pool: Dataset | None) -> tuple[Callable[[Any], Arch], Callable[[Arch], Any]]:
@@ -234,6 +282,7 @@ def run(
     retries: int,
     on_result: Callable[[TrialRecord, dict[str, Any], dict[str, Any]], None],
     note: Callable[[str], None],
+    on_round: Callable[[int, dict[str, Any]], None] = lambda seed, note: None,
 ) -> RunReport:
     """Every trial to its budget on `executor` (None: in the driver); the journal and results follow every result.
 
@@ -247,7 +296,7 @@ def run(
     if here or executor is None:
         executor, here = InlineExecutor(), True
     slots = cluster.workers if cluster.workers > 1 else None
-    engine = Engine(req.budget, req.batch, retries, sync=here, slots=slots)
+    engine = Engine(plan.budget, req.batch, retries, sync=here, slots=slots)
     logs = replay(records or [])
     seeds = range(req.seed, req.seed + req.trials)
     trials = {s: restore(plan, s, logs.get(s)) for s in sorted(set(seeds) | set(logs))}
@@ -259,9 +308,13 @@ def run(
         save()
         on_result(_record(plan, trial), record, driver.counts())
 
+    def noted(trial: TrialRun, note: dict[str, Any]) -> None:
+        save()  # a latent BO round that decoded to no new cell changes the file without a result
+        on_round(trial.seed, note)
+
     began = time.perf_counter()
     with open_journal(plan.results, plan.meta, records) as journal:
-        driver = Driver(plan, engine, executor, journal, after)
+        driver = Driver(plan, engine, executor, journal, after, noted)
         save()
         driver.run([trials[s] for s in seeds])
         workers = executor.workers()
@@ -275,16 +328,15 @@ def run(
 
 def _record(plan: Plan, trial: TrialRun) -> TrialRecord:
     queries = [query_of(r, plan.request.strategy) for r in trial.outcomes]
-    return TrialRecord(trial.seed, queries, len(queries) >= plan.request.budget)
+    complete = not trial.pending and (trial.submitted() >= plan.budget or exhausted(trial))
+    report = getattr(trial.strategy, "report", None)
+    return TrialRecord(trial.seed, queries, complete, report() if report is not None else None)
 
 
 def summarize(trials: list[TrialRecord], seeds: range, budget: int) -> dict[str, Any]:
     """Mean and std of the best score so far at each query count, and each trial's best cell."""
     chosen = [t for t in trials if t.seed in seeds]
-    curves = np.asarray(
-        [[np.nan if b is None else b for b in t.best_so_far()] + [np.nan] * (budget - len(t.queries)) for t in chosen],
-        dtype=np.float64,
-    )
+    curves = np.asarray([_curve(t, budget) for t in chosen], dtype=np.float64)
     marks = sorted({q for q in (10, 25, 50, 100, 150, 200, 300, 500, 1000) if q < budget} | {budget})
     at = [
         {
@@ -298,9 +350,20 @@ def summarize(trials: list[TrialRecord], seeds: range, budget: int) -> dict[str,
     overall = max((b for b in best if b is not None), key=lambda q: q["score"], default=None)
     return {
         "at_queries": at,
-        "trials": [{"seed": t.seed, "queries": len(t.queries), "best": t.best()} for t in chosen],
+        "trials": [
+            {"seed": t.seed, "queries": len(t.queries), "best": t.best()} | ({"rounds": t.rounds} if t.rounds else {})
+            for t in chosen
+        ],
         "best": overall,
     }
+
+
+def _curve(trial: TrialRecord, budget: int) -> list[float]:
+    """Best score after each of `budget` queries; a finished trial that spent fewer (the latent BO's
+    duplicates are not queries) keeps its final best, an unfinished one is unknown (NaN) past its end."""
+    curve = [np.nan if b is None else b for b in trial.best_so_far()]
+    last = curve[-1] if (curve and trial.complete) else np.nan
+    return curve + [last] * (budget - len(curve))
 
 
 def _nanstat(fn: Callable[[np.ndarray], float], values: np.ndarray) -> float | None:

@@ -1,35 +1,20 @@
-"""`svge bo` from the workspace to a finished search: problem, trials, results file, summary.
+"""What a search is set up from: the user's options, the objective, and the latent BO's encoded cells.
 
-The results file (`results`) is rewritten atomically after every round, so
-Ctrl-C keeps every completed round, and ``svge bo --resume --results FILE``
-continues from there (the same seeds give the same remaining rounds).
+Every strategy shares `SearchOptions` and `choose_objective`; `latent_problem` encodes the
+training cells the paper's BO takes its latent box and start cells from (`search.latent`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from svge_cli.arch import Arch
 from svge_cli.errors import SvgeError
 from svge_cli.model import SVGe, codec
 from svge_cli.model.scaling import Scaler
-from svge_cli.search.loop import (
-    BO,
-    RANDOM,
-    Pool,
-    Problem,
-    RoundStats,
-    Settings,
-    Trial,
-    query_budget,
-    run_bo_trial,
-    run_random_trial,
-)
+from svge_cli.search.latent import EncodedCells, LatentProblem, LatentSettings
 from svge_cli.search.objectives import (
     DEFAULT_PROXY,
     PROXY_PREFIX,
@@ -42,17 +27,14 @@ from svge_cli.search.objectives import (
     default_target,
     target_column,
 )
-from svge_cli.search.records import check_fresh
-from svge_cli.search.results import document, load_results, results_path, resumable, save_results
-from svge_cli.spaces import SearchSpace, get_space
-from svge_cli.storage import checkpoints, datasets, store
+from svge_cli.spaces import SearchSpace
+from svge_cli.storage import datasets, store
 from svge_cli.storage.store import Dataset
 from svge_cli.storage.workspace import Workspace
 from svge_cli.training.vae import held_out_split
 
 #: at most this many cells are encoded for the latent box, the start pool and the test split
 POOL_CELLS = 20_000
-DEFAULT_INIT = 100
 OBJECTIVES = ("benchmark", "surrogate", "proxy:NAME")
 
 
@@ -71,63 +53,7 @@ class SearchOptions:
     force: bool = False  # replace an existing results file (and its journal)
 
 
-@dataclass(frozen=True)
-class Request:
-    """What the user asked the paper's decode-based `svge bo` (`--strategy latent`) for."""
-
-    space: str | None
-    settings: Settings
-    options: SearchOptions = SearchOptions()
-
-
-@dataclass
-class Search:
-    """A prepared search: the problem, what the results file says about it, and where it goes."""
-
-    problem: Problem
-    settings: Settings
-    meta: dict[str, Any]
-    results: Path
-    trials: list[Trial]
-
-
-# ---------------------------------------------------------------- problem
-
-
-def prepare(ws: Workspace, req: Request, note: Callable[[str], None]) -> Search:
-    """Resolve space, checkpoint, table and objective, and encode the cells the search needs."""
-    space_name = req.space or ws.latest_space()
-    if space_name is None:
-        raise SvgeError("no space given and no checkpoint in the workspace: pass --space")
-    sp = get_space(space_name)
-    opts = req.options
-    results = results_path(ws, sp.name, opts.results, opts.resume)
-    previous = load_results(results) if opts.resume else None
-    if previous is None:
-        check_fresh(results, opts.force)
-    ck, ck_path, model = checkpoints.load_model(ws, sp.name, opts.checkpoint, opts.device, note)
-    table = datasets.workspace_dataset(sp, ws)
-    objective, target = choose_objective(sp, table, opts, req.settings.seed, note)
-    labelled_start = objective.name == "surrogate"
-    settings = req.settings
-    if settings.init is None and not labelled_start:
-        settings = replace(settings, init=DEFAULT_INIT)
-    meta = {
-        "space": sp.name,
-        "checkpoint": str(ck_path),
-        "checkpoint_fingerprint": ck.fingerprint(),
-        "objective": objective.name,
-        "objective_description": objective.description,
-        "surrogate": labelled_start,
-        "target": target,
-        "evaluator": opts.evaluator,
-    }
-    trials = resumable(previous, meta, settings) if previous is not None else []
-    problem = _problem(ws, sp, ck, model, table, target, objective, settings, note)
-    return Search(problem, settings, meta, results, trials)
-
-
-def _problem(
+def latent_problem(
     ws: Workspace,
     sp: SearchSpace,
     ck: store.Checkpoint,
@@ -135,35 +61,35 @@ def _problem(
     table: Dataset | None,
     target: str | None,
     objective: Objective,
-    settings: Settings,
+    settings: LatentSettings,
+    seed: int,
     note: Callable[[str], None],
-) -> Problem:
-    """Encode the training cells (latent box, start pool) and the labelled test cells."""
+) -> LatentProblem:
+    """Encode the training cells (latent box, start cells) and the labelled test cells of a latent search."""
     if table is not None and table.split is None:
         table.split = datasets.random_split(len(table), datasets.DEFAULT_SPLIT_SEED)
     reference, train_rows = _training_cells(ws, sp, ck, table)
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(seed)
     start_rows = _cap(train_rows, rng)
     labels = target_column(table, target) if (table is not None and target is not None) else None
-    available = int(np.isfinite(labels[start_rows]).sum()) if objective.name == "surrogate" else len(start_rows)
+    labelled = objective.name == "surrogate"
+    available = int(np.isfinite(labels[start_rows]).sum()) if labelled else len(start_rows)
     if settings.init is not None and settings.init > available:
         raise SvgeError(f"--init {settings.init} asks for more cells than the {available:,} training cells")
     note(f"encoding {len(start_rows):,} training cells for the latent box ...")
-    start = _pool(model, reference, start_rows, labels)
+    start = _encoded(model, reference, start_rows, labels)
     test = None
     if labels is not None and objective.name != "evaluator":
         test_rows = _cap(np.nonzero((table.split == store.SPLIT_TEST) & np.isfinite(labels))[0], rng)
-        test = _pool(model, table, test_rows, labels) if len(test_rows) > 1 else None
-    return Problem(
+        test = _encoded(model, table, test_rows, labels) if len(test_rows) > 1 else None
+    return LatentProblem(
         sp,
         model,
-        objective,
         start.latents.min(axis=0),
         start.latents.max(axis=0),
         Scaler.fit(start.latents, axis=0),
         start,
-        labelled_start=objective.name == "surrogate",
-        random_cells=_random_cells(ws, sp, table, target, objective),
+        labelled_start=labelled,
         test=test,
     )
 
@@ -230,71 +156,9 @@ def _cap(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(rows, size=POOL_CELLS, replace=False)) if len(rows) > POOL_CELLS else rows
 
 
-def _pool(model: SVGe, ds: Dataset, rows: np.ndarray, labels: np.ndarray | None) -> Pool:
+def _encoded(model: SVGe, ds: Dataset, rows: np.ndarray, labels: np.ndarray | None) -> EncodedCells:
     if len(rows) == 0:
         raise SvgeError("no training cells to take the latent box from")
     mu, _ = codec.encode_arrays(model, ds.ops[rows], ds.adj[rows], ds.n_nodes[rows])
     scores = labels[rows] if labels is not None else np.full(len(rows), np.nan)
-    return Pool(ds, rows, scores.astype(np.float64), mu)
-
-
-def _random_cells(
-    ws: Workspace, sp: SearchSpace, table: Dataset | None, target: str | None, objective: Objective
-) -> Callable[[int, int, set[str]], list[Arch]]:
-    """How random search draws cells: table rows for a benchmark, else the space (enumerated or sampled)."""
-    if objective.name == "benchmark":
-        rows = np.nonzero(np.isfinite(target_column(table, target)))[0]
-        return _draw_rows(table, rows)
-    if sp.enumerable:
-        ds = datasets.enumeration(sp, ws)
-        return _draw_rows(ds, np.arange(len(ds)))
-
-    def sample(count: int, seed: int, exclude: set[str]) -> list[Arch]:
-        out: dict[str, Arch] = {}
-        rounds = 0
-        while len(out) < count and rounds < 100:
-            for a in sp.sample(2 * (count - len(out)), seed + rounds):
-                h = sp.hash(a)
-                if h not in exclude and h not in out and len(out) < count:
-                    out[h] = a
-            rounds += 1
-        return list(out.values())
-
-    return sample
-
-
-def _draw_rows(ds: Dataset, rows: np.ndarray) -> Callable[[int, int, set[str]], list[Arch]]:
-    def draw(count: int, seed: int, exclude: set[str]) -> list[Arch]:
-        order = np.random.default_rng(seed).permutation(rows)
-        picked = [i for i in order[: count + len(exclude)] if ds.hashes[i] not in exclude][:count]
-        return [ds.arch(int(i)) for i in picked]
-
-    return draw
-
-
-# ---------------------------------------------------------------- the run
-
-
-def run(search: Search, on_round: Callable[[Trial, RoundStats], None]) -> list[Trial]:
-    """Every trial (BO, then random search at its query counts), saving the results after each round."""
-    trials, settings = search.trials, search.settings
-
-    def after_round(trial: Trial, stats: RoundStats) -> None:
-        save_results(search.results, document(search.meta, settings, trials))
-        on_round(trial, stats)
-
-    for t in range(settings.trials):
-        seed = settings.seed + t
-        bo = run_bo_trial(search.problem, settings, _trial(trials, seed, BO), after_round)
-        if settings.random_baseline:
-            run_random_trial(search.problem, query_budget(bo), _trial(trials, seed, RANDOM), after_round)
-    save_results(search.results, document(search.meta, settings, trials))
-    return trials
-
-
-def _trial(trials: list[Trial], seed: int, method: str) -> Trial:
-    for t in trials:
-        if t.seed == seed and t.method == method:
-            return t
-    trials.append(Trial(seed, method))
-    return trials[-1]
+    return EncodedCells(ds, rows, scores.astype(np.float64), mu)

@@ -13,7 +13,8 @@ from bo_helpers import NB201, TARGET, make_workspace, score_of
 from conftest import Result, Runner, assert_one_line_error
 
 from svge_cli.model import ModelConfig, SVGe
-from svge_cli.search import loop as bo_run
+from svge_cli.search.journal import journal_path
+from svge_cli.search.latent import LatentBO
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
 from svge_cli.storage.workspace import Workspace
@@ -51,18 +52,20 @@ def last_json(result: Result) -> dict:
 def test_bo_on_a_full_benchmark_table_reports_every_query(ws: Workspace, svge: Runner, tmp_path: Path) -> None:
     results = tmp_path / "bo.json"
     facts = last_json(svge(*QUICK, "--target", TARGET, "--results", str(results), "--json"))
-    assert facts["objective"] == "benchmark" and not facts["surrogate"]
-    best = facts["bo"]["best"]
-    assert best["score"] == pytest.approx(score_of(best["arch"]))
-    assert [r["round"] for r in facts["bo"]["rounds"]] == [0, 1]
-    (trial,) = json.loads(results.read_text())["trials"]
-    assert trial["complete"] and len(trial["queries"]) == 8 + 3
+    assert facts["strategy"] == "latent" and facts["objective"] == "benchmark" and not facts["surrogate"]
+    assert facts["best"]["score"] == pytest.approx(score_of(facts["best"]["arch"]))
+    doc = json.loads(results.read_text())
+    assert doc["kind"] == "svge-search-results" and doc["settings"]["iters"] == 1
+    (trial,) = doc["trials"]
+    assert trial["complete"] and 8 <= len(trial["queries"]) <= 8 + 3
     for q in trial["queries"]:
-        assert len(q["latent"]) == 8 and q["round"] in (0, 1)
-        assert q["status"] in (bo_run.QUERIED, bo_run.DUPLICATE, bo_run.INVALID)
-        if q["status"] == bo_run.QUERIED:
-            assert q["score"] == pytest.approx(score_of(q["arch"]))
-    assert trial["rounds"][1]["gp"]["points"] > 100  # round 1 reports the GP's quality on the test split
+        assert q["status"] == "queried" and q["score"] == pytest.approx(score_of(q["arch"]))
+    (rnd,) = trial["rounds"]
+    assert rnd["points"] == 3 and rnd["new"] + rnd["duplicates"] + rnd["invalid"] == 3
+    assert rnd["new"] == len(trial["queries"]) - 8
+    assert rnd["gp"]["points"] > 100  # round 1 reports the GP's quality on the test split
+    notes = [json.loads(line) for line in journal_path(results).read_text().splitlines() if '"note"' in line]
+    assert len(notes) == 1 and len(notes[0]["invalid"]) == rnd["invalid"]
 
 
 def test_bo_prints_the_best_cell_in_native_text(ws: Workspace, svge: Runner) -> None:
@@ -79,12 +82,22 @@ def test_results_go_to_the_workspace_by_default(ws: Workspace, svge: Runner) -> 
     assert json.loads(Path(facts["results"]).read_text())["trials"][0]["complete"]
 
 
-def test_trials_and_random_baseline_spend_equal_queries(ws: Workspace, svge: Runner) -> None:
-    facts = last_json(svge(*QUICK, "--target", TARGET, "--trials", "2", "--random-baseline", "--seed", "5", "--json"))
-    assert [t["seed"] for t in facts["bo"]["trials"]] == [5, 6]
-    for bo, rnd in zip(facts["bo"]["trials"], facts["random"]["trials"]):
-        assert bo["queries"] == rnd["queries"] and rnd["distinct"] == rnd["queries"]
-    assert facts["random"]["rounds"][0]["trials"] == 2
+def test_trials_and_random_baseline_spend_equal_budgets(ws: Workspace, svge: Runner, tmp_path: Path) -> None:
+    results = tmp_path / "t.json"
+    args = ("--target", TARGET, "--trials", "2", "--random-baseline", "--seed", "5", "--results", str(results))
+    facts = last_json(svge(*QUICK, *args, "--json"))
+    assert [t["seed"] for t in facts["trials"]] == [5, 6]
+    baseline = facts["baseline"]
+    assert baseline["results"] == str(tmp_path / "t.random.json")
+    assert [t["queries"] for t in baseline["trials"]] == [8 + 3, 8 + 3]
+    assert json.loads((tmp_path / "t.random.json").read_text())["strategy"] == "random"
+
+
+def test_pool_search_takes_a_random_baseline_too(ws: Workspace, svge: Runner, tmp_path: Path) -> None:
+    facts = last_json(
+        svge("bo", "--space", "nb201", "--budget", "12", "--target", TARGET, "--random-baseline", "--json")
+    )
+    assert facts["strategy"] == "pool" and facts["baseline"]["trials"][0]["queries"] == 12
 
 
 def test_an_evaluator_scores_the_cells(ws: Workspace, svge: Runner, tmp_path: Path) -> None:
@@ -93,43 +106,64 @@ def test_an_evaluator_scores_the_cells(ws: Workspace, svge: Runner, tmp_path: Pa
     facts = last_json(svge(*QUICK, "--evaluator", cmd, "--results", str(results), "--json"))
     assert facts["objective"] == "evaluator" and facts["evaluator"] == cmd
     for q in json.loads(results.read_text())["trials"][0]["queries"]:
-        if q["status"] == bo_run.QUERIED:
-            inner = NB201.ops_names(NB201.parse_native(q["arch"]))[1:-1]
-            expected = sum("conv" in o for o in inner) / 6 + 0.5 * sum("3x3" in o for o in inner) / 6
-            assert q["score"] == pytest.approx(expected, abs=1e-6)
+        inner = NB201.ops_names(NB201.parse_native(q["arch"]))[1:-1]
+        expected = sum("conv" in o for o in inner) / 6 + 0.5 * sum("3x3" in o for o in inner) / 6
+        assert q["score"] == pytest.approx(expected, abs=1e-6)
 
 
-def test_an_interrupted_search_keeps_finished_rounds_and_resumes(
+def test_an_interrupted_search_resumes_to_what_the_uninterrupted_run_found(
     ws: Workspace, svge: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    results = tmp_path / "r.json"
-    args = (*QUICK, "--iters", "2", "--target", TARGET, "--results", str(results))
-    real_round = bo_run.bo_round
+    whole, cut = tmp_path / "whole.json", tmp_path / "cut.json"
+    args = (*QUICK, "--iters", "2", "--target", TARGET)
+    assert svge(*args, "--results", str(whole)).code == 0
+    real_round = LatentBO._round
 
-    def interrupted(problem, state, settings, rnd):
-        if rnd == 2:
+    def interrupted(self, history, *rest):
+        if len(self.rounds) == 1:
             raise KeyboardInterrupt
-        return real_round(problem, state, settings, rnd)
+        return real_round(self, history, *rest)
 
-    monkeypatch.setattr(bo_run, "bo_round", interrupted)
-    r = svge(*args)
-    assert r.code == 130 and f"--resume --results {results}" in r.stderr
-    trial = json.loads(results.read_text())["trials"][0]
-    assert [s["round"] for s in trial["rounds"]] == [0, 1] and not trial["complete"]
+    monkeypatch.setattr(LatentBO, "_round", interrupted)
+    r = svge(*args, "--results", str(cut))
+    assert r.code == 130 and f"--resume --results {cut}" in r.stderr
+    trial = json.loads(cut.read_text())["trials"][0]
+    assert len(trial["rounds"]) == 1 and not trial["complete"]
 
-    monkeypatch.setattr(bo_run, "bo_round", real_round)
-    r = svge(*args, "--resume")
+    monkeypatch.setattr(LatentBO, "_round", real_round)
+    r = svge(*args, "--results", str(cut), "--resume")
     assert r.code == 0, r.stderr
-    trial = json.loads(results.read_text())["trials"][0]
-    assert [s["round"] for s in trial["rounds"]] == [0, 1, 2] and trial["complete"]
-    assert len(trial["queries"]) == 8 + 3 + 3
+    resumed, expected = (json.loads(p.read_text())["trials"][0] for p in (cut, whole))
+    assert resumed["complete"] and [q["hash"] for q in resumed["queries"]] == [q["hash"] for q in expected["queries"]]
+    assert [r["points"] for r in resumed["rounds"]] == [3, 3]
+
+
+def test_a_latent_search_runs_asynchronously_on_dask_workers(ws: Workspace, svge: Runner, tmp_path: Path) -> None:
+    results = tmp_path / "w.json"
+    cmd = f"{sys.executable} {EXAMPLE}"
+    facts = last_json(svge(*QUICK, "--iters", "2", "--evaluator", cmd, "--workers", "2", "--results", str(results),
+                           "--json"))  # fmt: skip
+    (trial,) = json.loads(results.read_text())["trials"]
+    assert trial["complete"] and sum(r["points"] for r in trial["rounds"]) == 2 * 3
+    hashes = [q["hash"] for q in trial["queries"]]
+    assert len(hashes) == len(set(hashes)) <= 8 + 6 and facts["workers"] == 2
 
 
 def test_resume_refuses_a_different_search(ws: Workspace, svge: Runner, tmp_path: Path) -> None:
     results = str(tmp_path / "r.json")
     assert svge(*QUICK, "--iters", "0", "--target", TARGET, "--results", results).code == 0
     r = svge(*QUICK, "--iters", "0", "--target", TARGET, "--results", results, "--resume", "--batch", "4")
-    assert_one_line_error(r, "cannot resume", "batch=3")
+    assert_one_line_error(r, "cannot resume", "--batch 3", "asks for 4")
+
+
+def test_results_of_the_old_decode_based_bo_are_refused_and_kept(ws: Workspace, svge: Runner, tmp_path: Path) -> None:
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"kind": "svge-bo-results", "format_version": 1, "trials": []}))
+    before = old.read_bytes()
+    assert_one_line_error(
+        svge(*QUICK, "--target", TARGET, "--results", str(old), "--resume"), "earlier svge", "new search"
+    )
+    assert old.read_bytes() == before and not journal_path(old).exists()
 
 
 @pytest.mark.parametrize(
@@ -138,7 +172,8 @@ def test_resume_refuses_a_different_search(ws: Workspace, svge: Runner, tmp_path
         (("--objective", "benchmark", "--evaluator", "true"), ("drop --objective",)),
         (("--target", "nope"), ("no label column 'nope'",)),
         (("--results", "-"), ("needs a file name",)),
-        (("--init", "20000", "--target", TARGET), ("more cells than",)),
+        (("--init", "20000", "--target", TARGET), ("budget of 20,003 queries", "more than the 15,625 cells")),
+        (("--init", "15000", "--target", TARGET), ("--init 15000", "more cells than")),
         (("--resume",), ("no results file",)),
         (("--evaluator", "/no/such/evaluator"), ("cannot start",)),
     ],
@@ -164,11 +199,12 @@ def test_a_sampled_table_defaults_to_surrogate_predictions_from_the_labelled_spl
     facts = last_json(r)
     assert facts["objective"] == "surrogate" and facts["surrogate"] and "SURROGATE" in facts["objective_description"]
     assert "SURROGATE" in r.stderr
-    rounds = facts["bo"]["rounds"]
-    assert rounds[0]["queries"] == 0  # the labelled training split is the initial data, not queries (D-VAE)
-    assert facts["settings"]["init"] is None
+    assert facts["settings"]["init"] is None and facts["settings"]["budget"] == 3
+    # the labelled training split is the initial data, not queries (D-VAE): every query is a decoded cell
     (trial,) = json.loads(Path(facts["results"]).read_text())["trials"]
-    assert trial["rounds"][1]["gp"]["points"] == int((table.split == store.SPLIT_TEST).sum())
+    (rnd,) = trial["rounds"]
+    assert len(trial["queries"]) == rnd["new"] <= 3
+    assert rnd["gp"]["points"] == int((table.split == store.SPLIT_TEST).sum())
 
 
 def test_without_a_table_a_table_objective_is_refused_with_what_to_do(workdir: Path, svge: Runner) -> None:

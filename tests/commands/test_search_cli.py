@@ -109,9 +109,6 @@ def test_baselines_run_on_an_external_evaluator(workdir: Path, svge: Runner, tmp
 
 def test_bad_budgets_are_one_line(ws: Workspace, svge: Runner, tmp_path: Path) -> None:
     assert_one_line_error(search(svge, tmp_path / "a.json", "--budget", "20000"), "15,625")
-    assert_one_line_error(
-        search(svge, tmp_path / "b.json", "--strategy", "pool", "--random-baseline"), "--random-baseline"
-    )
     assert_one_line_error(svge("bo", "--space", "enas", "--strategy", "pool", "--evaluator", "true"), "latent")
 
 

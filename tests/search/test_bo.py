@@ -1,4 +1,4 @@
-"""The sparse GP, expected-improvement batches, decoding of selected points, and the BO trial loop."""
+"""The paper's latent BO: the sparse GP, q-EI batches, decoding selected points, and trials on the driver."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 import torch
 from bo_helpers import NB201, GridDecoder, grid_problem, score_of
+from test_driver import Shuffled
 
+from svge_cli.arch import Arch
 from svge_cli.model.scaling import Scaler
-from svge_cli.search import loop as bo_run
+from svge_cli.search.cluster import InlineExecutor
+from svge_cli.search.driver import Driver, Engine, TrialRun, restore
 from svge_cli.search.gp import LatentGP, fit_sparse_gp, gp_quality, select_batch
-from svge_cli.search.loop import DUPLICATE, FAILED, INVALID, QUERIED, Query, Settings, Trial, TrialState
+from svge_cli.search.journal import NOTE, START, Journal, read_journal, replay
+from svge_cli.search.latent import DUPLICATE, INVALID, NEW, LatentBO, LatentProblem, LatentSettings, decode_new
+from svge_cli.search.strategies import History
 
 
 def smooth(x: np.ndarray) -> np.ndarray:
@@ -103,8 +108,8 @@ def test_batches_stay_in_the_box() -> None:
 def test_decoding_prefers_new_cells_and_never_repeats_one_in_a_batch() -> None:
     model = GridDecoder()
     z = np.array([[4, 4, 4, 4, 4, 4], [4, 4, 4, 4, 4, 4], [-5, 0, 0, 0, 0, 0]], dtype=np.float32)
-    found = bo_run.decode_new(model, NB201, z, attempts=20, known=set(), seed=0)
-    assert [f[0] for f in found] == [QUERIED, QUERIED, INVALID]
+    found = decode_new(model, NB201, z, attempts=20, known=set(), seed=0)
+    assert [f[0] for f in found] == [NEW, NEW, INVALID]
     assert found[0][2] != found[1][2]  # the second point had to sample a neighbour
     assert NB201.format_native(found[0][1]) == found[0][2]  # greedy first: all avg_pool_3x3
 
@@ -112,67 +117,133 @@ def test_decoding_prefers_new_cells_and_never_repeats_one_in_a_batch() -> None:
 def test_a_point_decoding_only_to_known_cells_is_a_duplicate() -> None:
     model = GridDecoder()
     z = np.array([[1, 1, 1, 1, 1, 1]], dtype=np.float32)
-    cell = bo_run.decode_new(model, NB201, z, attempts=1, known=set(), seed=0)[0]
-    again = bo_run.decode_new(model, NB201, z, attempts=1, known={cell[2]}, seed=0)[0]
+    cell = decode_new(model, NB201, z, attempts=1, known=set(), seed=0)[0]
+    again = decode_new(model, NB201, z, attempts=1, known={cell[2]}, seed=0)[0]
     assert again[0] == DUPLICATE and again[2] == cell[2]
 
 
-# ---------------------------------------------------------------- what the GP learns from each query
+# ---------------------------------------------------------------- what the GP learns from each point
 
 
-def test_each_kind_of_query_teaches_the_gp_what_the_module_promises() -> None:
+def test_each_kind_of_point_teaches_the_gp_what_the_module_promises() -> None:
     problem = grid_problem(start_cells=20)
-    trial = Trial(0, "bo", [Query(0, QUERIED, 3.0, "a", "ha", [0.0] * 6), Query(0, QUERIED, 5.0, "b", "hb", [1.0] * 6)])
-    state = TrialState(problem, trial, None)
-    state.finish_initial()
-    state.add(Query(1, INVALID, None, None, None, [2.0] * 6))
-    state.add(Query(1, DUPLICATE, 5.0, "b", "hb", [3.0] * 6))
-    state.add(Query(1, FAILED, None, "c", "hc", [4.0] * 6, "timed out"))
-    state.add(Query(1, QUERIED, 4.5, "d", "hd", [5.0] * 6, None, cell_latent=[6.0] * 6))
-    # invalid -> worst initial score; failed -> nothing; a new cell -> its score at the point and at its own latent
-    assert state.y.tolist() == [3.0, 5.0, 3.0, 5.0, 4.5, 4.5]
-    assert state.x[-2:].tolist() == [[5.0] * 6, [6.0] * 6]
-    assert set(state.known) == {"ha", "hb", "hd"}
-    assert state.targets.mean == 4.0
+    bo = LatentBO(problem, LatentSettings(init=2, iters=1, batch=4), seed=0)
+    a, b = bo.initial
+    history = History()
+    history.add(a, bo.key(a), 3.0)
+    history.add(b, bo.key(b), 5.0)
+    bo.recall(
+        {
+            "bo_round": 1,
+            "points": 4,
+            "cells": [{"hash": "hd", "point": [5.0] * 6, "own": [6.0] * 6}, {"hash": "hc", "point": [4.0] * 6,
+                                                                           "own": [7.0] * 6}],
+            "duplicates": [{"point": [3.0] * 6, "of": bo.key(b)}],
+            "invalid": [[2.0] * 6],
+        }
+    )  # fmt: skip
+    history.add("d", "hd", 4.5)
+    history.add("c", "hc", math.nan)  # the objective could not score it
+    x, y, first = bo._data(history)
+    # a new cell: its score at the point and at its own latent; failed: nothing;
+    # a duplicate: the known cell's score; invalid: the worst initial score
+    assert y.tolist() == [3.0, 5.0, 4.5, 4.5, 5.0, 3.0]
+    assert x[2:].tolist() == [[5.0] * 6, [6.0] * 6, [3.0] * 6, [2.0] * 6]
+    assert first.tolist() == [3.0, 5.0]
 
 
-# ---------------------------------------------------------------- trials
+# ---------------------------------------------------------------- trials on the driver
 
 
-SMALL = Settings(init=12, iters=2, batch=4, inducing=12, attempts=5, seed=0)
+SMALL = LatentSettings(init=12, iters=2, batch=4, inducing=12, attempts=5)
 
 
-def test_a_bo_trial_records_every_query_and_improves_on_its_start() -> None:
-    problem = grid_problem()
-    seen = []
-    trial = bo_run.run_bo_trial(problem, SMALL, Trial(0, "bo"), lambda t, s: seen.append(s.round))
-    assert seen == [0, 1, 2] and trial.complete
-    start = [q for q in trial.queries if q.round == 0]
-    assert len(start) == 12 and all(q.status == QUERIED for q in start)
-    later = [q for q in trial.queries if q.round > 0]
-    assert len(later) == 8 and all(len(q.latent) == 6 for q in later)
-    for q in trial.queries:
-        if q.status == QUERIED:
-            assert q.score == pytest.approx(score_of(q.arch))
-    r1 = trial.rounds[1]
-    assert r1.gp is not None and math.isfinite(r1.gp["rmse"]) and trial.rounds[2].gp is None
-    assert trial.rounds[-1].best >= trial.rounds[0].best
-    assert trial.rounds[-1].distinct == len({q.hash for q in trial.spent()})
+class GridSearch:
+    """The driver's view of a latent search on the synthetic table: cells are `Arch`es, scored by lookup."""
+
+    def __init__(self, problem: LatentProblem, settings: LatentSettings = SMALL) -> None:
+        self.problem, self.settings = problem, settings
+
+    def make_strategy(self, seed: int) -> LatentBO:
+        return LatentBO(self.problem, self.settings, seed)
+
+    def describe(self, arch: Arch) -> tuple[str, str]:
+        return NB201.format_native(arch), NB201.hash(arch)
+
+    def candidate_of(self, native: str) -> Arch:
+        return NB201.canonical(NB201.parse_native(native))
+
+    def job(self, arch: Arch):
+        return score_native, NB201.format_native(arch)
 
 
-def test_an_interrupted_trial_resumes_exactly_where_it_stopped() -> None:
-    problem = grid_problem()
-    full = bo_run.run_bo_trial(problem, SMALL, Trial(0, "bo"), lambda t, s: None)
+def score_native(native: str) -> dict:
+    return {"ok": True, "score": score_of(native), "seconds": 0.0}
 
-    def stop_after_round_one(trial: Trial, stats) -> None:
-        if stats.round == 1:
+
+def drive(path, search: GridSearch, engine: Engine, executor=None, stop_after: int | None = None, log=None) -> TrialRun:
+    """Run trial 0 on the driver, journaling to `path`; `stop_after` N results raises KeyboardInterrupt."""
+    trial = restore(search, 0, log)
+    done = []
+
+    def on_result(t: TrialRun, record: dict) -> None:
+        done.append(record)
+        if stop_after is not None and len(done) == stop_after:
             raise KeyboardInterrupt
 
-    partial = Trial(0, "bo")
+    with Journal(path, fresh=log is None) as journal:
+        if log is None:
+            journal.append(START, kind="svge-search-journal", format_version=1)
+        Driver(search, engine, executor or InlineExecutor(), journal, on_result).run([trial])
+    return trial
+
+
+def test_a_latent_trial_queries_its_start_cells_then_decoded_rounds(tmp_path) -> None:
+    trial = drive(tmp_path / "j.jsonl", GridSearch(grid_problem()), Engine(budget=12 + 2 * 4, batch=4))
+    bo = trial.strategy
+    assert len(trial.history) <= 20 and len(set(trial.history.keys)) == len(trial.history)
+    assert trial.history.keys[:12] == [bo.key(c) for c in bo.initial]
+    for cand, score in zip(trial.history.candidates, trial.history.scores):
+        assert score == pytest.approx(score_of(NB201.format_native(cand)))
+    notes = [r for r in read_journal(tmp_path / "j.jsonl") if r["type"] == NOTE]
+    assert [n["bo_round"] for n in notes] == [1, 2] and all(n["points"] == 4 for n in notes)
+    rounds = bo.report()
+    assert rounds[0]["gp"] is not None and math.isfinite(rounds[0]["gp"]["rmse"]) and rounds[1]["gp"] is None
+    assert sum(r["new"] for r in rounds) == len(trial.history) - 12
+    assert max(trial.history.scores) >= max(trial.history.scores[:12])
+
+
+def test_an_interrupted_latent_search_resumes_exactly_where_it_stopped(tmp_path) -> None:
+    problem = grid_problem()
+    engine = Engine(budget=12 + 2 * 4, batch=4)
+    full = drive(tmp_path / "full.jsonl", GridSearch(problem), engine)
+    path = tmp_path / "cut.jsonl"
     with pytest.raises(KeyboardInterrupt):
-        bo_run.run_bo_trial(problem, SMALL, partial, stop_after_round_one)
-    assert [r.round for r in partial.rounds] == [0, 1] and not partial.complete
-    saved = Trial.from_dict(partial.to_dict())
-    resumed = bo_run.run_bo_trial(problem, SMALL, saved, lambda t, s: None)
-    assert [q.hash for q in resumed.queries] == [q.hash for q in full.queries]
-    assert [r.best for r in resumed.rounds] == [r.best for r in full.rounds]
+        drive(path, GridSearch(problem), engine, stop_after=14)  # inside the first BO round
+    log = replay(read_journal(path))[0]
+    assert len(log.done) == 14 and len(log.notes) == 1
+    resumed = drive(path, GridSearch(problem), engine, log=log)
+    assert resumed.history.keys == full.history.keys
+    assert resumed.strategy.report()[1]["points"] == 4
+
+
+def test_an_asynchronous_latent_search_selects_as_many_points_and_never_proposes_a_pending_cell(tmp_path) -> None:
+    search = GridSearch(grid_problem())
+    proposals = []
+    real = LatentBO.propose
+
+    def watched(self, history, n, limit, rng, pending=()):
+        out = real(self, history, n, limit, rng, pending)
+        proposals.append(({self.key(c) for c in pending}, [self.key(c) for c in out]))
+        return out
+
+    LatentBO.propose = watched
+    try:
+        trial = drive(tmp_path / "j.jsonl", search, Engine(budget=20, batch=4, sync=False, slots=3), Shuffled(3))
+    finally:
+        LatentBO.propose = real
+    assert any(pending for pending, _ in proposals)
+    for pending, out in proposals:
+        assert not pending & set(out)
+    assert sum(r["points"] for r in trial.strategy.report()) == 2 * 4  # --iters 2 --batch 4, one point at a time
+    assert len(trial.history) <= 20 and not trial.pending

@@ -29,7 +29,7 @@ class Table:
     def __init__(self, strategy: str = "pool") -> None:
         self.strategy = strategy
 
-    def make_strategy(self):
+    def make_strategy(self, seed: int):
         if self.strategy == "pool":
             return PoolBO(FEATURES, **DEFAULT_POOL)
         return RandomPool(len(FEATURES))
@@ -100,7 +100,7 @@ def run_driver(tmp_path: Path, engine: Engine, executor, search=None, trials=(0,
 
 def test_asynchronous_pool_search_never_proposes_a_pending_or_finished_cell(tmp_path: Path) -> None:
     table = Table()
-    table.make_strategy = lambda: Watching(FEATURES, **DEFAULT_POOL)
+    table.make_strategy = lambda seed: Watching(FEATURES, **DEFAULT_POOL)
     Watching.calls = []
     (run,) = run_driver(tmp_path, Engine(budget=40, batch=5, sync=False), Shuffled(4), table)
     assert len(run.history) == 40 and len(set(run.history.keys)) == 40
