@@ -6,10 +6,11 @@
 
 Tasks:
   nb201  `svge bo` on the NB201 table (objective cifar10_valid_val, 100 initial random cells + ITERS
-         rounds of BATCH), TRIALS seeds, each with a random-search baseline at the same number of
-         queries.  Reported: the CIFAR-10 test accuracy (`cifar10_test`, trained on train+valid) of
-         the best cell found by validation accuracy, mean +/- std over trials, the queries spent,
-         and the same for random search.  Anchors: SVGe paper 93.38; arch2vec-BO 94.18 +/- 0.24
+         rounds of BATCH), TRIALS seeds, each with a random-search baseline of the same budget
+         (init + iters x batch queries).  Reported: the CIFAR-10 test accuracy (`cifar10_test`,
+         trained on train+valid) of the best cell found by validation accuracy, mean +/- std over
+         trials, the queries spent, and the same for random search.  Anchors: SVGe paper 93.38;
+         arch2vec-BO 94.18 +/- 0.24
          (validation 91.41) -- arch2vec's runs stop at a simulated training-time budget of 12,000 s
          (its scripts' --MAX_BUDGET 12000), not at a query count; the best cell of the space has
          94.37 (validation 91.61).
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,8 @@ from shared_data import ENAS_FILE, NB201_FILE, add_shared_data_option  # noqa: E
 
 from svge_cli.console import Ui  # noqa: E402
 from svge_cli.model import codec  # noqa: E402
+from svge_cli.search import runner  # noqa: E402
+from svge_cli.search.cluster import ClusterOptions  # noqa: E402
 from svge_cli.search.gp import (  # noqa: E402
     DEFAULT_INDUCING,
     FIT_ITERS,
@@ -54,14 +58,16 @@ from svge_cli.search.gp import (  # noqa: E402
     fit_sparse_gp,
     gp_quality,
 )
-from svge_cli.search.loop import BO, RANDOM, Settings, Trial  # noqa: E402
-from svge_cli.search.setup import Request, SearchOptions, prepare, run  # noqa: E402
+from svge_cli.search.latent import LatentSettings  # noqa: E402
+from svge_cli.search.runner import StrategyRequest, TrialRecord  # noqa: E402
+from svge_cli.search.setup import SearchOptions  # noqa: E402
 from svge_cli.storage import checkpoints, store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
 from svge_cli.training.vae import TrainRequest, train_vae  # noqa: E402
 
 NB201_TARGET, NB201_TEST = "cifar10_valid_val", "cifar10_test"
+BO, RANDOM = "latent", "random"
 
 
 def parse_args() -> argparse.Namespace:
@@ -124,14 +130,14 @@ def mean_std(values: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- NB201
 
 
-def nb201_trial(ws_root: str, checkpoint: str, settings: Settings, device: str, resume: bool) -> list[dict[str, Any]]:
-    """One seed of BO and its random baseline, in a worker process; per method the cell found.
+def nb201_trial(ws_root: str, checkpoint: str, req: StrategyRequest, device: str, resume: bool) -> list[dict[str, Any]]:
+    """One seed of latent BO and its random baseline, in a worker process; per method the cell found.
 
     With `resume`, a seed whose results file exists continues from it (a finished one is only read).
     """
     torch.set_num_threads(1)
     ws = Workspace(Path(ws_root))
-    results = Path(ws_root) / f"bo-seed{settings.seed}.json"
+    results = Path(ws_root) / f"bo-seed{req.seed}.json"
     options = SearchOptions(
         checkpoint=checkpoint,
         objective="benchmark",
@@ -140,27 +146,29 @@ def nb201_trial(ws_root: str, checkpoint: str, settings: Settings, device: str, 
         results=str(results),
         resume=resume and results.exists(),
     )
-    req = Request(space="nb201", settings=settings, options=options)
-    search = prepare(ws, req, lambda _msg: None)
-    t0 = time.perf_counter()
-    trials = run(search, lambda _t, _s: None)
-    seconds = time.perf_counter() - t0
-    return [outcome(t, seconds) for t in trials]
+    plan = runner.prepare(ws, replace(req, options=options), lambda _msg: None)
+    plans = [plan, runner.prepare(ws, runner.baseline_request(plan), lambda _msg: None)]
+    rows = []
+    for p in plans:
+        t0 = time.perf_counter()
+        run = runner.run(p, ClusterOptions(), None, 0, lambda *_: None, lambda _msg: None)
+        rows += [outcome(p.request.strategy, t, time.perf_counter() - t0) for t in run.trials]
+    return rows
 
 
-def outcome(trial: Trial, seconds: float) -> dict[str, Any]:
+def outcome(method: str, trial: TrialRecord, seconds: float) -> dict[str, Any]:
     best = trial.best()
-    shares = [r.valid_share for r in trial.rounds if r.valid_share is not None]
+    rounds = trial.rounds or []
+    shares = [r["valid_share"] for r in rounds if r["valid_share"] is not None]
     return {
         "seed": trial.seed,
-        "method": trial.method,
-        "queries": len(trial.spent()),
-        "distinct": len({q.hash for q in trial.spent()}),
-        "best_arch": best.arch,
-        "best_val": best.score,
+        "method": method,
+        "queries": len(trial.queries),
+        "best_arch": best["arch"],
+        "best_val": best["score"],
         "valid_share": float(np.mean(shares)) if shares else None,
-        "gp_round1": trial.rounds[1].gp if len(trial.rounds) > 1 else None,
-        "per_round_best": [r.best for r in trial.rounds],
+        "gp_round1": rounds[0]["gp"] if rounds else None,
+        "duplicates": sum(r["duplicates"] for r in rounds),
         "seconds": round(seconds, 1),
     }
 
@@ -170,16 +178,9 @@ def run_nb201(args: argparse.Namespace, checkpoint: Path) -> dict[str, Any]:
     test_acc = dict(zip(table.hashes.tolist(), table.labels[NB201_TEST].tolist()))
     root = str(scratch(args, "nb201"))
     store.save_dataset(Workspace(Path(root)).dataset_path("nb201"), table)
+    latent = LatentSettings(init=args.init, iters=args.iters, batch=args.batch, inducing=DEFAULT_INDUCING)
     jobs = [
-        Settings(
-            init=args.init,
-            iters=args.iters,
-            batch=args.batch,
-            inducing=DEFAULT_INDUCING,
-            seed=s,
-            trials=1,
-            random_baseline=True,
-        )
+        StrategyRequest("nb201", "latent", None, args.batch, args.init, seed=s, latent=latent)
         for s in range(args.trials)
     ]
     t0 = time.perf_counter()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import click
@@ -15,7 +14,6 @@ from svge_cli.search import report
 from svge_cli.search.cluster import ClusterOptions, Executor, parse_gpus
 from svge_cli.search.latent import DEFAULT_ATTEMPTS, DEFAULT_INIT, DEFAULT_ITERS, DEFAULT_LATENT_BATCH, LatentSettings
 from svge_cli.search.objectives import DEFAULT_TIMEOUT
-from svge_cli.search.records import baseline_path
 from svge_cli.search.runner import (
     DEFAULT_BATCH,
     DEFAULT_BUDGET,
@@ -284,7 +282,7 @@ def _search(
     try:
         plans = [runner.prepare(ui.workspace, req, ui.note)]
         if random_baseline:
-            plans.append(runner.prepare(ui.workspace, _baseline(plans[0]), ui.note))
+            plans.append(runner.prepare(ui.workspace, runner.baseline_request(plans[0]), ui.note))
         summaries = [_run(ui, plan, cluster, executor, retries) for plan in plans]
     finally:
         if executor is not None:
@@ -310,14 +308,6 @@ def _search(
     name = report.score_name(plans[0].meta)
     ui.note(f"best {name}: {best['score']:.6g} (round {best['round']}); {main['wall_seconds']:.1f} s")
     click.echo(best["arch"])
-
-
-def _baseline(plan: Plan) -> StrategyRequest:
-    """Random search on the same objective and budget, its results beside the search's own."""
-    path = baseline_path(plan.results)
-    opts = plan.request.options
-    options = replace(opts, results=str(path), resume=opts.resume and path.exists())
-    return replace(plan.request, strategy="random", options=options, latent=LatentSettings())
 
 
 def _run(ui: Ui, plan: Plan, cluster: ClusterOptions, executor: Executor | None, retries: int) -> dict[str, Any]:

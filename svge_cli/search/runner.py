@@ -30,6 +30,7 @@ from svge_cli.search.latent import DEFAULT_INIT, LatentBO, LatentSettings
 from svge_cli.search.objectives import EvaluatorObjective, Objective
 from svge_cli.search.pool import onehot_features, pool_latents, zscore
 from svge_cli.search.records import (
+    baseline_path,
     check_fresh,
     open_journal,
     previous_records,
@@ -186,6 +187,14 @@ def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) ->
     context = SearchContext(ws, sp, table, target, objective, pool, source)
     cell, candidate = _candidates(sp, None if req.strategy == "latent" else pool)
     return Plan(sp, req, meta, results, objective, _factory(context, req, note), cell, candidate, records)
+
+
+def baseline_request(plan: Plan) -> StrategyRequest:
+    """Random search on the same objective and budget as `plan`, its results beside the search's own."""
+    path = baseline_path(plan.results)
+    opts = plan.request.options
+    options = replace(opts, results=str(path), resume=opts.resume and path.exists())
+    return replace(plan.request, strategy="random", options=options, latent=LatentSettings())
 
 
 @dataclass(frozen=True)
