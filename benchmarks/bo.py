@@ -146,8 +146,9 @@ def nb201_trial(ws_root: str, checkpoint: str, req: StrategyRequest, device: str
         results=str(results),
         resume=resume and results.exists(),
     )
-    plan = runner.prepare(ws, replace(req, options=options), lambda _msg: None)
-    plans = [plan, runner.prepare(ws, runner.baseline_request(plan), lambda _msg: None)]
+    ui = Ui(ws, quiet=True)
+    plan = runner.prepare(ui, replace(req, options=options))
+    plans = [plan, runner.prepare(ui, runner.baseline_request(plan))]
     rows = []
     for p in plans:
         t0 = time.perf_counter()

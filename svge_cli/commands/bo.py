@@ -59,8 +59,9 @@ from svge_cli.spaces import get_space
     type=click.Choice(FEATURES),
     default="latent",
     show_default=True,
-    help="What pool search's GP sees: the checkpoint's latent means, or one-hot cells (to measure what the "
-    "latent space adds).",
+    help="What pool search's GP sees: the checkpoint's latent means; the same beside the space's default zero-cost "
+    "proxies (latent+proxies, computed once per cell and cached); or one-hot cells (to measure what the latent "
+    "space adds).",
 )
 @click.option(
     "--iters",
@@ -280,9 +281,9 @@ def _search(
     remote = req.options.evaluator is not None and not cluster.inline
     executor = connect(cluster) if remote else None  # first: an unreachable scheduler is all the user sees
     try:
-        plans = [runner.prepare(ui.workspace, req, ui.note)]
+        plans = [runner.prepare(ui, req)]
         if random_baseline:
-            plans.append(runner.prepare(ui.workspace, runner.baseline_request(plans[0]), ui.note))
+            plans.append(runner.prepare(ui, runner.baseline_request(plans[0])))
         summaries = [_run(ui, plan, cluster, executor, retries) for plan in plans]
     finally:
         if executor is not None:

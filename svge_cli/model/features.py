@@ -20,7 +20,15 @@ import numpy as np
 
 from svge_cli.arch import Arch
 from svge_cli.console import Ui
-from svge_cli.networks.proxytable import ProxySettings, compute_table, default_workers
+from svge_cli.errors import SvgeError
+from svge_cli.networks.proxytable import (
+    DEFAULT_PROXIES,
+    ProxySettings,
+    compute_table,
+    default_workers,
+    has_networks,
+    settings_for,
+)
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage.proxycache import ProxyCache, cache_path
 
@@ -131,6 +139,13 @@ class ProxySource:
 
     def columns(self, archs: Sequence[Arch]) -> np.ndarray:
         return self.spec.columns(self.raw(archs))
+
+
+def proxy_source(ui: Ui, space: SearchSpace) -> ProxySource:
+    """The space's default proxies, scored with its default settings, cached in `ui`'s workspace."""
+    if not has_networks(space) or space.name not in DEFAULT_PROXIES:
+        raise SvgeError(f"space {space.name} has no default zero-cost proxies (no network builder measured for it)")
+    return ProxySource(space, FeatureSpec(DEFAULT_PROXIES[space.name], settings_for(space)), ui)
 
 
 def pool_features(

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from svge_cli.arch import Arch
+from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
+from svge_cli.model.features import pool_features, proxy_source
 from svge_cli.search.cluster import ClusterOptions, Executor, InlineExecutor
 from svge_cli.search.driver import Driver, Engine, TrialRun, exhausted, restore
 from svge_cli.search.evolution import EvolutionPool, EvolutionSpace
@@ -44,10 +46,10 @@ from svge_cli.search.tasks import failed, run_cell
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets
 from svge_cli.storage.store import Dataset
-from svge_cli.storage.workspace import Workspace
 
 STRATEGIES = ("pool", "latent", "random", "evolution")
-FEATURES = ("latent", "onehot")
+LATENT_PROXIES = "latent+proxies"
+FEATURES = ("latent", "onehot", LATENT_PROXIES)
 DEFAULT_BUDGET = 150
 DEFAULT_BATCH = 5
 
@@ -145,12 +147,13 @@ class Plan:
         return {"ok": True, "score": float(o.score), "seconds": seconds}
 
 
-def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) -> Plan:
+def prepare(ui: Ui, req: StrategyRequest) -> Plan:
     """Space, objective, candidates (pool or whole space) and strategy, checked against a resumed file.
 
     Everything a resumed run is checked against is settled first, so a mismatch is reported
     before anything is encoded.
     """
+    ws, note = ui.workspace, ui.note
     sp = get_space(req.space)
     results = results_path(ws, sp.name, req.options.results, req.options.resume)
     table = datasets.workspace_dataset(sp, ws)
@@ -168,7 +171,7 @@ def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) ->
     if req.strategy == "pool" and pool is None:
         raise SvgeError(f"--strategy pool needs a space that can be listed; {sp.name} cannot: use latent")
     source = None
-    if req.strategy == "latent" or (req.strategy == "pool" and req.features == "latent"):
+    if req.strategy == "latent" or (req.strategy == "pool" and req.features != "onehot"):
         source = checkpoints.resolve(ws, sp.name, req.options.checkpoint, note)
         meta["checkpoint_fingerprint"] = source[0].fingerprint()
     if req.strategy == "latent":
@@ -184,9 +187,9 @@ def prepare(ws: Workspace, req: StrategyRequest, note: Callable[[str], None]) ->
     records = previous_records(results, meta, req.options.resume)
     if records is None:
         check_fresh(results, req.options.force)
-    context = SearchContext(ws, sp, table, target, objective, pool, source)
+    context = SearchContext(ui, sp, table, target, objective, pool, source)
     cell, candidate = _candidates(sp, None if req.strategy == "latent" else pool)
-    return Plan(sp, req, meta, results, objective, _factory(context, req, note), cell, candidate, records)
+    return Plan(sp, req, meta, results, objective, _factory(context, req), cell, candidate, records)
 
 
 def baseline_request(plan: Plan) -> StrategyRequest:
@@ -201,7 +204,7 @@ def baseline_request(plan: Plan) -> StrategyRequest:
 class SearchContext:
     """What a strategy is built from: the workspace's space, table, objective, cell list and checkpoint."""
 
-    ws: Workspace
+    ui: Ui
     space: SearchSpace
     table: Dataset | None
     target: str | None
@@ -224,19 +227,19 @@ def _settle_latent(req: StrategyRequest, objective: Objective) -> StrategyReques
     return replace(req, budget=budget, init=init, latent=settings)
 
 
-def _factory(ctx: SearchContext, req: StrategyRequest, note: Callable[[str], None]) -> Callable[[int], Strategy]:
+def _factory(ctx: SearchContext, req: StrategyRequest) -> Callable[[int], Strategy]:
     """The strategy of a trial (given its seed); what every trial shares is encoded here, once."""
     sp, pool = ctx.space, ctx.pool
     if req.strategy == "latent":
         assert ctx.source is not None
         ck = ctx.source[0]
         model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(req.options.device))
-        problem = latent_problem(ctx.ws, sp, ck, model, ctx.table, ctx.target, ctx.objective, req.latent, req.seed,
-                                 note)  # fmt: skip
+        problem = latent_problem(ctx.ui.workspace, sp, ck, model, ctx.table, ctx.target, ctx.objective, req.latent,
+                                 req.seed, ctx.ui.note)  # fmt: skip
         return lambda seed: LatentBO(problem, req.latent, seed)
     if req.strategy == "pool":
         assert pool is not None
-        features = _features(ctx, req, pool, note)
+        features = _features(ctx, req, pool)
         options = DEFAULT_POOL | ({"init": req.init} if req.init else {})
         return lambda seed: PoolBO(features, **options, seed=req.seed)
     if req.strategy == "random":
@@ -244,18 +247,21 @@ def _factory(ctx: SearchContext, req: StrategyRequest, note: Callable[[str], Non
     return lambda seed: EvolutionPool(sp, pool, pool.hashes) if pool is not None else EvolutionSpace(sp)
 
 
-def _features(ctx: SearchContext, req: StrategyRequest, pool: Dataset, note: Callable[[str], None]) -> np.ndarray:
-    """Z-scored latent means of every pool cell (cached per checkpoint), or one-hot cells."""
+def _features(ctx: SearchContext, req: StrategyRequest, pool: Dataset) -> np.ndarray:
+    """What pool search's GP sees of every cell: z-scored latent means (cached per checkpoint), the
+    same beside the space's default zero-cost proxies (cached per cell in the workspace), or one-hot cells."""
     if req.features == "onehot" or ctx.source is None:
         return onehot_features(pool, ctx.space.vocab_size).astype(np.float64)
     ck, ck_path = ctx.source
     began = time.perf_counter()
-    lat, cached = pool_latents(ctx.ws, ck, pool, device=checkpoints.pick_device(req.options.device))
+    lat, cached = pool_latents(ctx.ui.workspace, ck, pool, device=checkpoints.pick_device(req.options.device))
     if not cached:
-        note(
+        ctx.ui.note(
             f"encoded all {len(pool):,} {ctx.space.name} cells with {ck_path.name} in "
             f"{time.perf_counter() - began:.1f} s (cached in the workspace for this checkpoint)"
         )
+    if req.features == LATENT_PROXIES:
+        return pool_features(lat.mu, [pool.arch(i) for i in range(len(pool))], proxy_source(ctx.ui, ctx.space))
     return zscore(lat.mu)
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bo_helpers import NB201, TARGET, score_of
 from conftest import Result, Runner, assert_one_line_error
 from test_bo_cli import EXAMPLE, make_workspace
 
+from svge_cli.networks.proxytable import DEFAULT_PROXIES, settings_for
+from svge_cli.storage.proxycache import ProxyCache, cache_path
 from svge_cli.storage.workspace import Workspace
 
 
@@ -133,3 +136,26 @@ def test_a_named_proxy_is_an_objective_and_unknown_ones_are_refused(
     assert all(q["score"] > 0 for q in queries(tmp_path / "p.json")[0])
     bad = search(svge, tmp_path / "q.json", "--objective", "proxy:vibes")
     assert bad.code == 2 and "known proxies" in bad.stderr
+
+
+def test_pool_search_on_latents_and_proxies_reads_them_from_the_workspace_cache(
+    ws: Workspace, svge: Runner, tmp_path: Path
+) -> None:
+    pool = NB201.enumerate_dataset()
+    hashes = [NB201.hash(pool.arch(i)) for i in range(len(pool))]
+    cache = ProxyCache(cache_path(ws, "nb201"), "nb201")
+    rng = np.random.default_rng(0)
+    for name in DEFAULT_PROXIES["nb201"]:
+        cache.add(settings_for(NB201).key(name), hashes, rng.uniform(1, 100, len(hashes)))
+    cache.save()
+    results = tmp_path / "p.json"
+    r = search(svge, results, "--strategy", "pool", "--budget", "15", "--features", "latent+proxies", "--json")
+    assert r.code == 0, r.stderr
+    assert "computing" not in r.stderr  # every proxy came from the cache
+    facts = json.loads(r.lines[-1])
+    assert facts["features"] == "latent+proxies" and len(queries(results)[0]) == 15
+    assert facts["best"]["score"] == pytest.approx(score_of(facts["best"]["arch"]))
+    other = search(svge, tmp_path / "q.json", "--strategy", "pool", "--budget", "15")
+    assert other.code == 0 and proposed(tmp_path / "q.json") != proposed(results)  # the proxies steer the search
+    resumed = search(svge, results, "--strategy", "pool", "--budget", "15", "--resume")
+    assert_one_line_error(resumed, "cannot resume", "features")
