@@ -59,8 +59,8 @@ from svge_cli.search.gp import (  # noqa: E402
     gp_quality,
 )
 from svge_cli.search.latent import LatentSettings  # noqa: E402
+from svge_cli.search.options import SearchOptions  # noqa: E402
 from svge_cli.search.runner import StrategyRequest, TrialRecord  # noqa: E402
-from svge_cli.search.setup import SearchOptions  # noqa: E402
 from svge_cli.storage import checkpoints, store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace  # noqa: E402

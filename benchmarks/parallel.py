@@ -47,7 +47,8 @@ from svge_cli.search.cluster import DaskExecutor, InlineExecutor  # noqa: E402
 from svge_cli.search.driver import Driver, Engine, restore  # noqa: E402
 from svge_cli.search.journal import START, Journal  # noqa: E402
 from svge_cli.search.pool import pool_latents, zscore  # noqa: E402
-from svge_cli.search.strategies import DEFAULT_BATCH, DEFAULT_POOL, PoolBO  # noqa: E402
+from svge_cli.search.pool_bo import DEFAULT_POOL, PoolBO  # noqa: E402
+from svge_cli.search.strategies import DEFAULT_BATCH  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402
 from svge_cli.storage import store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402

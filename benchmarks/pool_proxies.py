@@ -35,7 +35,8 @@ from shared_data import NB201_FILE, add_shared_data_option  # noqa: E402
 from svge_cli.model.features import FeatureSpec, ProxySource, pool_features  # noqa: E402
 from svge_cli.networks.proxytable import DEFAULT_PROXIES, settings_for  # noqa: E402
 from svge_cli.search.pool import pool_latents, zscore  # noqa: E402
-from svge_cli.search.strategies import DEFAULT_BATCH, DEFAULT_POOL, PoolBO, search  # noqa: E402
+from svge_cli.search.pool_bo import DEFAULT_POOL, PoolBO  # noqa: E402
+from svge_cli.search.strategies import DEFAULT_BATCH, search  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402
 from svge_cli.storage import store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402

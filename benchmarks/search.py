@@ -43,7 +43,9 @@ from shared_data import NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: 
 
 from svge_cli.search.evolution import EvolutionPool  # noqa: E402
 from svge_cli.search.pool import onehot_features, pool_latents, zscore  # noqa: E402
-from svge_cli.search.strategies import PoolBO, RandomPool, search  # noqa: E402
+from svge_cli.search.pool_bo import PoolBO  # noqa: E402
+from svge_cli.search.random_search import RandomPool  # noqa: E402
+from svge_cli.search.strategies import search  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402
 from svge_cli.storage import store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402

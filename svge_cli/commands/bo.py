@@ -11,21 +11,14 @@ from svge_cli.commands.model import checkpoint_option
 from svge_cli.console import Ui, emit_json
 from svge_cli.errors import SvgeError
 from svge_cli.search import report
+from svge_cli.search.catalog import STRATEGIES
 from svge_cli.search.cluster import ClusterOptions, Executor, parse_gpus
-from svge_cli.search.latent import DEFAULT_ATTEMPTS, DEFAULT_INIT, DEFAULT_ITERS, DEFAULT_LATENT_BATCH, LatentSettings
+from svge_cli.search.latent import DEFAULT_ATTEMPTS, DEFAULT_INIT, DEFAULT_ITERS, LatentSettings
 from svge_cli.search.objectives import DEFAULT_TIMEOUT
-from svge_cli.search.runner import (
-    DEFAULT_BATCH,
-    DEFAULT_BUDGET,
-    FEATURES,
-    STRATEGIES,
-    Plan,
-    StrategyRequest,
-    TrialRecord,
-    default_strategy,
-)
-from svge_cli.search.setup import OBJECTIVES, SearchOptions
-from svge_cli.search.strategies import DEFAULT_POOL
+from svge_cli.search.options import OBJECTIVES, SearchOptions
+from svge_cli.search.pool_bo import DEFAULT_POOL, FEATURES
+from svge_cli.search.registry import entries, entry
+from svge_cli.search.runner import DEFAULT_BUDGET, Plan, StrategyRequest, TrialRecord, default_strategy
 from svge_cli.spaces import get_space
 
 
@@ -43,9 +36,8 @@ from svge_cli.spaces import get_space
     "--strategy",
     type=click.Choice(STRATEGIES),
     default=None,
-    help="pool = BO over every cell of an enumerable space, ranked by a GP on their latents; latent = the "
-    "paper's BO, decoding points of the latent space; random; evolution = regularised evolution "
-    "[default: pool where the space can be listed (NB201, NB101), else latent].",
+    help="; ".join(f"{e.name} = {e.summary}" for e in entries())
+    + " [default: pool where the space can be listed (NB201, NB101), else latent].",
 )
 @click.option(
     "--budget",
@@ -74,8 +66,9 @@ from svge_cli.spaces import get_space
     "--batch",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Cells queried per round [default: {DEFAULT_BATCH}; evolution 1 (a batch of Q runs Q tournaments on "
-    f"the same population); latent {DEFAULT_LATENT_BATCH}].",
+    help="Cells queried per round [default: "
+    + "; ".join(f"{e.name} {e.batch}" for e in entries())
+    + "; evolution's batch of Q runs Q tournaments on the same population].",
 )
 @click.option(
     "--inducing", type=click.IntRange(min=1), default=500, show_default=True, help="Inducing points of the sparse GP."
@@ -249,10 +242,10 @@ def bo_cmd(
     if strategy == "latent":
         # the design card's `--iters 10 --batch 50`: rounds of points; a --budget alone runs rounds until it is spent
         latent = LatentSettings(init, iters if iters is not None or budget is not None else DEFAULT_ITERS,
-                                batch or DEFAULT_LATENT_BATCH, inducing, attempts)  # fmt: skip
+                                batch or entry(strategy).batch, inducing, attempts)  # fmt: skip
         req = StrategyRequest(space, strategy, budget, latent.batch, init, seed, trials, features, options, latent)
     else:
-        batch = batch or (1 if strategy == "evolution" else DEFAULT_BATCH)  # evolution: one child per tournament
+        batch = batch or entry(strategy).batch
         if budget is None:
             budget = (init or DEFAULT_POOL["init"]) + iters * batch if iters is not None else DEFAULT_BUDGET
         req = StrategyRequest(space, strategy, budget, batch, init, seed, trials, features, options)

@@ -26,7 +26,8 @@ from typing import Any, Callable, Hashable, Sequence
 import numpy as np
 
 from svge_cli.arch import Arch, ArchError
-from svge_cli.search.strategies import History, SearchError
+from svge_cli.search.registry import SearchContext, register
+from svge_cli.search.strategies import History, SearchError, Strategy
 from svge_cli.storage.store import Dataset
 
 DEFAULT_POPULATION = 10
@@ -219,3 +220,13 @@ class EvolutionPool:
             mask[list(taken)] = False
         free = np.nonzero(mask)[0]
         return [int(i) for i in rng.choice(free, size=min(n, len(free)), replace=False)]
+
+
+#: a batch of Q runs Q tournaments on the same population, so one child at a time is its best form
+@register("evolution", "regularised evolution (population 10, tournament 3), the other baseline", 1, rank=4)
+def build_evolution(ctx: SearchContext, req: Any) -> Callable[[int], Strategy]:
+    """Over the enumeration where the space can be listed (mutants looked up in it), else the whole space."""
+    pool, sp = ctx.pool, ctx.space
+    if pool is not None:
+        return lambda seed: EvolutionPool(sp, pool, pool.hashes)
+    return lambda seed: EvolutionSpace(sp)

@@ -23,14 +23,14 @@ import numpy as np
 from svge_cli.arch import Arch
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
-from svge_cli.model.features import pool_features, proxy_source
+from svge_cli.search import catalog  # noqa: F401  (every strategy registers itself)
 from svge_cli.search.cluster import ClusterOptions, Executor, InlineExecutor
 from svge_cli.search.driver import Driver, Engine, TrialRun, exhausted, restore
-from svge_cli.search.evolution import EvolutionPool, EvolutionSpace
 from svge_cli.search.journal import replay
-from svge_cli.search.latent import DEFAULT_INIT, LatentBO, LatentSettings
+from svge_cli.search.latent import DEFAULT_INIT, LatentSettings
 from svge_cli.search.objectives import EvaluatorObjective, Objective
-from svge_cli.search.pool import onehot_features, pool_latents, zscore
+from svge_cli.search.options import SearchOptions, choose_objective
+from svge_cli.search.pool_bo import LATENT
 from svge_cli.search.records import (
     baseline_path,
     check_fresh,
@@ -40,18 +40,14 @@ from svge_cli.search.records import (
     results_path,
     save_results,
 )
-from svge_cli.search.setup import SearchOptions, choose_objective, latent_problem
-from svge_cli.search.strategies import DEFAULT_POOL, PoolBO, RandomPool, RandomSpace, Strategy
+from svge_cli.search.registry import SearchContext, entry
+from svge_cli.search.strategies import DEFAULT_BATCH, Strategy
 from svge_cli.search.tasks import failed, run_cell
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets
 from svge_cli.storage.store import Dataset
 
-STRATEGIES = ("pool", "latent", "random", "evolution")
-LATENT_PROXIES = "latent+proxies"
-FEATURES = ("latent", "onehot", LATENT_PROXIES)
 DEFAULT_BUDGET = 150
-DEFAULT_BATCH = 5
 
 
 def default_strategy(space: SearchSpace) -> str:
@@ -70,7 +66,7 @@ class StrategyRequest:
     init: int | None = None
     seed: int = 0
     trials: int = 1
-    features: str = "latent"
+    features: str = LATENT
     options: SearchOptions = SearchOptions()
     latent: LatentSettings = LatentSettings()  # --strategy latent only (its init: `init`)
 
@@ -168,8 +164,9 @@ def prepare(ui: Ui, req: StrategyRequest) -> Plan:
         "features": req.features if req.strategy == "pool" else None,
     }
     pool = datasets.enumeration(sp, ws) if sp.enumerable else None
-    if req.strategy == "pool" and pool is None:
-        raise SvgeError(f"--strategy pool needs a space that can be listed; {sp.name} cannot: use latent")
+    strategy = entry(req.strategy)
+    if strategy.needs_pool and pool is None:
+        raise SvgeError(f"--strategy {req.strategy} needs a space that can be listed; {sp.name} cannot: use latent")
     source = None
     if req.strategy == "latent" or (req.strategy == "pool" and req.features != "onehot"):
         source = checkpoints.resolve(ws, sp.name, req.options.checkpoint, note)
@@ -189,7 +186,7 @@ def prepare(ui: Ui, req: StrategyRequest) -> Plan:
         check_fresh(results, req.options.force)
     context = SearchContext(ui, sp, table, target, objective, pool, source)
     cell, candidate = _candidates(sp, None if req.strategy == "latent" else pool)
-    return Plan(sp, req, meta, results, objective, _factory(context, req), cell, candidate, records)
+    return Plan(sp, req, meta, results, objective, strategy.build(context, req), cell, candidate, records)
 
 
 def baseline_request(plan: Plan) -> StrategyRequest:
@@ -198,19 +195,6 @@ def baseline_request(plan: Plan) -> StrategyRequest:
     opts = plan.request.options
     options = replace(opts, results=str(path), resume=opts.resume and path.exists())
     return replace(plan.request, strategy="random", options=options, latent=LatentSettings())
-
-
-@dataclass(frozen=True)
-class SearchContext:
-    """What a strategy is built from: the workspace's space, table, objective, cell list and checkpoint."""
-
-    ui: Ui
-    space: SearchSpace
-    table: Dataset | None
-    target: str | None
-    objective: Objective
-    pool: Dataset | None  # every cell of an enumerable space
-    source: tuple[checkpoints.Checkpoint, Path] | None  # the checkpoint and where it lies
 
 
 def _settle_latent(req: StrategyRequest, objective: Objective) -> StrategyRequest:
@@ -225,44 +209,6 @@ def _settle_latent(req: StrategyRequest, objective: Objective) -> StrategyReques
     elif budget <= queried_first:
         raise SvgeError(f"--budget {budget} leaves no queries after the {queried_first} initial cells")
     return replace(req, budget=budget, init=init, latent=settings)
-
-
-def _factory(ctx: SearchContext, req: StrategyRequest) -> Callable[[int], Strategy]:
-    """The strategy of a trial (given its seed); what every trial shares is encoded here, once."""
-    sp, pool = ctx.space, ctx.pool
-    if req.strategy == "latent":
-        assert ctx.source is not None
-        ck = ctx.source[0]
-        model = checkpoints.model_from_checkpoint(ck, checkpoints.pick_device(req.options.device))
-        problem = latent_problem(ctx.ui.workspace, sp, ck, model, ctx.table, ctx.target, ctx.objective, req.latent,
-                                 req.seed, ctx.ui.note)  # fmt: skip
-        return lambda seed: LatentBO(problem, req.latent, seed)
-    if req.strategy == "pool":
-        assert pool is not None
-        features = _features(ctx, req, pool)
-        options = DEFAULT_POOL | ({"init": req.init} if req.init else {})
-        return lambda seed: PoolBO(features, **options, seed=req.seed)
-    if req.strategy == "random":
-        return lambda seed: RandomPool(len(pool)) if pool is not None else RandomSpace(sp)
-    return lambda seed: EvolutionPool(sp, pool, pool.hashes) if pool is not None else EvolutionSpace(sp)
-
-
-def _features(ctx: SearchContext, req: StrategyRequest, pool: Dataset) -> np.ndarray:
-    """What pool search's GP sees of every cell: z-scored latent means (cached per checkpoint), the
-    same beside the space's default zero-cost proxies (cached per cell in the workspace), or one-hot cells."""
-    if req.features == "onehot" or ctx.source is None:
-        return onehot_features(pool, ctx.space.vocab_size).astype(np.float64)
-    ck, ck_path = ctx.source
-    began = time.perf_counter()
-    lat, cached = pool_latents(ctx.ui.workspace, ck, pool, device=checkpoints.pick_device(req.options.device))
-    if not cached:
-        ctx.ui.note(
-            f"encoded all {len(pool):,} {ctx.space.name} cells with {ck_path.name} in "
-            f"{time.perf_counter() - began:.1f} s (cached in the workspace for this checkpoint)"
-        )
-    if req.features == LATENT_PROXIES:
-        return pool_features(lat.mu, [pool.arch(i) for i in range(len(pool))], proxy_source(ctx.ui, ctx.space))
-    return zscore(lat.mu)
 
 
 def _candidates(sp: SearchSpace, pool: Dataset | None) -> tuple[Callable[[Any], Arch], Callable[[Arch], Any]]:

@@ -16,7 +16,9 @@ from svge_cli.search.cluster import WorkerLost
 from svge_cli.search.driver import Driver, Engine, TrialRun, restore
 from svge_cli.search.evolution import EvolutionSpace
 from svge_cli.search.journal import FAIL, FINISH, RETRY, START, SUBMIT, Journal, read_journal, replay
-from svge_cli.search.strategies import DEFAULT_POOL, History, PoolBO, RandomPool
+from svge_cli.search.pool_bo import DEFAULT_POOL, PoolBO
+from svge_cli.search.random_search import RandomPool
+from svge_cli.search.strategies import History
 from svge_cli.spaces import get_space
 
 FEATURES = np.random.default_rng(0).normal(size=(300, 4))

@@ -9,7 +9,9 @@ import pytest
 
 from svge_cli.arch import Arch
 from svge_cli.search.evolution import EvolutionPool, EvolutionSpace, mutate
-from svge_cli.search.strategies import History, PoolBO, RandomPool, SearchError, run_search, search
+from svge_cli.search.pool_bo import PoolBO
+from svge_cli.search.random_search import RandomPool
+from svge_cli.search.strategies import History, SearchError, run_search, search
 from svge_cli.search.surrogates import DNGO, ExactGP, transform_targets
 from svge_cli.spaces import get_space
 

@@ -1,7 +1,8 @@
-"""What a search is set up from: the user's options, the objective, and the latent BO's encoded cells.
+"""What every `svge bo` strategy is asked alike: the user's options and the objective they choose.
 
-Every strategy shares `SearchOptions` and `choose_objective`; `latent_problem` encodes the
-training cells the paper's BO takes its latent box and start cells from (`search.latent`).
+`choose_objective` turns `--objective`, `--evaluator` and the workspace's table into the
+objective a search scores cells with, defaulting to the table when it labels every cell,
+a surrogate fitted on it when it is a sample, and a zero-cost proxy without either.
 """
 
 from __future__ import annotations
@@ -9,12 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from svge_cli.errors import SvgeError
-from svge_cli.model import SVGe, codec
-from svge_cli.model.scaling import Scaler
-from svge_cli.search.latent import EncodedCells, LatentProblem, LatentSettings
 from svge_cli.search.objectives import (
     DEFAULT_PROXY,
     PROXY_PREFIX,
@@ -25,16 +21,10 @@ from svge_cli.search.objectives import (
     SurrogateObjective,
     covers_space,
     default_target,
-    target_column,
 )
 from svge_cli.spaces import SearchSpace
-from svge_cli.storage import datasets, store
 from svge_cli.storage.store import Dataset
-from svge_cli.storage.workspace import Workspace
-from svge_cli.training.vae import held_out_split
 
-#: at most this many cells are encoded for the latent box, the start pool and the test split
-POOL_CELLS = 20_000
 OBJECTIVES = ("benchmark", "surrogate", "proxy:NAME")
 
 
@@ -51,47 +41,6 @@ class SearchOptions:
     results: str | None = None
     resume: bool = False
     force: bool = False  # replace an existing results file (and its journal)
-
-
-def latent_problem(
-    ws: Workspace,
-    sp: SearchSpace,
-    ck: store.Checkpoint,
-    model: SVGe,
-    table: Dataset | None,
-    target: str | None,
-    objective: Objective,
-    settings: LatentSettings,
-    seed: int,
-    note: Callable[[str], None],
-) -> LatentProblem:
-    """Encode the training cells (latent box, start cells) and the labelled test cells of a latent search."""
-    if table is not None and table.split is None:
-        table.split = datasets.random_split(len(table), datasets.DEFAULT_SPLIT_SEED)
-    reference, train_rows = _training_cells(ws, sp, ck, table)
-    rng = np.random.default_rng(seed)
-    start_rows = _cap(train_rows, rng)
-    labels = target_column(table, target) if (table is not None and target is not None) else None
-    labelled = objective.name == "surrogate"
-    available = int(np.isfinite(labels[start_rows]).sum()) if labelled else len(start_rows)
-    if settings.init is not None and settings.init > available:
-        raise SvgeError(f"--init {settings.init} asks for more cells than the {available:,} training cells")
-    note(f"encoding {len(start_rows):,} training cells for the latent box ...")
-    start = _encoded(model, reference, start_rows, labels)
-    test = None
-    if labels is not None and objective.name != "evaluator":
-        test_rows = _cap(np.nonzero((table.split == store.SPLIT_TEST) & np.isfinite(labels))[0], rng)
-        test = _encoded(model, table, test_rows, labels) if len(test_rows) > 1 else None
-    return LatentProblem(
-        sp,
-        model,
-        start.latents.min(axis=0),
-        start.latents.max(axis=0),
-        Scaler.fit(start.latents, axis=0),
-        start,
-        labelled_start=labelled,
-        test=test,
-    )
 
 
 def choose_objective(
@@ -140,25 +89,3 @@ def choose_objective(
         return BenchmarkObjective(table, target), target
     note(f"objective: SURROGATE predictions of {target!r} (the {sp.name} table is a sample of the space)")
     return SurrogateObjective(table, target, sp.vocab_size, seed), target
-
-
-def _training_cells(
-    ws: Workspace, sp: SearchSpace, ck: store.Checkpoint, table: Dataset | None
-) -> tuple[Dataset, np.ndarray]:
-    """The training cells: the table's train split, or without a table the checkpoint's own training rows."""
-    if table is not None:
-        return table, np.nonzero(table.split == store.SPLIT_TRAIN)[0]
-    ds, train_rows, _ = held_out_split(ws, sp, ck, None)
-    return ds, train_rows
-
-
-def _cap(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.sort(rng.choice(rows, size=POOL_CELLS, replace=False)) if len(rows) > POOL_CELLS else rows
-
-
-def _encoded(model: SVGe, ds: Dataset, rows: np.ndarray, labels: np.ndarray | None) -> EncodedCells:
-    if len(rows) == 0:
-        raise SvgeError("no training cells to take the latent box from")
-    mu, _ = codec.encode_arrays(model, ds.ops[rows], ds.adj[rows], ds.n_nodes[rows])
-    scores = labels[rows] if labels is not None else np.full(len(rows), np.nan)
-    return EncodedCells(ds, rows, scores.astype(np.float64), mu)
