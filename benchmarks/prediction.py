@@ -51,8 +51,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import ENAS_FILE, NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 
-from svge_cli.model.gphead import GPHead, one_hot_cells  # noqa: E402
-from svge_cli.model.predictor import fit_scale, kendall_tau, mse, pearson, spearman  # noqa: E402
+from svge_cli.arch import one_hot_cells  # noqa: E402
+from svge_cli.model.gphead import GPHead  # noqa: E402
+from svge_cli.model.predictor import kendall_tau, mse, pearson, spearman  # noqa: E402
+from svge_cli.model.scaling import fit_scale  # noqa: E402
 from svge_cli.storage import checkpoints, store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.store import Dataset  # noqa: E402

@@ -132,7 +132,7 @@ def load_task(task: str, shared: Path, ckpt: Path, ws: Workspace) -> dict[str, A
     lat, cached = pool_latents(ws, ck, ds)
     t1 = time.perf_counter()
     latent = zscore(lat.mu)
-    onehot = onehot_features(ds, space.vocab_size)
+    onehot = onehot_features(ds, space)
     return {
         "space": space,
         "ds": ds,

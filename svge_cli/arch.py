@@ -145,3 +145,21 @@ def pad_batch(archs: Sequence[Arch], max_nodes: int | None = None) -> tuple[np.n
 def unpad(ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray) -> list[Arch]:
     """Inverse of `pad_batch`."""
     return [Arch(ops[i, : int(n)], adj[i, : int(n), : int(n)]) for i, n in enumerate(n_nodes)]
+
+
+def one_hot_cells(ops: np.ndarray, adj: np.ndarray, vocab: int, width: int) -> np.ndarray:
+    """Cells as flat 0/1 vectors (float32): node types one-hot by position, padding all zero, then the strictly
+    upper-triangular adjacency.
+
+    A batch narrower than `width` is padded to it, so every batch of a space has the same columns: this is
+    the encoding of the NAS literature that shows what a latent space adds (for NB201, whose adjacency is
+    fixed, exactly its 6 edges x 5 ops one-hot plus constant columns).
+    """
+    ops, adj = np.asarray(ops, dtype=np.int64), np.asarray(adj)
+    if ops.shape[1] < width:
+        extra = width - ops.shape[1]
+        ops = np.pad(ops, ((0, 0), (0, extra)), constant_values=-1)
+        adj = np.pad(adj, ((0, 0), (0, extra), (0, extra)))
+    onehot = (ops[:, :, None] == np.arange(vocab)).reshape(len(ops), -1)
+    rows, cols = np.triu_indices(width, 1)
+    return np.concatenate([onehot, adj[:, rows, cols] != 0], axis=1).astype(np.float32)

@@ -21,7 +21,6 @@ from svge_cli.console import Ui, emit_json, simple_table
 from svge_cli.errors import SvgeError
 from svge_cli.explore import plots
 from svge_cli.model.predictor import (
-    LABEL_TRANSFORMS,
     label_column,
     labelled_dataset,
     load_predictor,
@@ -30,6 +29,7 @@ from svge_cli.model.predictor import (
     uncertainty_metrics,
     used_hashes,
 )
+from svge_cli.model.scaling import LABEL_TRANSFORMS
 from svge_cli.networks.proxies import PROXIES
 from svge_cli.networks.proxytable import DEFAULT_PROXIES, parse_proxies
 from svge_cli.spaces import SPACES, get_space

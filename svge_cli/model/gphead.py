@@ -34,22 +34,6 @@ JITTER = 1e-6
 PREDICT_BATCH = 4096
 
 
-def one_hot_cells(ops: np.ndarray, adj: np.ndarray, vocab: int, max_nodes: int) -> np.ndarray:
-    """Node types one-hot (padding all zero) beside the strictly upper-triangular adjacency entries."""
-    ops, adj = np.asarray(ops, dtype=np.int64), np.asarray(adj)
-    if ops.shape[1] < max_nodes:  # a batch padded to its own longest cell: pad to the model's width
-        extra = max_nodes - ops.shape[1]
-        ops = np.pad(ops, ((0, 0), (0, extra)), constant_values=-1)
-        adj = np.pad(adj, ((0, 0), (0, extra), (0, extra)))
-    onehot = (ops[:, :, None] == np.arange(vocab)).reshape(len(ops), -1)
-    rows, cols = np.triu_indices(max_nodes, 1)
-    return np.concatenate([onehot, adj[:, rows, cols]], axis=1).astype(np.float64)
-
-
-def one_hot_width(vocab: int, max_nodes: int) -> int:
-    return vocab * max_nodes + max_nodes * (max_nodes - 1) // 2
-
-
 class GPHead(nn.Module):
     """Exact GP regression on fixed inputs; `forward` gives the posterior mean, `spread` its std."""
 

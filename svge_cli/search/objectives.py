@@ -23,8 +23,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from svge_cli.arch import Arch, pad_batch
+from svge_cli.arch import Arch, one_hot_cells, pad_batch
 from svge_cli.errors import SvgeError
+from svge_cli.model.regressor import Regressor
 from svge_cli.model.scaling import Scaler
 from svge_cli.search.tasks import CellTask, run_cell
 from svge_cli.spaces import SearchSpace
@@ -193,16 +194,6 @@ SURROGATE_EPOCHS = 300
 SURROGATE_LR = 3e-3
 
 
-def cell_features(ops: np.ndarray, adj: np.ndarray, vocab: int) -> np.ndarray:
-    """A fixed-length encoding independent of the VAE: one-hot node types by position + adjacency bits."""
-    m = adj.shape[1]
-    onehot = np.zeros((len(ops), m, vocab), dtype=np.float32)
-    rows, cols = np.nonzero(ops >= 0)
-    onehot[rows, cols, ops[rows, cols]] = 1.0
-    upper = np.triu_indices(m, 1)
-    return np.concatenate([onehot.reshape(len(ops), -1), adj[:, upper[0], upper[1]].astype(np.float32)], axis=1)
-
-
 @dataclass
 class SurrogateObjective:
     """A regressor fitted on the labelled table scores cells the table lacks; table cells keep their label.
@@ -227,7 +218,7 @@ class SurrogateObjective:
         keep = np.isfinite(values)
         if keep.sum() < 2:
             raise SvgeError(f"the surrogate needs labelled cells, and {self.target!r} has {int(keep.sum())}")
-        feats = cell_features(self.table.ops[keep].astype(np.int64), self.table.adj[keep], self.vocab)
+        feats = one_hot_cells(self.table.ops[keep], self.table.adj[keep], self.vocab, self.width)
         self._net, self._scale = _fit_mlp(feats, values[keep], self.seed)
 
     @property
@@ -243,7 +234,7 @@ class SurrogateObjective:
         known = [self.scores.get(space.hash(a)) for a in archs]
         ops, adj, _ = pad_batch(list(archs), self.width)
         with torch.no_grad():
-            pred = self._net(torch.as_tensor(cell_features(ops, adj, self.vocab))).squeeze(-1).numpy()
+            pred = self._net(torch.as_tensor(one_hot_cells(ops, adj, self.vocab, self.width))).numpy()
         pred = self._scale.inverse(pred)
         return [
             Outcome(k, "label from the table") if k is not None else Outcome(float(p), "surrogate prediction")
@@ -251,26 +242,21 @@ class SurrogateObjective:
         ]
 
 
-def _fit_mlp(feats: np.ndarray, values: np.ndarray, seed: int) -> tuple[torch.nn.Module, Scaler]:
-    """A small MLP trained full-batch on standardised targets (seconds for ~20k cells)."""
+def _fit_mlp(feats: np.ndarray, values: np.ndarray, seed: int) -> tuple[Regressor, Scaler]:
+    """svge's MLP regressor (two hidden layers of SURROGATE_HIDDEN) trained on standardised targets in
+    mini-batches (seconds for ~20k cells)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     scale = Scaler.fit(values)
     x = torch.as_tensor(feats)
     y = torch.as_tensor(scale.forward(values), dtype=torch.float32)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[1], SURROGATE_HIDDEN),
-        torch.nn.ReLU(),
-        torch.nn.Linear(SURROGATE_HIDDEN, SURROGATE_HIDDEN),
-        torch.nn.ReLU(),
-        torch.nn.Linear(SURROGATE_HIDDEN, 1),
-    )
+    net = Regressor(x.shape[1], (SURROGATE_HIDDEN, SURROGATE_HIDDEN))
     opt = torch.optim.Adam(net.parameters(), lr=SURROGATE_LR, weight_decay=1e-5)
     batch = 512
     for _ in range(SURROGATE_EPOCHS):
         for idx in torch.randperm(len(x), generator=gen).split(batch):
             opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(net(x[idx]).squeeze(-1), y[idx])
+            loss = torch.nn.functional.mse_loss(net(x[idx]), y[idx])
             loss.backward()
             opt.step()
     return net.eval(), scale

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from svge_cli.model import SVGe, codec
+from svge_cli.spaces import SearchSpace
 from svge_cli.storage import store
 from svge_cli.storage.store import Checkpoint, Dataset, Latents
 from svge_cli.storage.workspace import Workspace
@@ -95,21 +96,9 @@ def zscore(features: np.ndarray) -> np.ndarray:
     return (f - f.mean(0)) / np.where(std > 0, std, 1.0)
 
 
-def onehot_features(ds: Dataset, vocab_size: int) -> np.ndarray:
-    """Cells as flat 0/1 vectors: one-hot node types per position, then the upper-triangular adjacency.
-
-    The baseline encoding that shows what the latent space adds; for NB201 (fixed adjacency)
-    it is exactly the 6 edges x 5 ops one-hot of the NB201 literature plus constants.
-    Constant columns are dropped.
-    """
-    m, n = ds.ops.shape
-    ops = ds.ops.astype(np.int64)
-    onehot = np.zeros((m, n, vocab_size), dtype=np.float32)
-    valid = ops >= 0
-    rows, cols = np.nonzero(valid)
-    onehot[rows, cols, ops[rows, cols]] = 1
-    iu = np.triu_indices(n, k=1)
-    feats = np.concatenate([onehot.reshape(m, -1), ds.adj[:, iu[0], iu[1]].astype(np.float32)], 1)
+def onehot_features(ds: Dataset, space: SearchSpace) -> np.ndarray:
+    """The space's one-hot cells with constant columns dropped: the baseline encoding for pool search."""
+    feats = space.one_hot(ds.ops, ds.adj)
     return feats[:, feats.std(0) > 0]
 
 

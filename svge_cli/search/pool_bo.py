@@ -206,7 +206,7 @@ def pool_feature_matrix(ctx: SearchContext, pool: Dataset, features: str, device
     """What pool search's GP sees of every cell: z-scored latent means (cached per checkpoint), the
     same beside the space's default zero-cost proxies (cached per cell in the workspace), or one-hot cells."""
     if features == ONEHOT or ctx.source is None:
-        return onehot_features(pool, ctx.space.vocab_size).astype(np.float64)
+        return onehot_features(pool, ctx.space).astype(np.float64)
     ck, ck_path = ctx.source
     began = time.perf_counter()
     lat, cached = pool_latents(ctx.ui.workspace, ck, pool, device=checkpoints.pick_device(device))

@@ -30,6 +30,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from svge_cli.model.scaling import rank_gauss
+
 DTYPE = torch.float64
 CHUNK = 4096  # candidates per prediction block
 JITTER = 1e-8
@@ -309,10 +311,7 @@ def transform_targets(y: np.ndarray, how: str) -> np.ndarray:
     """
     y = np.asarray(y, dtype=np.float64)
     if how == "rank":
-        from scipy.stats import norm, rankdata
-
-        u = (rankdata(y) - 0.5) / len(y)
-        out = norm.ppf(u)
+        out = rank_gauss(y)
     elif how == "log":
         spread = max(float(y.max() - y.min()), 1e-9)
         out = -np.log(y.max() - y + spread / 100)

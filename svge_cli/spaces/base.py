@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from svge_cli.arch import Arch, ArchError
+from svge_cli.arch import Arch, ArchError, one_hot_cells
 from svge_cli.storage.store import Dataset
 from svge_cli.training.config import LAPTOP, TrainConfig, paper_config
 
@@ -116,12 +116,20 @@ class SearchSpace(ABC):
         """The embedded training set used when nothing was imported: the whole space by default."""
         return self.enumerate_dataset()
 
+    def one_hot(self, ops: np.ndarray, adj: np.ndarray) -> np.ndarray:
+        """Padded cells as the space's one-hot encoding (`arch.one_hot_cells` at the space's width)."""
+        return one_hot_cells(ops, adj, self.vocab_size, self.max_nodes)
+
     def sample(self, n: int, seed: int) -> list[Arch]:
-        """`n` cells drawn uniformly; default draws from the enumeration."""
-        cells = list(self.enumerate())
-        rng = np.random.default_rng(seed)
-        idx = rng.choice(len(cells), size=min(n, len(cells)), replace=False)
-        return [cells[i] for i in idx]
+        """`n` distinct cells drawn uniformly from the enumeration (spaces that cannot be listed override it)."""
+        return draw_cells(self.enumerate_dataset(), n, seed)
 
     def ops_names(self, arch: Arch) -> list[str]:
         return [self.node_types[int(t)] if 0 <= int(t) < self.vocab_size else f"?{int(t)}" for t in arch.ops]
+
+
+def draw_cells(ds: Dataset, n: int, seed: int) -> list[Arch]:
+    """`n` distinct cells of `ds` drawn uniformly (all of them, shuffled, when it holds fewer): the one
+    random draw of every listable space, from its enumeration or from the workspace's cached copy."""
+    idx = np.random.default_rng(seed).choice(len(ds), size=min(n, len(ds)), replace=False)
+    return list(ds.archs(idx))

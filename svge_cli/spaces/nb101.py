@@ -523,9 +523,3 @@ class NB101Space(SearchSpace):
     def enumerate_dataset(self, max_vertices: int = MAX_NODES) -> Dataset:
         """The enumeration as arrays with official hashes, without building an Arch per cell."""
         return enumerate_dataset(max_vertices)
-
-    def sample(self, n: int, seed: int) -> list[Arch]:
-        """`n` distinct cells drawn uniformly from the enumeration."""
-        ds = enumerate_dataset()
-        idx = np.random.default_rng(seed).choice(len(ds), size=min(n, len(ds)), replace=False)
-        return list(ds.archs(idx))

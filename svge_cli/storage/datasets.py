@@ -10,6 +10,7 @@ from svge_cli.arch import Arch
 from svge_cli.errors import SvgeError
 from svge_cli.memory import ARCH_BYTES, ensure_fits
 from svge_cli.spaces import SearchSpace
+from svge_cli.spaces.base import draw_cells
 from svge_cli.storage import store
 from svge_cli.storage.store import Dataset
 from svge_cli.storage.workspace import Workspace
@@ -39,9 +40,7 @@ def sample_cells(space: SearchSpace, ws: Workspace, n: int, seed: int) -> list[A
     if not space.enumerable:
         ensure_fits(n * (ARCH_BYTES + space.max_nodes**2), f"sampling {n:,} {space.name} cells", "ask for fewer")
         return space.sample(n, seed)
-    ds = enumeration(space, ws)
-    idx = np.random.default_rng(seed).choice(len(ds), size=min(n, len(ds)), replace=False)
-    return list(ds.archs(idx))
+    return draw_cells(enumeration(space, ws), n, seed)
 
 
 def embedded_default(space: SearchSpace, ws: Workspace) -> Dataset:

@@ -27,18 +27,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from svge_cli.arch import one_hot_cells
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
 from svge_cli.model import SVGe, codec
 from svge_cli.model.features import FeatureSpec, ProxySource, transform
-from svge_cli.model.gphead import GPHead, one_hot_cells
+from svge_cli.model.gphead import GPHead
 from svge_cli.model.predictor import (
-    LABEL_TRANSFORMS,
     USED_HASHES,
-    LabelScale,
     Predictor,
-    fit_scale,
     is_finetuned,
     kendall_tau,
     label_column,
@@ -46,6 +44,7 @@ from svge_cli.model.predictor import (
     predictor_state,
 )
 from svge_cli.model.regressor import Regressor, RegressorEnsemble, make_head
+from svge_cli.model.scaling import LABEL_TRANSFORMS, LabelScale, fit_scale
 from svge_cli.networks.proxytable import settings_for
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store

@@ -19,7 +19,8 @@ from svge_cli.model.metrics import (
     spearman,
     top_k_overlap,
 )
-from svge_cli.model.predictor import LabelScale, label_column, match_truth
+from svge_cli.model.predictor import label_column, match_truth
+from svge_cli.model.scaling import LabelScale
 from svge_cli.storage.store import Dataset
 
 TRUTH = np.array([1.0, 2.0, 3.0, 4.0])

@@ -58,7 +58,7 @@ def test_another_checkpoint_or_other_cells_are_never_served_stale_latents(tmp_pa
 
 def test_features():
     ds = _cells(1000, 50)
-    oh = onehot_features(ds, 7)
+    oh = onehot_features(ds, get_space("nb201"))
     assert oh.shape[0] == 50 and set(np.unique(oh)) <= {0.0, 1.0} and oh.shape[1] <= 30
     # one op per edge; fixed columns (input/output types, the shared adjacency, edges never varied here) drop out
     assert np.allclose(oh.sum(1), oh.sum(1)[0]) and oh.sum(1)[0] <= 6

@@ -14,9 +14,6 @@ from conftest import TINY, Runner, assert_one_line_error
 from svge_cli.errors import SvgeError
 from svge_cli.model import ModelConfig, SVGe, codec
 from svge_cli.model.predictor import (
-    LabelScale,
-    RankGaussScale,
-    fit_scale,
     is_finetuned,
     load_predictor,
     scale_from_checkpoint,
@@ -25,6 +22,7 @@ from svge_cli.model.predictor import (
     used_hashes,
 )
 from svge_cli.model.regressor import STATE_PREFIX, Regressor
+from svge_cli.model.scaling import LabelScale, RankGaussScale, fit_scale
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
 from svge_cli.storage.store import Dataset
