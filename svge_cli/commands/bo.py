@@ -86,8 +86,8 @@ from svge_cli.spaces import get_space
     default=None,
     metavar="|".join(OBJECTIVES),
     help="benchmark = look cells up in the imported table; surrogate = a regressor fitted on it; "
-    "proxy:NAME = a zero-cost proxy of the cell's network (synflow, snip, grad_norm, jacob_cov, naswot, params, "
-    "flops) [default: benchmark when the table labels every cell of the space, else surrogate; "
+    "proxy:NAME = a zero-cost proxy of the cell's network (`svge score --help` lists them) "
+    "[default: benchmark when the table labels every cell of the space, else surrogate; "
     "without a table or an evaluator, proxy:synflow].",
 )
 @click.option(

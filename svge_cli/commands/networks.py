@@ -18,6 +18,7 @@ from svge_cli.commands.common import (
 )
 from svge_cli.console import Ui, emit_json, simple_table
 from svge_cli.explore.extrapolate import growth_rules
+from svge_cli.networks.proxies import PROXIES
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage.archtext import ArchRecord, infer_native_space, parse_json_arch, read_archs
 from svge_cli.storage.checkpoints import pick_device
@@ -131,7 +132,7 @@ def net_cmd(ui: Ui, archs: str, space: str | None, classes: int, output: str, as
 @click.command("score")
 @archs_argument
 @space_option()
-@click.option("--proxy", required=True, help="synflow, grad_norm, snip, jacob_cov, naswot, params or flops.")
+@click.option("--proxy", required=True, help=f"One of {', '.join(PROXIES)}.")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=2),
@@ -174,13 +175,13 @@ def score_cmd(
     Example:
       svge data sample nb201 -n 100 --format native | svge score - --proxy synflow
     """
-    from svge_cli.networks.proxies import NETWORK_SCORES, check_proxy, proxy_scores
+    from svge_cli.networks.proxies import ON_BATCH, PROXY_TABLE, check_proxy, proxy_scores
 
     check_proxy(proxy)
     refuse_overwriting_inputs({"-o": output}, {"ARCHS": archs})
     records, sp = read_cells(archs, space)
     batch = None
-    if data_dir is not None and proxy in NETWORK_SCORES:
+    if data_dir is not None and PROXY_TABLE[proxy].reads == ON_BATCH:
         batch = data_batch(data_dir, batch_size, seed)
     cells = [r.arch for r in records]
     with ui.progress(f"{proxy}", total=len(cells)) as bar:

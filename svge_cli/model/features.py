@@ -21,6 +21,7 @@ import numpy as np
 from svge_cli.arch import Arch
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
+from svge_cli.networks.proxies import PROXY_TABLE
 from svge_cli.networks.proxytable import (
     DEFAULT_PROXIES,
     ProxySettings,
@@ -33,7 +34,7 @@ from svge_cli.spaces import SearchSpace
 from svge_cli.storage.proxycache import ProxyCache, cache_path
 
 #: proxies whose values multiply up (sums of products over layers, counts): read on a log scale
-LOG_PROXIES = frozenset({"synflow", "snip", "grad_norm", "params", "flops"})
+LOG_PROXIES = frozenset(p.name for p in PROXY_TABLE.values() if p.log_scale)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """An exact GP head: scores (and their uncertainty) from a cell's latent mean, optionally beside its proxies
 and its one-hot cell.
 
-The kernel is Matern 5/2 with one length-scale per input (ARD) on inputs
-z-scored with the fitted cells' statistics, plus a constant mean and Gaussian
-noise; its hyper-parameters maximise the exact marginal likelihood (Adam, float64),
-written out in plain torch.  With a thousand labelled cells the N x N Cholesky
+The GP is svge's one exact GP (`svge_cli.model.exact_gp`, the same kernel and fit
+as pool search's): Matern 5/2 with one length-scale per input (ARD, under the
+dimension-scaled prior) on inputs z-scored with the fitted cells' statistics, plus
+a constant mean and Gaussian noise, hyper-parameters by L-BFGS on the exact
+marginal likelihood in float64.  With a thousand labelled cells the N x N Cholesky
 costs milliseconds, so no sparse approximation is needed.
 
 The fitted cells, the hyper-parameters and the input scaling are the module's
@@ -27,9 +28,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from svge_cli.model.exact_gp import ExactGP, matern52
+
 DTYPE = torch.float64
-FIT_ITERS = 80
-FIT_LR = 0.05
+FIT_ITERS = 30  # L-BFGS iterations of the marginal-likelihood fit
 JITTER = 1e-6
 PREDICT_BATCH = 4096
 
@@ -63,10 +65,7 @@ class GPHead(nn.Module):
     # ------------------------------------------------------------ kernel and posterior
 
     def _kernel(self, a: Tensor, b: Tensor, log_ls: Tensor, log_os: Tensor) -> Tensor:
-        a, b = a / log_ls.exp(), b / log_ls.exp()
-        r2 = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T).clamp_min(1e-12)
-        r = r2.sqrt() * math.sqrt(5)
-        return log_os.exp() * (1 + r + r * r / 3) * torch.exp(-r)
+        return matern52(a, b, log_ls.exp(), log_os.exp())
 
     def _scaled(self, x: Tensor) -> Tensor:
         """z-scored inputs; `x` may carry every column or only the dense ones (no one-hot block)."""
@@ -124,8 +123,8 @@ class GPHead(nn.Module):
 
     # ------------------------------------------------------------ fitting
 
-    def fit(self, x: np.ndarray, y: np.ndarray, iters: int = FIT_ITERS, lr: float = FIT_LR) -> "GPHead":
-        """Learn the hyper-parameters on (x, y) by the marginal likelihood, then condition on them."""
+    def fit(self, x: np.ndarray, y: np.ndarray, iters: int = FIT_ITERS) -> "GPHead":
+        """Learn the hyper-parameters on (x, y) with svge's exact GP fit (ARD), then condition on them."""
         xt = torch.as_tensor(np.asarray(x), dtype=DTYPE)
         self.x_mean.copy_(xt.mean(0))
         std = xt.std(0)
@@ -133,28 +132,13 @@ class GPHead(nn.Module):
         if self.onehot_dim:  # one-hot columns stay 0 / 1: their distances count differing ops and edges
             self.x_mean[self.dense_dim :] = 0
             self.x_std[self.dense_dim :] = 1
-        xs = self._scaled(xt)
-        yt = torch.as_tensor(np.asarray(y), dtype=DTYPE)
-        d = xs.shape[1]
-        log_ls = torch.full((d,), math.log(math.sqrt(d)), dtype=DTYPE, requires_grad=True)
-        log_os = torch.zeros((), dtype=DTYPE, requires_grad=True)
-        log_noise = torch.tensor(math.log(0.1), dtype=DTYPE, requires_grad=True)
-        mean = torch.zeros((), dtype=DTYPE, requires_grad=True)
-        opt = torch.optim.Adam([log_ls, log_os, log_noise, mean], lr=lr)
-        eye = torch.eye(len(xs), dtype=DTYPE)
-        for _ in range(iters):
-            opt.zero_grad()
-            k = self._kernel(xs, xs, log_ls, log_os) + (log_noise.exp() + JITTER) * eye
-            chol = torch.linalg.cholesky(k)
-            r = (yt - mean)[:, None]
-            nll = 0.5 * (r * torch.cholesky_solve(r, chol)).sum() + torch.log(torch.diagonal(chol)).sum()
-            (nll / len(xs)).backward()
-            opt.step()
+        gp = ExactGP(ard=True, iters=iters, warm=False)
+        gp.fit(self._scaled(xt).numpy(), np.asarray(y, dtype=np.float64))
         with torch.no_grad():
-            self.log_lengthscale.copy_(log_ls)
-            self.log_outputscale.copy_(log_os)
-            self.log_noise.copy_(log_noise.clamp_min(math.log(1e-6)))
-            self.mean.copy_(mean)
+            self.log_lengthscale.copy_(torch.as_tensor(gp.params.log_lengthscale, dtype=DTYPE))
+            self.log_outputscale.fill_(gp.params.log_outputscale)
+            self.log_noise.fill_(math.log(gp.noise))
+            self.mean.fill_(gp.params.mean)
         return self.condition(x, y)
 
     def condition(self, x: np.ndarray, y: np.ndarray) -> "GPHead":

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,10 +42,37 @@ from svge_cli.networks import INPUT_SHAPE, build
 from svge_cli.networks.counting import counts
 from svge_cli.spaces import SearchSpace
 
-#: proxies that need a built network, and the two that are counted from the structure
-NETWORK_PROXIES = ("synflow", "grad_norm", "snip", "jacob_cov", "naswot")
-COUNT_PROXIES = ("params", "flops")
-PROXIES = NETWORK_PROXIES + COUNT_PROXIES
+#: how a proxy reads a cell: counted from its structure, from its network alone, or from the network on a batch
+COUNTED, DATA_FREE, ON_BATCH = "counted", "data-free", "on-batch"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A registered zero-cost proxy: its name, what it reads, and whether its values multiply up (so that
+    predictors read it on a signed log scale)."""
+
+    name: str
+    reads: str
+    log_scale: bool
+    score: Callable[..., float]
+
+
+#: every proxy, in the order the help and error lines list them; filled by `register_proxy`
+PROXY_TABLE: dict[str, Proxy] = {}
+
+
+def register_proxy(name: str, reads: str, log_scale: bool) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Add the decorated scoring function to PROXY_TABLE: the one place a proxy is declared."""
+
+    def add(score: Callable[..., float]) -> Callable[..., float]:
+        if name in PROXY_TABLE:
+            raise ValueError(f"proxy {name!r} is registered twice")
+        PROXY_TABLE[name] = Proxy(name, reads, log_scale, score)
+        return score
+
+    return add
+
+
 #: Abdelfattah et al. score the data-dependent proxies on one batch of 64 images
 DEFAULT_BATCH = 64
 JACOB_K = 1e-5
@@ -64,6 +92,7 @@ def _weighted_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
+@register_proxy("synflow", DATA_FREE, log_scale=True)
 def synflow(model: nn.Module, shape: tuple[int, ...] = INPUT_SHAPE) -> float:
     """Data-free synaptic flow; changes the model's weights (pass a network built for scoring).
 
@@ -113,12 +142,14 @@ def _loss_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     F.cross_entropy(model(x), y).backward()
 
 
+@register_proxy("grad_norm", ON_BATCH, log_scale=True)
 def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     _loss_grads(model, x, y)
     with torch.no_grad():
         return float(sum(m.weight.grad.norm() for m in _weighted_layers(model) if m.weight.grad is not None))
 
 
+@register_proxy("snip", ON_BATCH, log_scale=True)
 def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     _loss_grads(model, x, y)
     with torch.no_grad():
@@ -127,6 +158,7 @@ def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         )
 
 
+@register_proxy("jacob_cov", ON_BATCH, log_scale=False)
 def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
     model.train().zero_grad(set_to_none=True)
     x = x.clone().requires_grad_(True)
@@ -143,6 +175,7 @@ def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) 
     return float(-np.sum(np.log(v + JACOB_K) + 1.0 / (v + JACOB_K)))
 
 
+@register_proxy("naswot", ON_BATCH, log_scale=False)
 def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
     n = x.shape[0]
     kernel = torch.zeros((n, n), dtype=torch.float64, device=x.device)
@@ -163,12 +196,19 @@ def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> 
     return float(logdet) if float(sign) > 0 else float("-inf")
 
 
-NETWORK_SCORES: dict[str, Callable[..., float]] = {
-    "grad_norm": grad_norm,
-    "snip": snip,
-    "jacob_cov": jacob_cov,
-    "naswot": naswot,
-}
+@register_proxy("params", COUNTED, log_scale=True)
+def params(arch: Arch, space: str | SearchSpace, num_classes: int = 10) -> float:
+    """Parameters of the benchmark's own network, counted from the cell's structure."""
+    return float(counts(arch, space, num_classes=num_classes).params)
+
+
+@register_proxy("flops", COUNTED, log_scale=True)
+def flops(arch: Arch, space: str | SearchSpace, num_classes: int = 10) -> float:
+    """Multiply-adds of the benchmark's own network at 32 x 32, counted from the cell's structure."""
+    return float(counts(arch, space, num_classes=num_classes).macs)
+
+
+PROXIES = tuple(PROXY_TABLE)
 
 
 def check_proxy(name: str) -> str:
@@ -190,16 +230,15 @@ def score_cell(
 ) -> float:
     """One proxy score for one cell: a network initialised from `seed` (built with the `network` options,
     e.g. fewer channels), scored on `batch` (or a seeded random one of images of `shape`)."""
-    check_proxy(proxy)
-    if proxy in COUNT_PROXIES:  # the benchmark's own network, whatever `network` says
-        c = counts(arch, space, num_classes=num_classes)
-        return float(c.params if proxy == "params" else c.macs)
+    entry = PROXY_TABLE[check_proxy(proxy)]
+    if entry.reads == COUNTED:  # the benchmark's own network, whatever `network` says
+        return entry.score(arch, space, num_classes)
     torch.manual_seed(seed)
     model = build(arch, space, num_classes=num_classes, **(network or {})).to(device)
-    if proxy == "synflow":
-        return synflow(model, shape)
+    if entry.reads == DATA_FREE:
+        return entry.score(model, shape)
     x, y = batch if batch is not None else random_batch(seed=seed, num_classes=num_classes, shape=shape)
-    return NETWORK_SCORES[proxy](model, x.to(device), y.to(device))
+    return entry.score(model, x.to(device), y.to(device))
 
 
 def proxy_scores(
@@ -221,7 +260,7 @@ def proxy_scores(
     cell's score does not depend on which other cells are scored with it.
     """
     check_proxy(proxy)
-    if batch is None and proxy in NETWORK_SCORES:
+    if batch is None and PROXY_TABLE[proxy].reads == ON_BATCH:
         # the input batch and the (B, B) kernel or correlation matrix: the least the proxy allocates
         need = batch_size * math.prod(shape) * 4 + batch_size**2 * 8
         ensure_fits(need, f"a proxy batch of {batch_size:,} images", "pass a smaller --batch-size")

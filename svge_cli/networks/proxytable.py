@@ -46,9 +46,9 @@ class ProxySettings:
 
     def key(self, proxy: str) -> str:
         """What the value of `proxy` depends on, as one string (the cache keys on it)."""
-        from svge_cli.networks.proxies import COUNT_PROXIES
+        from svge_cli.networks.proxies import COUNTED, PROXY_TABLE
 
-        if proxy in COUNT_PROXIES:
+        if PROXY_TABLE[proxy].reads == COUNTED:
             return f"{proxy}:structure"
         net = ",".join(f"{k}={v}" for k, v in self.network) or "benchmark"
         data = "" if proxy == "synflow" else f";batch={self.batch_size}"

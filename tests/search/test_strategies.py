@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from svge_cli.arch import Arch
+from svge_cli.model.exact_gp import ExactGP
 from svge_cli.search.evolution import EvolutionPool, EvolutionSpace, mutate
 from svge_cli.search.pool_bo import PoolBO
 from svge_cli.search.random_search import RandomPool
 from svge_cli.search.strategies import History, SearchError, run_search, search
-from svge_cli.search.surrogates import DNGO, ExactGP, transform_targets
+from svge_cli.search.surrogates import DNGO, transform_targets
 from svge_cli.spaces import get_space
 
 
