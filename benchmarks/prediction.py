@@ -59,7 +59,8 @@ from svge_cli.storage import checkpoints, store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.store import Dataset  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR  # noqa: E402
-from svge_cli.training.finetune import FinetuneConfig, draw_labels, finetune  # noqa: E402
+from svge_cli.training.finetune import finetune  # noqa: E402
+from svge_cli.training.labels import FinetuneConfig, draw_labels  # noqa: E402
 
 METHODS = ("svge", "frozen", "joint", "gp-onehot", "forest", "boosting")
 DEFAULT_METHODS = ("svge", "frozen", "forest", "boosting")

@@ -37,7 +37,8 @@ from svge_cli.storage import checkpoints
 from svge_cli.storage.archtext import read_archs
 from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import Dataset, write_text_lines
-from svge_cli.training.finetune import HEADS, POOLS, FinetuneConfig, FinetuneRequest, run_finetune
+from svge_cli.training.finetune_run import FinetuneRequest, run_finetune
+from svge_cli.training.labels import HEADS, POOLS, FinetuneConfig
 
 dataset_option = click.option(
     "--dataset",

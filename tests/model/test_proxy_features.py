@@ -23,7 +23,9 @@ from svge_cli.storage import checkpoints, store
 from svge_cli.storage.proxycache import ProxyCache, cache_path
 from svge_cli.storage.store import Dataset
 from svge_cli.storage.workspace import Workspace
-from svge_cli.training.finetune import FinetuneConfig, draw_labels, finetune, finetuned_checkpoint
+from svge_cli.training.finetune import finetune
+from svge_cli.training.finetune_run import finetuned_checkpoint
+from svge_cli.training.labels import FinetuneConfig, draw_labels
 
 NB201, NB101 = get_space("nb201"), get_space("nb101")
 CHEAP = ProxySettings(batch_size=4, resolution=8, network=(("channels", 4), ("n", 1)))

@@ -26,14 +26,9 @@ from svge_cli.model.scaling import LabelScale, RankGaussScale, fit_scale
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
 from svge_cli.storage.store import Dataset
-from svge_cli.training.finetune import (
-    FinetuneConfig,
-    LabelDraw,
-    draw_labels,
-    finetune,
-    finetuned_checkpoint,
-    pairwise_ranking_loss,
-)
+from svge_cli.training.finetune import finetune, pairwise_ranking_loss
+from svge_cli.training.finetune_run import finetuned_checkpoint
+from svge_cli.training.labels import FinetuneConfig, LabelDraw, draw_labels
 
 SP = get_space("nb201")
 CONV = SP.type_index("nor_conv_3x3")
