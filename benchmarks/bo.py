@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import ENAS_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 
+from svge_cli import artifacts
 from svge_cli.console import Ui  # noqa: E402
 from svge_cli.model import codec  # noqa: E402
 from svge_cli.search import runner  # noqa: E402
@@ -238,7 +239,7 @@ def run_enas(args: argparse.Namespace) -> dict[str, Any]:
     model = checkpoints.model_from_checkpoint(
         store.load_checkpoint(ck_path, "enas"), checkpoints.pick_device(args.device)
     )
-    train, test = ds.split_indices(store.SPLIT_TRAIN), ds.split_indices(store.SPLIT_TEST)
+    train, test = ds.split_indices(artifacts.SPLIT_TRAIN), ds.split_indices(artifacts.SPLIT_TEST)
     z_train, _ = codec.encode_arrays(model, ds.ops[train], ds.adj[train], ds.n_nodes[train])
     z_test, _ = codec.encode_arrays(model, ds.ops[test], ds.adj[test], ds.n_nodes[test])
     y = ds.labels["ws_acc"]

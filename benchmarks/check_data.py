@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import add_shared_data_option  # noqa: E402
 
+from svge_cli.artifacts import SPLIT_TEST, SPLIT_TRAIN, Dataset  # noqa: E402
+from svge_cli.errors import StoreError  # noqa: E402
 from svge_cli.spaces import SPACES, get_space  # noqa: E402
 from svge_cli.storage.datasets import summarize  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
-from svge_cli.storage.store import SPLIT_TEST, SPLIT_TRAIN, Dataset, StoreError  # noqa: E402
 
 Check = tuple[str, bool, str]  # (name, passed, detail)
 

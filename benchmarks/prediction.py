@@ -51,13 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared_data import ENAS_FILE, NB101_FILE, NB201_FILE, add_shared_data_option  # noqa: E402
 
+from svge_cli import artifacts
 from svge_cli.arch import one_hot_cells  # noqa: E402
+from svge_cli.artifacts import Dataset  # noqa: E402
 from svge_cli.model.gphead import GPHead  # noqa: E402
 from svge_cli.model.predictor import kendall_tau, mse, pearson, spearman  # noqa: E402
 from svge_cli.model.scaling import fit_scale  # noqa: E402
 from svge_cli.storage import checkpoints, store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
-from svge_cli.storage.store import Dataset  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR  # noqa: E402
 from svge_cli.training.finetune import finetune  # noqa: E402
 from svge_cli.training.labels import FinetuneConfig, draw_labels  # noqa: E402
@@ -108,7 +109,7 @@ def baseline(name: str, seed: int):
 def run_task(
     task: Task,
     ds: Dataset,
-    base: store.Checkpoint,
+    base: artifacts.Checkpoint,
     seeds: int,
     methods: list[str],
     epochs: int | None,
@@ -117,8 +118,8 @@ def run_task(
 ) -> dict[str, Any]:
     """Every method on `seeds` label draws of one task."""
     values = ds.labels[task.target]
-    pool = ds.split_indices(store.SPLIT_TRAIN) if task.pool == "train" else None
-    split_test = ds.split_indices(store.SPLIT_TEST) if task.pool == "train" else None
+    pool = ds.split_indices(artifacts.SPLIT_TRAIN) if task.pool == "train" else None
+    split_test = ds.split_indices(artifacts.SPLIT_TEST) if task.pool == "train" else None
     n = task.labels if full or task.quick_labels is None else task.quick_labels
     n = len(pool) if n is None else n
     model0 = checkpoints.model_from_checkpoint(base, device)

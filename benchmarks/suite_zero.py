@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from svge_cli.arch import one_hot_cells  # noqa: E402
+from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.model import codec
 from svge_cli.model.features import FeatureSpec, ProxySource, transform
 from svge_cli.model.gphead import GPHead
@@ -37,7 +38,6 @@ from svge_cli.networks.proxytable import ProxySettings
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints
 from svge_cli.storage.proxycache import ProxyCache
-from svge_cli.storage.store import Checkpoint, Dataset
 
 FEATURE_SETS = ("onehot", "latents", "proxies", "latents+onehot", "all")
 REGRESSORS = ("gp", "gp-residual", "boosting", "forest")

@@ -1,7 +1,7 @@
 """Errors a user can cause; the CLI prints their message as one line and exits non-zero.
 
 Every such error is an `SvgeError`: `ArchError` (a cell breaks a rule, in `arch`)
-and `StoreError` (a file cannot be read or written, in `storage.store`) are kinds of it.
+and `StoreError` (a file cannot be read or written, in `errors`, raised by `storage.store`) are kinds of it.
 """
 
 from __future__ import annotations
@@ -13,3 +13,7 @@ class SvgeError(Exception):
 
 #: FloatingPointError: training diverged (the message suggests a lower learning rate)
 USER_ERRORS: tuple[type[Exception], ...] = (SvgeError, FloatingPointError)
+
+
+class StoreError(SvgeError):
+    """A file that cannot be used: missing, corrupt, of another kind, space or version."""

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from svge_cli import artifacts
 from svge_cli.cli import main
 from svge_cli.model import ModelConfig, SVGe, codec
 from svge_cli.spaces import get_space
@@ -181,7 +182,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     sp = get_space("enas")
     folder = tmp_path_factory.mktemp("trained")
     ds = sp.default_dataset(seed=7, n=ENAS_CELLS)
-    ds.split = np.array([store.SPLIT_TRAIN] * TRAIN_CELLS + [store.SPLIT_TEST] * (ENAS_CELLS - TRAIN_CELLS), np.int8)
+    ds.split = np.array(
+        [artifacts.SPLIT_TRAIN] * TRAIN_CELLS + [artifacts.SPLIT_TEST] * (ENAS_CELLS - TRAIN_CELLS), np.int8
+    )
     store.save_dataset(folder / "dataset.h5", ds)
     torch.manual_seed(0)
     model = SVGe(ModelConfig(vocab_size=sp.vocab_size, max_nodes=sp.max_nodes, **TINY)).train()

@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from svge_cli import artifacts
 from svge_cli.arch import Arch, ArchError
+from svge_cli.artifacts import Latents
 from svge_cli.commands.common import (
     device_option,
     json_option,
@@ -32,7 +34,7 @@ from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets, store
 from svge_cli.storage.archtext import format_arch, infer_native_space, parse_json_arch, read_archs
 from svge_cli.storage.outputs import refuse_overwriting_inputs
-from svge_cli.storage.store import Latents, write_text_lines
+from svge_cli.storage.store import write_text_lines
 
 #: node limit when reading a cell to draw or grow: larger cells are the point of these commands
 _ANY_SIZE = 1_000
@@ -425,7 +427,7 @@ def _target_nodes(sp: SearchSpace, nodes: int | None, layers: int | None) -> int
 
 
 def _extrapolation_scorer(
-    ui: Ui, sp: SearchSpace, ck: store.Checkpoint, proxy: str | None, device: str, seed: int
+    ui: Ui, sp: SearchSpace, ck: artifacts.Checkpoint, proxy: str | None, device: str, seed: int
 ) -> tuple[Callable[[Sequence[Arch]], np.ndarray], str]:
     """What ranks the grown cells, and its name: the fine-tuned regressor, or a zero-cost proxy."""
     if proxy is None and is_finetuned(ck):

@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 import numpy as np
 
+from svge_cli import artifacts
 from svge_cli.commands.common import refuse_binary_to_terminal
 from svge_cli.console import Ui
 from svge_cli.storage import store
 from svge_cli.storage.outputs import refuse_overwriting_inputs
 
 
-def slim(ck: store.Checkpoint, fp16: bool) -> store.Checkpoint:
+def slim(ck: artifacts.Checkpoint, fp16: bool) -> artifacts.Checkpoint:
     """The checkpoint without optimizer state; float weights halved to float16 when asked.
 
     Resuming needs the optimizer state; encoding, decoding and fine-tuning do not.
@@ -21,7 +22,7 @@ def slim(ck: store.Checkpoint, fp16: bool) -> store.Checkpoint:
     dtype = np.float16 if fp16 else np.float32
     state = {k: v.astype(dtype) if np.issubdtype(v.dtype, np.floating) else v for k, v in ck.state.items()}
     meta = ck.meta | {"exported_from_epoch": ck.epoch, "fp16": fp16}
-    return store.Checkpoint(ck.space, ck.config, state, ck.epoch, ck.history, b"", ck.arrays, meta)
+    return artifacts.Checkpoint(ck.space, ck.config, state, ck.epoch, ck.history, b"", ck.arrays, meta)
 
 
 @click.command("export")

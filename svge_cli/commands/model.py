@@ -6,6 +6,8 @@ from dataclasses import asdict
 
 import click
 
+from svge_cli.arch import pad_batch
+from svge_cli.artifacts import Latents
 from svge_cli.commands.common import (
     device_option,
     json_option,
@@ -27,7 +29,7 @@ from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
 from svge_cli.storage.archtext import format_arch, read_archs
 from svge_cli.storage.outputs import refuse_overwriting_inputs
-from svge_cli.storage.store import Latents, write_text_lines
+from svge_cli.storage.store import write_text_lines
 from svge_cli.training.vae import TrainRequest, held_out_split, train_vae
 
 checkpoint_option = click.option(
@@ -218,7 +220,7 @@ def encode_cmd(
         plots.latent_pca(
             plot, mu, latent_scores(ck, mu), f"predicted {ck.meta.get('target')}", f"{sp.name} latent space"
         )
-    ops, adj, n = store.pad_batch(cells)
+    ops, adj, n = pad_batch(cells)
     store.save_latents(output, Latents(sp.name, mu, logvar, [sp.hash(a) for a in cells], ck.fingerprint(), ops, adj, n))
     if output != "-":
         ui.note(f"encoded {len(cells)} {sp.name} cells into {output}")

@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from svge_cli.arch import pad_batch
+from svge_cli.artifacts import Dataset
 from svge_cli.commands.common import (
     device_option,
     json_option,
@@ -36,7 +37,7 @@ from svge_cli.spaces import SPACES, get_space
 from svge_cli.storage import checkpoints
 from svge_cli.storage.archtext import read_archs
 from svge_cli.storage.outputs import refuse_overwriting_inputs
-from svge_cli.storage.store import Dataset, write_text_lines
+from svge_cli.storage.store import write_text_lines
 from svge_cli.training.finetune_run import FinetuneRequest, run_finetune
 from svge_cli.training.labels import HEADS, POOLS, FinetuneConfig
 

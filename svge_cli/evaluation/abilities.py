@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from svge_cli.arch import Arch
+from svge_cli.artifacts import Dataset
 from svge_cli.evaluation.recon import reconstruction_accuracy
 from svge_cli.model import SVGe, codec
 from svge_cli.spaces import SearchSpace
-from svge_cli.storage.store import Dataset
 
 ISO_TOLERANCE = 1e-4
 #: the abilities that are shares, in the order of the paper's Table I (then ours)

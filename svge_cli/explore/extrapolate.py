@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from svge_cli.arch import INPUT_TYPE, OUTPUT_TYPE, Arch
+from svge_cli.artifacts import Dataset
 from svge_cli.errors import SvgeError
 from svge_cli.spaces import SearchSpace
-from svge_cli.storage.store import Dataset
 
 #: scores a batch of cells (higher is better): the finetuned regressor on the encoder's latent means
 Scorer = Callable[[Sequence[Arch]], np.ndarray]

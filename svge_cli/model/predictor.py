@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from svge_cli.arch import Arch, one_hot_cells, pad_batch, unpad
+from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.model import SVGe, codec, load_state_arrays, state_arrays
@@ -36,7 +37,6 @@ from svge_cli.model.regressor import STATE_PREFIX, Regressor, RegressorEnsemble,
 from svge_cli.model.scaling import LabelScale, RankGaussScale
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets, store
-from svge_cli.storage.store import Checkpoint, Dataset
 from svge_cli.storage.workspace import Workspace
 
 USED_HASHES = "used_hashes"  # arrays key: hashes of every cell the regressor was fitted or validated on

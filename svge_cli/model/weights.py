@@ -1,4 +1,4 @@
-"""Model weights as plain numpy arrays, the form `store.Checkpoint` keeps them in."""
+"""Model weights as plain numpy arrays, the form `artifacts.Checkpoint` keeps them in."""
 
 from __future__ import annotations
 

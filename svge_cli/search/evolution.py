@@ -26,9 +26,9 @@ from typing import Any, Callable, Hashable, Sequence
 import numpy as np
 
 from svge_cli.arch import Arch, ArchError
+from svge_cli.artifacts import Dataset
 from svge_cli.search.registry import SearchContext, register
 from svge_cli.search.strategies import History, SearchError, Strategy
-from svge_cli.storage.store import Dataset
 
 DEFAULT_POPULATION = 10
 DEFAULT_SAMPLE = 3

@@ -32,13 +32,13 @@ import numpy as np
 import torch
 
 from svge_cli.arch import Arch
+from svge_cli.artifacts import Dataset
 from svge_cli.errors import SvgeError
 from svge_cli.model import SVGe, codec
 from svge_cli.model.scaling import Scaler
 from svge_cli.search.gp import DEFAULT_INDUCING, fit_sparse_gp, gp_quality, select_batch
 from svge_cli.search.strategies import History, SearchError
 from svge_cli.spaces import SearchSpace
-from svge_cli.storage.store import Dataset
 
 NEW, DUPLICATE, INVALID = "new", "duplicate", "invalid"
 DEFAULT_INIT = 100

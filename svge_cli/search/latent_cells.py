@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from svge_cli import artifacts
+from svge_cli.artifacts import Dataset
 from svge_cli.errors import SvgeError
 from svge_cli.model import SVGe, codec
 from svge_cli.model.scaling import Scaler
@@ -20,8 +22,7 @@ from svge_cli.search.objectives import Objective, target_column
 from svge_cli.search.registry import SearchContext, register
 from svge_cli.search.strategies import Strategy
 from svge_cli.spaces import SearchSpace
-from svge_cli.storage import checkpoints, datasets, store
-from svge_cli.storage.store import Dataset
+from svge_cli.storage import checkpoints, datasets
 from svge_cli.storage.workspace import Workspace
 from svge_cli.training.vae import held_out_split
 
@@ -44,7 +45,7 @@ def build_latent(ctx: SearchContext, req: Any) -> Callable[[int], Strategy]:
 def latent_problem(
     ws: Workspace,
     sp: SearchSpace,
-    ck: store.Checkpoint,
+    ck: artifacts.Checkpoint,
     model: SVGe,
     table: Dataset | None,
     target: str | None,
@@ -68,7 +69,7 @@ def latent_problem(
     start = _encoded(model, reference, start_rows, labels)
     test = None
     if labels is not None and objective.name != "evaluator":
-        test_rows = _cap(np.nonzero((table.split == store.SPLIT_TEST) & np.isfinite(labels))[0], rng)
+        test_rows = _cap(np.nonzero((table.split == artifacts.SPLIT_TEST) & np.isfinite(labels))[0], rng)
         test = _encoded(model, table, test_rows, labels) if len(test_rows) > 1 else None
     return LatentProblem(
         sp,
@@ -83,11 +84,11 @@ def latent_problem(
 
 
 def _training_cells(
-    ws: Workspace, sp: SearchSpace, ck: store.Checkpoint, table: Dataset | None
+    ws: Workspace, sp: SearchSpace, ck: artifacts.Checkpoint, table: Dataset | None
 ) -> tuple[Dataset, np.ndarray]:
     """The training cells: the table's train split, or without a table the checkpoint's own training rows."""
     if table is not None:
-        return table, np.nonzero(table.split == store.SPLIT_TRAIN)[0]
+        return table, np.nonzero(table.split == artifacts.SPLIT_TRAIN)[0]
     ds, train_rows, _ = held_out_split(ws, sp, ck, None)
     return ds, train_rows
 

@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from svge_cli.arch import Arch, one_hot_cells, pad_batch
+from svge_cli.artifacts import Dataset
 from svge_cli.errors import SvgeError
 from svge_cli.model.regressor import Regressor
 from svge_cli.model.scaling import Scaler
 from svge_cli.search.tasks import CellTask, run_cell
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage.archtext import format_arch
-from svge_cli.storage.store import Dataset
 
 DEFAULT_TIMEOUT = 3600.0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from svge_cli.artifacts import Dataset
 from svge_cli.errors import SvgeError
 from svge_cli.search.objectives import (
     DEFAULT_PROXY,
@@ -23,7 +24,6 @@ from svge_cli.search.objectives import (
     default_target,
 )
 from svge_cli.spaces import SearchSpace
-from svge_cli.storage.store import Dataset
 
 OBJECTIVES = ("benchmark", "surrogate", "proxy:NAME")
 

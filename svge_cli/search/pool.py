@@ -25,10 +25,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from svge_cli.artifacts import Checkpoint, Dataset, Latents
+from svge_cli.errors import StoreError
 from svge_cli.model import SVGe, codec
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage import store
-from svge_cli.storage.store import Checkpoint, Dataset, Latents
 from svge_cli.storage.workspace import Workspace
 
 ENCODE_BATCH = 1024  # measured fastest on one CPU thread for NB201 (larger batches were slower)
@@ -77,7 +78,7 @@ def pool_latents(
             lat = store.load_latents(path, ds.space)
             if lat.checkpoint == fingerprint and len(lat) == len(ds) and np.array_equal(lat.hashes, ds.hashes):
                 return lat, True
-        except store.StoreError:
+        except StoreError:
             pass  # rebuilt below, never trusted
     if model is None:
         from svge_cli.storage.checkpoints import model_from_checkpoint

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.search.objectives import Objective
 from svge_cli.search.strategies import Strategy
 from svge_cli.spaces import SearchSpace
-from svge_cli.storage.store import Checkpoint, Dataset
 
 
 @dataclass(frozen=True)

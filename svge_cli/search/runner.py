@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from svge_cli.arch import Arch
+from svge_cli.artifacts import Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.search import catalog  # noqa: F401  (every strategy registers itself)
@@ -45,7 +46,6 @@ from svge_cli.search.strategies import DEFAULT_BATCH, Strategy
 from svge_cli.search.tasks import failed, run_cell
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import checkpoints, datasets
-from svge_cli.storage.store import Dataset
 
 DEFAULT_BUDGET = 150
 

@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from svge_cli.arch import Arch, ArchError, one_hot_cells
-from svge_cli.storage.store import Dataset
+from svge_cli.artifacts import Dataset
 from svge_cli.training.config import LAPTOP, TrainConfig, paper_config
 
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from svge_cli.arch import INPUT_TYPE, OUTPUT_TYPE, Arch, ArchError
+from svge_cli.artifacts import SPLIT_TEST, SPLIT_TRAIN, Dataset
 from svge_cli.spaces.base import SearchSpace
-from svge_cli.storage.store import SPLIT_TEST, SPLIT_TRAIN, Dataset
 
 OPS = ("conv3x3", "sepconv3x3", "conv5x5", "sepconv5x5", "avgpool3x3", "maxpool3x3")
 DVAE_LABELS = ("conv3", "sep3", "conv5", "sep5", "avg3", "max3")

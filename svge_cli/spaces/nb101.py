@@ -48,8 +48,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from svge_cli.arch import INPUT_TYPE, OUTPUT_TYPE, Arch, ArchError
+from svge_cli.artifacts import Dataset
 from svge_cli.spaces.base import SearchSpace
-from svge_cli.storage.store import Dataset
 from svge_cli.training.config import LAPTOP, paper_config
 
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")

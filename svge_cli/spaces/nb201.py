@@ -31,8 +31,8 @@ from typing import Iterator
 import numpy as np
 
 from svge_cli.arch import INPUT_TYPE, OUTPUT_TYPE, Arch, ArchError
+from svge_cli.artifacts import Dataset
 from svge_cli.spaces.base import SearchSpace
-from svge_cli.storage.store import Dataset
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: cell edges (from cell node, to cell node); edge k is DAG node k + 1

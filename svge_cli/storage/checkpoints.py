@@ -12,11 +12,11 @@ from typing import Callable
 
 import torch
 
-from svge_cli.errors import SvgeError
+from svge_cli.artifacts import Checkpoint
+from svge_cli.errors import StoreError, SvgeError
 from svge_cli.model import ModelConfig, SVGe, load_state_arrays, state_arrays
 from svge_cli.model.regressor import STATE_PREFIX as REGRESSOR_PREFIX
 from svge_cli.storage import store
-from svge_cli.storage.store import Checkpoint
 from svge_cli.storage.workspace import Workspace, pretrained_checkpoint
 
 
@@ -39,7 +39,7 @@ def model_from_checkpoint(ck: Checkpoint, device: torch.device | str = "cpu") ->
         model = SVGe(config)
         load_state_arrays(model, {k: v for k, v in ck.state.items() if not k.startswith(REGRESSOR_PREFIX)})
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise store.StoreError(f"checkpoint does not describe an svge model this version can build ({e})") from None
+        raise StoreError(f"checkpoint does not describe an svge model this version can build ({e})") from None
     return model.to(device).eval()
 
 

@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from svge_cli import artifacts
 from svge_cli.arch import Arch
-from svge_cli.errors import SvgeError
+from svge_cli.artifacts import Dataset
+from svge_cli.errors import StoreError, SvgeError
 from svge_cli.memory import ARCH_BYTES, ensure_fits
 from svge_cli.spaces import SearchSpace
 from svge_cli.spaces.base import draw_cells
 from svge_cli.storage import store
-from svge_cli.storage.store import Dataset
 from svge_cli.storage.workspace import Workspace
 
 DEFAULT_SPLIT_SEED = 0
@@ -27,7 +28,7 @@ def enumeration(space: SearchSpace, ws: Workspace) -> Dataset:
     if path.exists():
         try:
             return store.load_dataset(path, space.name)
-        except store.StoreError:
+        except StoreError:
             pass  # a damaged cache is rebuilt, never trusted
     ds = space.enumerate_dataset()
     ds.source = f"enumeration of {space.name}"
@@ -69,9 +70,9 @@ def training_dataset(space: SearchSpace, ws: Workspace, path: str | None = None)
 
 def random_split(n: int, seed: int) -> np.ndarray:
     """A seeded 90/10 split: the last tenth of a permutation is the test set."""
-    split = np.full(n, store.SPLIT_TRAIN, dtype=np.int8)
+    split = np.full(n, artifacts.SPLIT_TRAIN, dtype=np.int8)
     perm = np.random.default_rng(seed).permutation(n)
-    split[perm[n - int(round(n * TEST_SHARE)) :]] = store.SPLIT_TEST
+    split[perm[n - int(round(n * TEST_SHARE)) :]] = artifacts.SPLIT_TEST
     return split
 
 
@@ -89,8 +90,8 @@ def summarize(ds: Dataset) -> dict[str, Any]:
     }
     if ds.split is not None:
         out["split"] = {
-            "train": int((ds.split == store.SPLIT_TRAIN).sum()),
-            "test": int((ds.split == store.SPLIT_TEST).sum()),
+            "train": int((ds.split == artifacts.SPLIT_TRAIN).sum()),
+            "test": int((ds.split == artifacts.SPLIT_TEST).sum()),
         }
     for name, col in ds.labels.items():
         finite = col[np.isfinite(col)]

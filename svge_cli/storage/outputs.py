@@ -15,7 +15,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from svge_cli.storage.store import STDIO, StoreError
+from svge_cli.errors import StoreError
+from svge_cli.storage.store import STDIO
 
 PathLike = str | Path | None
 

@@ -26,12 +26,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from svge_cli.artifacts import Dataset
 from svge_cli.model import SVGe, codec
 from svge_cli.model.features import ProxySource
 from svge_cli.model.predictor import Predictor
 from svge_cli.model.regressor import Regressor, RegressorEnsemble, make_head
 from svge_cli.model.scaling import fit_scale
-from svge_cli.storage.store import Dataset
 from svge_cli.training.config import TrainConfig
 from svge_cli.training.gpfit import fit_gp
 from svge_cli.training.labels import FinetuneConfig, LabelDraw

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from svge_cli import artifacts
+from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
@@ -21,7 +23,6 @@ from svge_cli.model.predictor import (
 )
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
-from svge_cli.storage.store import Checkpoint, Dataset
 from svge_cli.training.finetune import History, finetune
 from svge_cli.training.gpfit import proxy_source
 from svge_cli.training.labels import POOLS, FinetuneConfig, LabelDraw, draw_labels
@@ -138,7 +139,7 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
     ds, source = labelled_dataset(ui.workspace, sp, req.dataset)
     target = req.target or sp.default_target
     values = label_column(ds, target, source)
-    pool = ds.split_indices(store.SPLIT_TRAIN) if req.pool == "train" else None
+    pool = ds.split_indices(artifacts.SPLIT_TRAIN) if req.pool == "train" else None
     draw = draw_labels(values, req.labels, cfg, pool)
     if draw.skipped_nan:
         ui.note(f"skipped {draw.skipped_nan:,} cells whose {target} is unknown (NaN)")

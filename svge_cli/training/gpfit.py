@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from svge_cli.arch import one_hot_cells
+from svge_cli.artifacts import Dataset
 from svge_cli.console import Ui
 from svge_cli.model import SVGe, codec
 from svge_cli.model.features import FeatureSpec, ProxySource, transform
@@ -17,7 +18,6 @@ from svge_cli.model.predictor import Predictor, kendall_tau
 from svge_cli.model.scaling import LabelScale
 from svge_cli.networks.proxytable import settings_for
 from svge_cli.spaces import get_space
-from svge_cli.storage.store import Dataset
 from svge_cli.training.labels import FinetuneConfig, LabelDraw
 
 History = list[dict[str, Any]]

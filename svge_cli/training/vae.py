@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from svge_cli import artifacts
+from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
 from svge_cli.model import ModelConfig, SVGe, configure_cpu
 from svge_cli.spaces import SearchSpace, get_space, use_workspace
 from svge_cli.storage import checkpoints, datasets, store
-from svge_cli.storage.store import Checkpoint, Dataset
 from svge_cli.storage.workspace import Workspace
 from svge_cli.training.config import TrainConfig
 from svge_cli.training.distributed import (
@@ -100,7 +101,7 @@ def _rows(ds: Dataset, limit: int | None, seed: int) -> tuple[np.ndarray, np.nda
     if limit is not None and limit < len(ds):
         rows = np.sort(np.random.default_rng(seed).choice(len(ds), size=limit, replace=False))
     split = ds.split[rows]
-    train, test = rows[split == store.SPLIT_TRAIN], rows[split == store.SPLIT_TEST]
+    train, test = rows[split == artifacts.SPLIT_TRAIN], rows[split == artifacts.SPLIT_TEST]
     if len(train) == 0 or len(test) == 0:
         raise SvgeError(f"need cells in both the train and test split, got {len(train)} / {len(test)}")
     return train, test

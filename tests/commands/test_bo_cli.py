@@ -12,6 +12,7 @@ import torch
 from bo_helpers import NB201, TARGET, make_workspace, score_of
 from conftest import Result, Runner, assert_one_line_error
 
+from svge_cli import artifacts
 from svge_cli.model import ModelConfig, SVGe
 from svge_cli.search.journal import journal_path
 from svge_cli.search.latent import LatentBO
@@ -204,7 +205,7 @@ def test_a_sampled_table_defaults_to_surrogate_predictions_from_the_labelled_spl
     (trial,) = json.loads(Path(facts["results"]).read_text())["trials"]
     (rnd,) = trial["rounds"]
     assert len(trial["queries"]) == rnd["new"] <= 3
-    assert rnd["gp"]["points"] == int((table.split == store.SPLIT_TEST).sum())
+    assert rnd["gp"]["points"] == int((table.split == artifacts.SPLIT_TEST).sum())
 
 
 def test_without_a_table_a_table_objective_is_refused_with_what_to_do(workdir: Path, svge: Runner) -> None:

@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import Runner, assert_one_line_error
 
-from svge_cli import __version__, commands
+from svge_cli import __version__, artifacts, commands
 from svge_cli.cli import COMMANDS, cli
 from svge_cli.spaces import get_space
 from svge_cli.storage import store
@@ -204,7 +204,7 @@ def test_import_dvae_enas_text_into_the_workspace(svge: Runner, workdir: Path, t
     assert result.code == 0, result.stderr
     assert "imported 50 enas cells (45 train / 5 test)" in result.stderr
     ds = store.load_dataset(workdir / "enas" / "dataset.h5", "enas")
-    assert len(ds) == 50 and (ds.split == store.SPLIT_TRAIN).sum() == 45
+    assert len(ds) == 50 and (ds.split == artifacts.SPLIT_TRAIN).sum() == 45
     assert "ws_acc" in ds.labels
 
 

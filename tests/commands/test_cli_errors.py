@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import Result, Runner, Trained, assert_one_line_error, shell
 
+from svge_cli import artifacts
 from svge_cli.storage import store
 
 OLD = b"the previous output, which a failed command must not touch\n"
@@ -351,7 +352,7 @@ def test_ctrl_c_while_writing_hdf5_leaves_the_old_file(
 
 def test_latents_of_another_dimension(svge: Runner, enas_ws: Path, tmp_path: Path) -> None:
     z = np.zeros((3, 10), dtype=np.float32)
-    store.save_latents(tmp_path / "ten.h5", store.Latents("enas", z, z, np.full(3, "")))
+    store.save_latents(tmp_path / "ten.h5", artifacts.Latents("enas", z, z, np.full(3, "")))
     (tmp_path / "out.txt").write_bytes(OLD)
     assert_one_line_error(svge("decode", "ten.h5", "-o", "out.txt"), "ten.h5", "dimension 10", "dimension 8")
     assert_untouched(tmp_path / "out.txt")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import TINY, Runner, Trained, assert_one_line_error, shell
 
+from svge_cli import artifacts
 from svge_cli.arch import Arch
 from svge_cli.model import ModelConfig, SVGe, codec
 from svge_cli.spaces import get_space
@@ -54,7 +55,7 @@ def other_space_checkpoint(path: Path) -> Path:
 
 def random_latents(path: Path, count: int, scale: float = 2.0) -> Path:
     z = (np.random.default_rng(0).standard_normal((count, TINY["latent"])) * scale).astype(np.float32)
-    store.save_latents(path, store.Latents("enas", z, np.zeros_like(z), np.full(count, "")))
+    store.save_latents(path, artifacts.Latents("enas", z, np.zeros_like(z), np.full(count, "")))
     return path
 
 

@@ -12,6 +12,7 @@ import torch
 from cells import NB101_BEST, NB101_TINY
 from conftest import TINY, Runner, assert_one_line_error
 
+from svge_cli.artifacts import Checkpoint
 from svge_cli.model import ModelConfig, SVGe
 from svge_cli.model.predictor import Predictor, predictor_state
 from svge_cli.model.regressor import Regressor
@@ -19,7 +20,6 @@ from svge_cli.model.scaling import LabelScale
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
 from svge_cli.storage.archtext import format_arch
-from svge_cli.storage.store import Checkpoint
 
 NB101 = get_space("nb101")
 BEST, SMALL = NB101_BEST, NB101_TINY

@@ -7,6 +7,7 @@ import pytest
 from cells import NB101_BEST, NB101_TINY
 
 from svge_cli.arch import Arch, from_lists
+from svge_cli.artifacts import Dataset
 from svge_cli.errors import SvgeError
 from svge_cli.explore.extrapolate import (
     best_labelled,
@@ -16,7 +17,6 @@ from svge_cli.explore.extrapolate import (
     single_insertions,
 )
 from svge_cli.spaces import get_space
-from svge_cli.storage.store import Dataset
 
 NB101 = get_space("nb101")
 ENAS = get_space("enas")

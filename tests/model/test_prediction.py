@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from svge_cli.artifacts import Dataset
 from svge_cli.errors import SvgeError
 from svge_cli.model.metrics import (
     average_ranks,
@@ -21,7 +22,6 @@ from svge_cli.model.metrics import (
 )
 from svge_cli.model.predictor import label_column, match_truth
 from svge_cli.model.scaling import LabelScale
-from svge_cli.storage.store import Dataset
 
 TRUTH = np.array([1.0, 2.0, 3.0, 4.0])
 PRED = np.array([1.0, 3.0, 2.0, 4.0])  # the middle two swapped

@@ -11,6 +11,7 @@ import torch
 from conftest import TINY
 
 from svge_cli.arch import Arch, pad_batch
+from svge_cli.artifacts import Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.model import ModelConfig, SVGe
@@ -21,7 +22,6 @@ from svge_cli.networks.proxytable import ProxySettings
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
 from svge_cli.storage.proxycache import ProxyCache, cache_path
-from svge_cli.storage.store import Dataset
 from svge_cli.storage.workspace import Workspace
 from svge_cli.training.finetune import finetune
 from svge_cli.training.finetune_run import finetuned_checkpoint

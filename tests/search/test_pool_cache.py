@@ -7,21 +7,22 @@ import itertools
 import numpy as np
 import torch
 
+from svge_cli import artifacts
 from svge_cli.model import ModelConfig, SVGe, codec
 from svge_cli.search.pool import onehot_features, pool_latents, pool_path, zscore
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import checkpoints
 from svge_cli.storage.workspace import Workspace
 
 
-def _cells(start: int, n: int) -> store.Dataset:
+def _cells(start: int, n: int) -> artifacts.Dataset:
     """NB201 cells start..start+n of the product order (no full enumeration needed)."""
     sp = get_space("nb201")
     archs = [sp.from_edge_ops(c) for c in itertools.islice(itertools.product(range(5), repeat=6), start, start + n)]
-    return store.Dataset.from_archs("nb201", archs, [sp.hash(a) for a in archs], sp.max_nodes)
+    return artifacts.Dataset.from_archs("nb201", archs, [sp.hash(a) for a in archs], sp.max_nodes)
 
 
-def _checkpoint(seed: int) -> store.Checkpoint:
+def _checkpoint(seed: int) -> artifacts.Checkpoint:
     sp = get_space("nb201")
     torch.manual_seed(seed)
     model = SVGe(ModelConfig(vocab_size=sp.vocab_size, max_nodes=sp.max_nodes, hidden=8, latent=4)).eval()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from svge_cli.arch import Arch, ArchError
+from svge_cli.artifacts import SPLIT_TEST, SPLIT_TRAIN
 from svge_cli.spaces import get_space
 from svge_cli.spaces.enas import EnasSpace
-from svge_cli.storage.store import SPLIT_TEST, SPLIT_TRAIN
 
 ROW = "[[1], [4, 0], [5, 0, 0], [0, 1, 1, 1], [2, 1, 1, 1, 1], [3, 0, 0, 0, 0, 1]]"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from svge_cli.errors import StoreError
 from svge_cli.spaces.nb101 import NB101Space
 from svge_cli.storage.importers import import_file
 from svge_cli.storage.importers.nb101_tfrecord import crc32c, masked_crc32c, parse_model_metrics, read_nb101_tfrecord
-from svge_cli.storage.store import StoreError
 
 SPACE = NB101Space()
 # two NAS-Bench-101 cells with their official module hashes (test vectors)

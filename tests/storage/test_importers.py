@@ -13,10 +13,11 @@ import pytest
 import torch
 from cells import NB101_RECORD
 
+from svge_cli.artifacts import SPLIT_TEST, SPLIT_TRAIN
+from svge_cli.errors import StoreError
 from svge_cli.spaces.enas import EnasSpace
 from svge_cli.spaces.nb201 import NB201Space
 from svge_cli.storage.importers import detect_format, import_file
-from svge_cli.storage.store import SPLIT_TEST, SPLIT_TRAIN, StoreError
 
 NB201_HEADER = "index,arch,cifar10_valid_val,cifar10_valid_test,cifar10_test,params_mb"
 

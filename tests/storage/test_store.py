@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from svge_cli.arch import from_lists
+from svge_cli.artifacts import Checkpoint, Dataset, Latents
+from svge_cli.errors import StoreError
 from svge_cli.storage import store
-from svge_cli.storage.store import Checkpoint, Dataset, Latents, StoreError
 
 
 def chain(n: int, op: int = 2):

@@ -11,6 +11,8 @@ import pytest
 import torch
 from conftest import TINY, Runner, assert_one_line_error
 
+from svge_cli import artifacts
+from svge_cli.artifacts import Dataset
 from svge_cli.errors import SvgeError
 from svge_cli.model import ModelConfig, SVGe, codec
 from svge_cli.model.predictor import (
@@ -25,7 +27,6 @@ from svge_cli.model.regressor import STATE_PREFIX, Regressor
 from svge_cli.model.scaling import LabelScale, RankGaussScale, fit_scale
 from svge_cli.spaces import get_space
 from svge_cli.storage import checkpoints, store
-from svge_cli.storage.store import Dataset
 from svge_cli.training.finetune import finetune, pairwise_ranking_loss
 from svge_cli.training.finetune_run import finetuned_checkpoint
 from svge_cli.training.labels import FinetuneConfig, LabelDraw, draw_labels
@@ -124,7 +125,7 @@ def test_early_stopping_keeps_the_best_validation_epoch() -> None:
     assert np.mean((pred - y) ** 2) == pytest.approx(best["val_mse"], rel=1e-4)
 
 
-def finetuned(tmp_path: Path, cfg: FinetuneConfig = FAST) -> tuple[store.Checkpoint, Dataset, LabelDraw]:
+def finetuned(tmp_path: Path, cfg: FinetuneConfig = FAST) -> tuple[artifacts.Checkpoint, Dataset, LabelDraw]:
     ds = conv_dataset(60)
     base = checkpoints.snapshot(
         "nb201", tiny_vae(), arrays={"train_rows": np.arange(3, dtype=np.int32)}, meta={"dataset": "elsewhere"}
@@ -381,7 +382,7 @@ def test_a_checkpoint_from_before_the_new_heads_still_loads(tmp_path: Path) -> N
     """No label_transform, no kind / heads in the regressor config: a plain Regressor and LabelScale."""
     ck, ds, _ = finetuned(tmp_path, replace(FAST, label_transform="standard"))
     meta = {k: v for k, v in ck.meta.items() if k not in ("label_transform", "head")}
-    old = store.Checkpoint(
+    old = artifacts.Checkpoint(
         ck.space,
         ck.config,
         ck.state,

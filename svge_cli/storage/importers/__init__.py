@@ -17,11 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from svge_cli.arch import ArchError
+from svge_cli.artifacts import Dataset
+from svge_cli.errors import StoreError
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage.importers.dvae_enas import BURN_IN, read_dvae_enas
 from svge_cli.storage.importers.jsonl import read_jsonl
 from svge_cli.storage.importers.nb201 import ARCH_COLUMN, PICKLE_PROTO, ZIP_MAGIC, read_arch_csv, read_nb201_pth
-from svge_cli.storage.store import Dataset, StoreError
 
 EXTENSIONS = {
     ".tfrecord": "tfrecord",

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from svge_cli.arch import Arch, ArchError
+from svge_cli.artifacts import Dataset
+from svge_cli.errors import StoreError
 from svge_cli.spaces import SearchSpace
 from svge_cli.spaces.nb201 import NB201Space
-from svge_cli.storage.store import Dataset, StoreError
 
 _TEXT = object()  # marks a value that is not a number
 _NOT_FINITE = object()  # marks inf, -inf, nan or a number too large for a float: stored as unknown

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from svge_cli.arch import Arch, ArchError
+from svge_cli.artifacts import SPLIT_TEST, SPLIT_TRAIN, Dataset
+from svge_cli.errors import StoreError
 from svge_cli.spaces.enas import EnasSpace
 from svge_cli.storage.importers._common import check_cell, make_dataset, read_lines, where
-from svge_cli.storage.store import SPLIT_TEST, SPLIT_TRAIN, Dataset, StoreError
 
 BURN_IN = 1000
 SHUFFLE_SEED = 0

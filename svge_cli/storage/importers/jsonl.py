@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from svge_cli.arch import Arch, ArchError
+from svge_cli.artifacts import Dataset
+from svge_cli.errors import StoreError
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage.archtext import parse_json_arch
 from svge_cli.storage.importers._common import LabelColumns, check_cell, drop_repeats, make_dataset, read_lines, where
-from svge_cli.storage.store import Dataset, StoreError
 
 HASH_KEY = "hash"
 

@@ -38,10 +38,11 @@ from typing import Iterator
 import numpy as np
 
 from svge_cli.arch import Arch, ArchError
+from svge_cli.artifacts import Dataset
+from svge_cli.errors import StoreError
 from svge_cli.spaces import SearchSpace
 from svge_cli.spaces.nb101 import hash_arrays
 from svge_cli.storage.importers._common import check_cell, make_dataset
-from svge_cli.storage.store import Dataset, StoreError
 
 DEFAULT_EPOCHS = 108
 HEADER = struct.Struct("<QI")  # data length, masked CRC-32C of the length bytes

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from svge_cli.arch import Arch
+from svge_cli.artifacts import Dataset
+from svge_cli.errors import StoreError
 from svge_cli.spaces import SearchSpace
 from svge_cli.storage.importers._common import LabelColumns, drop_repeats, make_dataset, parse_native, read_lines, where
-from svge_cli.storage.store import Dataset, StoreError
 
 ARCH_COLUMN = "arch"
 #: label column -> (NAS-Bench-201 dataset, evaluation set)
