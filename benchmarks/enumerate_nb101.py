@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shared_data import NB101_FILE, add_shared_data_option  # noqa: E402
 
 from svge_cli.artifacts import Dataset  # noqa: E402
-from svge_cli.spaces.nb101 import MAX_NODES, NB101Space, default_workers, enumerate_dataset  # noqa: E402
+from svge_cli.spaces.nb101 import MAX_NODES, NB101Space, enumerate_dataset  # noqa: E402
+from svge_cli.spaces.nb101_hash import default_workers  # noqa: E402
 
 EXPECTED = 423_624
 

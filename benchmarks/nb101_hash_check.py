@@ -24,7 +24,8 @@ from shared_data import NB101_FILE, add_shared_data_option  # noqa: E402
 
 from svge_cli.arch import Arch  # noqa: E402
 from svge_cli.artifacts import Dataset  # noqa: E402
-from svge_cli.spaces.nb101 import NB101Space, hash_arrays  # noqa: E402
+from svge_cli.spaces.nb101 import NB101Space  # noqa: E402
+from svge_cli.spaces.nb101_hash import hash_arrays  # noqa: E402
 
 
 def load_cells(path: Path, space: NB101Space) -> tuple[list[Arch], list[str]]:

@@ -22,8 +22,8 @@ from svge_cli.networks import nb101 as nb101_net
 from svge_cli.networks import nb201 as nb201_net
 from svge_cli.spaces import SearchSpace
 from svge_cli.spaces.enas import EnasSpace
-from svge_cli.spaces.nb101 import FIRST_OP, prune
-from svge_cli.spaces.nb101 import OPS as NB101_OPS
+from svge_cli.spaces.nb101_hash import FIRST_OP, prune
+from svge_cli.spaces.nb101_hash import OPS as NB101_OPS
 from svge_cli.spaces.nb201 import EDGES, OP_OFFSET, NB201Space
 from svge_cli.spaces.nb201 import OPS as NB201_OPS
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from svge_cli.arch import Arch, ArchError
-from svge_cli.spaces.nb101 import FIRST_OP, OPS, prune
+from svge_cli.spaces.nb101_hash import FIRST_OP, OPS, prune
 
 STEM_CHANNELS = 128
 STACKS = 3

@@ -20,7 +20,7 @@ import numpy as np
 from svge_cli.arch import INPUT_TYPE, OUTPUT_TYPE, Arch, ArchError, is_connected_dag
 from svge_cli.artifacts import Dataset
 from svge_cli.spaces.base import SearchSpace
-from svge_cli.spaces.nb101 import graph_hash, prune
+from svge_cli.spaces.nb101_hash import graph_hash, prune
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 RESERVED = ("input", "output")

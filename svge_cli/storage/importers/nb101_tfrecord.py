@@ -41,7 +41,7 @@ from svge_cli.arch import Arch, ArchError
 from svge_cli.artifacts import Dataset
 from svge_cli.errors import StoreError
 from svge_cli.spaces import SearchSpace
-from svge_cli.spaces.nb101 import hash_arrays
+from svge_cli.spaces.nb101_hash import hash_arrays
 from svge_cli.storage.importers._common import check_cell, make_dataset
 
 DEFAULT_EPOCHS = 108
