@@ -48,7 +48,10 @@ from shared_data import ENAS_FILE, NB201_FILE, add_shared_data_option  # noqa: E
 
 from svge_cli import artifacts
 from svge_cli.console import Ui  # noqa: E402
-from svge_cli.model import codec  # noqa: E402
+from svge_cli.model import (
+    checkpoints,  # noqa: E402
+    codec,  # noqa: E402
+)
 from svge_cli.search import runner  # noqa: E402
 from svge_cli.search.cluster import ClusterOptions  # noqa: E402
 from svge_cli.search.gp import (  # noqa: E402
@@ -62,7 +65,7 @@ from svge_cli.search.gp import (  # noqa: E402
 from svge_cli.search.latent import LatentSettings  # noqa: E402
 from svge_cli.search.options import SearchOptions  # noqa: E402
 from svge_cli.search.runner import StrategyRequest, TrialRecord  # noqa: E402
-from svge_cli.storage import checkpoints, store  # noqa: E402
+from svge_cli.storage import store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
 from svge_cli.training.vae import TrainRequest, train_vae  # noqa: E402

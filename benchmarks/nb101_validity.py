@@ -20,9 +20,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from svge_cli.model import codec  # noqa: E402
+from svge_cli.model import (
+    checkpoints,  # noqa: E402
+    codec,  # noqa: E402
+)
 from svge_cli.spaces import get_space  # noqa: E402
-from svge_cli.storage import checkpoints, store  # noqa: E402
+from svge_cli.storage import store  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR  # noqa: E402
 
 

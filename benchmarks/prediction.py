@@ -54,10 +54,11 @@ from shared_data import ENAS_FILE, NB101_FILE, NB201_FILE, add_shared_data_optio
 from svge_cli import artifacts
 from svge_cli.arch import one_hot_cells  # noqa: E402
 from svge_cli.artifacts import Dataset  # noqa: E402
+from svge_cli.model import checkpoints  # noqa: E402
 from svge_cli.model.gphead import GPHead  # noqa: E402
 from svge_cli.model.predictor import kendall_tau, mse, pearson, spearman  # noqa: E402
 from svge_cli.model.scaling import fit_scale  # noqa: E402
-from svge_cli.storage import checkpoints, store  # noqa: E402
+from svge_cli.storage import store  # noqa: E402
 from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR  # noqa: E402
 from svge_cli.training.finetune import finetune  # noqa: E402

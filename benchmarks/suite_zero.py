@@ -29,14 +29,13 @@ import torch
 
 from svge_cli.arch import one_hot_cells  # noqa: E402
 from svge_cli.artifacts import Checkpoint, Dataset
-from svge_cli.model import codec
+from svge_cli.model import checkpoints, codec
 from svge_cli.model.features import FeatureSpec, ProxySource, transform
 from svge_cli.model.gphead import GPHead
 from svge_cli.model.predictor import kendall_tau, spearman
 from svge_cli.model.scaling import fit_scale
 from svge_cli.networks.proxytable import ProxySettings
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints
 from svge_cli.storage.proxycache import ProxyCache
 
 FEATURE_SETS = ("onehot", "latents", "proxies", "latents+onehot", "all")

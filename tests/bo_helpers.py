@@ -9,12 +9,12 @@ import numpy as np
 import torch
 
 from svge_cli.artifacts import Dataset
-from svge_cli.model import ModelConfig, SVGe
+from svge_cli.model import ModelConfig, SVGe, checkpoints
 from svge_cli.model.scaling import Scaler
 from svge_cli.search.latent import EncodedCells, LatentProblem
 from svge_cli.spaces import get_space
 from svge_cli.spaces.nb201 import ADJ, OP_OFFSET
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import store
 from svge_cli.storage.workspace import Workspace
 
 NB201 = get_space("nb201")

@@ -21,9 +21,9 @@ import torch
 
 from svge_cli import artifacts
 from svge_cli.cli import main
-from svge_cli.model import ModelConfig, SVGe, codec
+from svge_cli.model import ModelConfig, SVGe, checkpoints, codec
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import store
 from svge_cli.storage.archtext import format_arch
 from svge_cli.storage.workspace import Workspace
 from svge_cli.training.vae import dataset_digest

@@ -29,9 +29,10 @@ from svge_cli.errors import SvgeError
 from svge_cli.explore import plots, render
 from svge_cli.explore.circle import Walk, chain_cell, step_edits, walk
 from svge_cli.explore.extrapolate import FAMILIES, Ranked, best_labelled, grow, growth_rules
+from svge_cli.model import checkpoints
 from svge_cli.model.predictor import is_finetuned, load_predictor
 from svge_cli.spaces import SearchSpace, get_space
-from svge_cli.storage import checkpoints, datasets, store
+from svge_cli.storage import datasets, store
 from svge_cli.storage.archtext import format_arch, infer_native_space, parse_json_arch, read_archs
 from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import write_text_lines

@@ -23,10 +23,10 @@ from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import SHARES, decodes_needed
 from svge_cli.evaluation.abilities import evaluate as evaluate_abilities
 from svge_cli.explore import plots
-from svge_cli.model import codec
+from svge_cli.model import checkpoints, codec
 from svge_cli.model.predictor import latent_scores
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import store
 from svge_cli.storage.archtext import format_arch, read_archs
 from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import write_text_lines

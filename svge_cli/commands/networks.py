@@ -18,10 +18,10 @@ from svge_cli.commands.common import (
 )
 from svge_cli.console import Ui, emit_json, simple_table
 from svge_cli.explore.extrapolate import growth_rules
+from svge_cli.model.checkpoints import pick_device
 from svge_cli.networks.proxies import PROXIES
 from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage.archtext import ArchRecord, infer_native_space, parse_json_arch, read_archs
-from svge_cli.storage.checkpoints import pick_device
 from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import write_text_lines
 

@@ -21,6 +21,7 @@ from svge_cli.commands.model import checkpoint_option
 from svge_cli.console import Ui, emit_json, simple_table
 from svge_cli.errors import SvgeError
 from svge_cli.explore import plots
+from svge_cli.model import checkpoints
 from svge_cli.model.predictor import (
     label_column,
     labelled_dataset,
@@ -34,7 +35,6 @@ from svge_cli.model.scaling import LABEL_TRANSFORMS
 from svge_cli.networks.proxies import PROXIES
 from svge_cli.networks.proxytable import DEFAULT_PROXIES, parse_proxies
 from svge_cli.spaces import SPACES, get_space
-from svge_cli.storage import checkpoints
 from svge_cli.storage.archtext import read_archs
 from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import write_text_lines

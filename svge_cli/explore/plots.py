@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from svge_cli.atomic import atomic_path
 from svge_cli.errors import SvgeError
-from svge_cli.storage.store import atomic_path
 
 FORMATS = {".png": "png", ".svg": "svg"}
 DPI = 150

@@ -19,7 +19,7 @@ from svge_cli.arch import Arch, one_hot_cells, pad_batch, unpad
 from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
-from svge_cli.model import SVGe, codec, load_state_arrays, state_arrays
+from svge_cli.model import SVGe, checkpoints, codec, load_state_arrays, state_arrays
 from svge_cli.model.features import FeatureSpec, ProxySource
 from svge_cli.model.gphead import GPHead
 from svge_cli.model.metrics import (  # noqa: F401  (re-exported: the metrics' long-standing home)
@@ -36,7 +36,7 @@ from svge_cli.model.metrics import (  # noqa: F401  (re-exported: the metrics' l
 from svge_cli.model.regressor import STATE_PREFIX, Regressor, RegressorEnsemble, head_from_config
 from svge_cli.model.scaling import LabelScale, RankGaussScale
 from svge_cli.spaces import SearchSpace, get_space
-from svge_cli.storage import checkpoints, datasets, store
+from svge_cli.storage import datasets, store
 from svge_cli.storage.workspace import Workspace
 
 USED_HASHES = "used_hashes"  # arrays key: hashes of every cell the regressor was fitted or validated on

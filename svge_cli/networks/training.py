@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from svge_cli.arch import Arch
+from svge_cli.atomic import atomic_path
 from svge_cli.errors import SvgeError
 from svge_cli.networks import build, count_params
 from svge_cli.networks.cifar import Cifar, to_tensor
 from svge_cli.spaces import SearchSpace
-from svge_cli.storage.store import atomic_path
 
 CHECKPOINT_VERSION = 1
 

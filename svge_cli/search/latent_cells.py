@@ -15,14 +15,14 @@ import numpy as np
 from svge_cli import artifacts
 from svge_cli.artifacts import Dataset
 from svge_cli.errors import SvgeError
-from svge_cli.model import SVGe, codec
+from svge_cli.model import SVGe, checkpoints, codec
 from svge_cli.model.scaling import Scaler
 from svge_cli.search.latent import DEFAULT_LATENT_BATCH, EncodedCells, LatentBO, LatentProblem, LatentSettings
 from svge_cli.search.objectives import Objective, target_column
 from svge_cli.search.registry import SearchContext, register
 from svge_cli.search.strategies import Strategy
 from svge_cli.spaces import SearchSpace
-from svge_cli.storage import checkpoints, datasets
+from svge_cli.storage import datasets
 from svge_cli.storage.workspace import Workspace
 from svge_cli.training.vae import held_out_split
 

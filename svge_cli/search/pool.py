@@ -81,7 +81,7 @@ def pool_latents(
         except StoreError:
             pass  # rebuilt below, never trusted
     if model is None:
-        from svge_cli.storage.checkpoints import model_from_checkpoint
+        from svge_cli.model.checkpoints import model_from_checkpoint
 
         model = model_from_checkpoint(ck, device)
     mu, logvar = encode_pool(model, ds, progress=progress)

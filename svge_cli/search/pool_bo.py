@@ -19,12 +19,12 @@ import numpy as np
 from scipy.special import ndtr
 
 from svge_cli.artifacts import Dataset
+from svge_cli.model import checkpoints
 from svge_cli.model.features import pool_features, proxy_source
 from svge_cli.search.pool import onehot_features, pool_latents, zscore
 from svge_cli.search.registry import SearchContext, register
 from svge_cli.search.strategies import DEFAULT_BATCH, History, SearchError, Strategy, unqueried
 from svge_cli.search.surrogates import Surrogate, make_surrogate, transform_targets
-from svge_cli.storage import checkpoints
 
 #: what pool search's GP may see of a cell (`svge bo --features`)
 LATENT, ONEHOT, LATENT_PROXIES = "latent", "onehot", "latent+proxies"

@@ -24,6 +24,7 @@ from svge_cli.arch import Arch
 from svge_cli.artifacts import Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
+from svge_cli.model import checkpoints
 from svge_cli.search import catalog  # noqa: F401  (every strategy registers itself)
 from svge_cli.search.cluster import ClusterOptions, Executor, InlineExecutor
 from svge_cli.search.driver import Driver, Engine, TrialRun, exhausted, restore
@@ -45,7 +46,7 @@ from svge_cli.search.registry import SearchContext, entry
 from svge_cli.search.strategies import DEFAULT_BATCH, Strategy
 from svge_cli.search.tasks import failed, run_cell
 from svge_cli.spaces import SearchSpace, get_space
-from svge_cli.storage import checkpoints, datasets
+from svge_cli.storage import datasets
 
 DEFAULT_BUDGET = 150
 

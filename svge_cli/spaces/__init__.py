@@ -60,7 +60,7 @@ def add_user_space(path: Path) -> SearchSpace:
     if target.is_file() and Path(path).resolve() != target.resolve():
         if load_spec(target).__dict__ != space.__dict__:
             raise ArchError(f"{path}: the workspace already holds another space named {space.name!r} ({target})")
-    from svge_cli.storage.store import atomic_path
+    from svge_cli.atomic import atomic_path
 
     with atomic_path(target) as tmp:  # unique temporaries; a killed writer's are swept by the next one
         tmp.write_text(Path(path).read_text())

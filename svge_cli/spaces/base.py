@@ -9,7 +9,7 @@ import numpy as np
 
 from svge_cli.arch import Arch, ArchError, one_hot_cells
 from svge_cli.artifacts import Dataset
-from svge_cli.training.config import LAPTOP, TrainConfig, paper_config
+from svge_cli.train_config import LAPTOP, TrainConfig, paper_config
 
 
 class SearchSpace(ABC):

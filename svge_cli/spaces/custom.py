@@ -89,7 +89,7 @@ class CellSpace(SearchSpace):
 
     def parse_native(self, text: str) -> Arch:
         """A user space's text is its JSON line (no other notation exists for it)."""
-        from svge_cli.storage.archtext import parse_json_arch
+        from svge_cli.spaces.jsonline import parse_json_arch
 
         if not text.lstrip().startswith("{"):
             raise ArchError(f"cells of the user space {self.name} are written as JSON lines")

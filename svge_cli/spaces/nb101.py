@@ -56,7 +56,7 @@ from svge_cli.spaces.nb101_hash import (
     official_labels,
     prune,
 )
-from svge_cli.training.config import LAPTOP, paper_config
+from svge_cli.train_config import LAPTOP, paper_config
 
 SHORT = {"conv3x3": "conv3x3-bn-relu", "conv1x1": "conv1x1-bn-relu", "maxpool": "maxpool3x3"}
 MAX_NODES = 7

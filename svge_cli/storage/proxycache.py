@@ -16,8 +16,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from svge_cli.atomic import atomic_path
 from svge_cli.errors import SvgeError
-from svge_cli.storage.store import atomic_path
 from svge_cli.storage.workspace import Workspace
 
 KIND = "svge-proxy-cache"

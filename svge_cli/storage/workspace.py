@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from svge_cli.storage.store import atomic_path
+from svge_cli.atomic import atomic_path
 
 DEFAULT_WORKDIR = ".svge"
 ENV_WORKDIR = "SVGE_WORKDIR"

@@ -32,7 +32,7 @@ from svge_cli.model.features import ProxySource
 from svge_cli.model.predictor import Predictor
 from svge_cli.model.regressor import Regressor, RegressorEnsemble, make_head
 from svge_cli.model.scaling import fit_scale
-from svge_cli.training.config import TrainConfig
+from svge_cli.train_config import TrainConfig
 from svge_cli.training.gpfit import fit_gp
 from svge_cli.training.labels import FinetuneConfig, LabelDraw
 from svge_cli.training.loop import batch_rows, epoch_order, open_epoch

@@ -13,6 +13,7 @@ from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
+from svge_cli.model import checkpoints
 from svge_cli.model.predictor import (
     USED_HASHES,
     Predictor,
@@ -22,7 +23,7 @@ from svge_cli.model.predictor import (
     predictor_state,
 )
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import store
 from svge_cli.training.finetune import History, finetune
 from svge_cli.training.gpfit import proxy_source
 from svge_cli.training.labels import POOLS, FinetuneConfig, LabelDraw, draw_labels

@@ -25,7 +25,7 @@ from torch import nn
 
 from svge_cli.evaluation.recon import reconstruction_accuracy
 from svge_cli.model import SVGe, bf16_matmuls
-from svge_cli.training.config import TrainConfig
+from svge_cli.train_config import TrainConfig
 from svge_cli.training.distributed import Group
 from svge_cli.training.noise import cell_noise
 

@@ -24,11 +24,11 @@ from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
-from svge_cli.model import ModelConfig, SVGe, configure_cpu
+from svge_cli.model import ModelConfig, SVGe, checkpoints, configure_cpu
 from svge_cli.spaces import SearchSpace, get_space, use_workspace
-from svge_cli.storage import checkpoints, datasets, store
+from svge_cli.storage import datasets, store
 from svge_cli.storage.workspace import Workspace
-from svge_cli.training.config import TrainConfig
+from svge_cli.train_config import TrainConfig
 from svge_cli.training.distributed import (
     Group,
     check_world,

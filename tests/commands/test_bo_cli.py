@@ -13,11 +13,11 @@ from bo_helpers import NB201, TARGET, make_workspace, score_of
 from conftest import Result, Runner, assert_one_line_error
 
 from svge_cli import artifacts
-from svge_cli.model import ModelConfig, SVGe
+from svge_cli.model import ModelConfig, SVGe, checkpoints
 from svge_cli.search.journal import journal_path
 from svge_cli.search.latent import LatentBO
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import store
 from svge_cli.storage.workspace import Workspace
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "evaluator.py"

@@ -17,9 +17,9 @@ from conftest import TINY, Runner, Trained, assert_one_line_error, shell
 
 from svge_cli import artifacts
 from svge_cli.arch import Arch
-from svge_cli.model import ModelConfig, SVGe, codec
+from svge_cli.model import ModelConfig, SVGe, checkpoints, codec
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import store
 from svge_cli.storage.archtext import read_archs
 from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace
 from svge_cli.training import vae as vae_training

@@ -13,12 +13,12 @@ from cells import NB101_BEST, NB101_TINY
 from conftest import TINY, Runner, assert_one_line_error
 
 from svge_cli.artifacts import Checkpoint
-from svge_cli.model import ModelConfig, SVGe
+from svge_cli.model import ModelConfig, SVGe, checkpoints
 from svge_cli.model.predictor import Predictor, predictor_state
 from svge_cli.model.regressor import Regressor
 from svge_cli.model.scaling import LabelScale
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import store
 from svge_cli.storage.archtext import format_arch
 
 NB101 = get_space("nb101")

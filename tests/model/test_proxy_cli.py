@@ -13,9 +13,9 @@ from cells import NB101_BEST
 from conftest import TINY, Runner, assert_one_line_error
 
 from svge_cli.artifacts import Dataset
-from svge_cli.model import ModelConfig, SVGe
+from svge_cli.model import ModelConfig, SVGe, checkpoints
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_proxy_features import _nb101_cells  # noqa: E402

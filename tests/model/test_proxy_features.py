@@ -14,13 +14,13 @@ from svge_cli.arch import Arch, pad_batch
 from svge_cli.artifacts import Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
-from svge_cli.model import ModelConfig, SVGe
+from svge_cli.model import ModelConfig, SVGe, checkpoints
 from svge_cli.model.features import FeatureSpec, ProxySource, pool_features, transform
 from svge_cli.model.gphead import GPHead
 from svge_cli.model.predictor import load_predictor
 from svge_cli.networks.proxytable import ProxySettings
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import store
 from svge_cli.storage.proxycache import ProxyCache, cache_path
 from svge_cli.storage.workspace import Workspace
 from svge_cli.training.finetune import finetune

@@ -8,10 +8,9 @@ import numpy as np
 import torch
 
 from svge_cli import artifacts
-from svge_cli.model import ModelConfig, SVGe, codec
+from svge_cli.model import ModelConfig, SVGe, checkpoints, codec
 from svge_cli.search.pool import onehot_features, pool_latents, pool_path, zscore
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints
 from svge_cli.storage.workspace import Workspace
 
 

@@ -14,7 +14,7 @@ from conftest import TINY, Runner, assert_one_line_error
 from svge_cli import artifacts
 from svge_cli.artifacts import Dataset
 from svge_cli.errors import SvgeError
-from svge_cli.model import ModelConfig, SVGe, codec
+from svge_cli.model import ModelConfig, SVGe, checkpoints, codec
 from svge_cli.model.predictor import (
     is_finetuned,
     load_predictor,
@@ -26,7 +26,7 @@ from svge_cli.model.predictor import (
 from svge_cli.model.regressor import STATE_PREFIX, Regressor
 from svge_cli.model.scaling import LabelScale, RankGaussScale, fit_scale
 from svge_cli.spaces import get_space
-from svge_cli.storage import checkpoints, store
+from svge_cli.storage import store
 from svge_cli.training.finetune import finetune, pairwise_ranking_loss
 from svge_cli.training.finetune_run import finetuned_checkpoint
 from svge_cli.training.labels import FinetuneConfig, LabelDraw, draw_labels

@@ -10,7 +10,7 @@ import torch
 from test_model import make_model, random_graphs
 
 from svge_cli.model import load_state_arrays, state_arrays
-from svge_cli.training.config import TrainConfig
+from svge_cli.train_config import TrainConfig
 from svge_cli.training.loop import fit, learning_rate
 
 DATA = random_graphs(20, 24)
