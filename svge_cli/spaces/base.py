@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from typing import Iterator
 
@@ -122,7 +123,12 @@ class SearchSpace(ABC):
 
     def sample(self, n: int, seed: int) -> list[Arch]:
         """`n` distinct cells drawn uniformly from the enumeration (spaces that cannot be listed override it)."""
-        return draw_cells(self.enumerate_dataset(), n, seed)
+        return draw_cells(self._listing, n, seed)
+
+    @functools.cached_property
+    def _listing(self) -> Dataset:
+        """The enumeration, built once per process for draws (NB101's takes seconds to hash); read only."""
+        return self.enumerate_dataset()
 
     def ops_names(self, arch: Arch) -> list[str]:
         return [self.node_types[int(t)] if 0 <= int(t) < self.vocab_size else f"?{int(t)}" for t in arch.ops]

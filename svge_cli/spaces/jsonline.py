@@ -43,9 +43,11 @@ def _json_space(obj: dict[str, Any], space: SearchSpace | None) -> SearchSpace:
         if space is None:
             raise ArchError('no "space" key and no space given; pass --space')
         return space
-    if space is not None and name != space.name:
+    if space is None:
+        return get_space(name)
+    if name != space.name:
         raise ArchError(f"holds a {name} cell, but space {space.name} is in use")
-    return get_space(name)
+    return space
 
 
 def _adjacency(adj: Any, n: int) -> np.ndarray:
