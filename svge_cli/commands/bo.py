@@ -6,8 +6,7 @@ from typing import Any
 
 import click
 
-from svge_cli.commands.common import device_option, json_option, seed_option, space_option
-from svge_cli.commands.model import checkpoint_option
+from svge_cli.commands.common import checkpoint_option, device_option, json_option, seed_option, space_option
 from svge_cli.console import Ui, emit_json
 from svge_cli.errors import SvgeError
 from svge_cli.search import report

@@ -51,6 +51,26 @@ text_format_option = click.option(
 )
 
 
+checkpoint_option = click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Checkpoint to use [default: the workspace's latest, else the shipped one].",
+)
+
+
+def dataset_option(help: str) -> Callable[[F], F]:
+    """`--dataset FILE`: an HDF5 dataset; each command says what its default is."""
+    return click.option("--dataset", type=click.Path(dir_okay=False), default=None, help=help)
+
+
+def file_output_option(help: str, required: bool = False, dash: bool = True) -> Callable[[F], F]:
+    """`-o/--output FILE` for a file a command writes (`-` is stdout where `dash`); no default."""
+    return click.option(
+        "-o", "--output", type=click.Path(dir_okay=False, allow_dash=dash), required=required, default=None, help=help
+    )
+
+
 def space_option(required: bool = False) -> Callable[[F], F]:
     return click.option(
         "--space",

@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from svge_cli.commands.common import (
+    file_output_option,
     json_option,
     output_option,
     refuse_binary_to_terminal,
@@ -37,13 +38,7 @@ def data() -> None:
 
 @data.command("enumerate")
 @space_argument
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    default=None,
-    help="Also write the enumeration as an HDF5 dataset here (-: stdout, and the summary goes to stderr).",
-)
+@file_output_option("Also write the enumeration as an HDF5 dataset here (-: stdout, and the summary goes to stderr).")
 @json_option
 @click.pass_obj
 def enumerate_cmd(ui: Ui, space: str, output: str | None, as_json: bool) -> None:
@@ -103,13 +98,7 @@ def sample_cmd(ui: Ui, space: str, count: int, seed: int, output: str, fmt: str)
 @data.command("import")
 @space_argument
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    default=None,
-    help="Write the dataset here instead of the workspace (- for stdout).",
-)
+@file_output_option("Write the dataset here instead of the workspace (- for stdout).")
 @click.option("--force", is_flag=True, help="Replace the workspace's dataset for SPACE without asking.")
 @click.option(
     "--trust-pickle",

@@ -17,13 +17,13 @@ from svge_cli import artifacts
 from svge_cli.arch import Arch, ArchError
 from svge_cli.artifacts import Latents
 from svge_cli.commands.common import (
+    checkpoint_option,
     device_option,
     json_option,
     read_text_input,
     seed_option,
     space_option,
 )
-from svge_cli.commands.model import checkpoint_option
 from svge_cli.console import Ui, emit_json
 from svge_cli.errors import SvgeError
 from svge_cli.explore import plots, render

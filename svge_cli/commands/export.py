@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from svge_cli import artifacts
-from svge_cli.commands.common import refuse_binary_to_terminal
+from svge_cli.commands.common import file_output_option, refuse_binary_to_terminal
 from svge_cli.console import Ui
 from svge_cli.storage import store
 from svge_cli.storage.outputs import refuse_overwriting_inputs
@@ -27,13 +27,7 @@ def slim(ck: artifacts.Checkpoint, fp16: bool) -> artifacts.Checkpoint:
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    required=True,
-    help="Where to write the slim copy; - is stdout (not a terminal).",
-)
+@file_output_option("Where to write the slim copy; - is stdout (not a terminal).", required=True)
 @click.option("--fp16", is_flag=True, help="Store weights as float16 (half the size).")
 @click.pass_obj
 def export_cmd(ui: Ui, checkpoint: str, output: str, fp16: bool) -> None:

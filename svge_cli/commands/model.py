@@ -9,6 +9,8 @@ import click
 from svge_cli.arch import pad_batch
 from svge_cli.artifacts import Latents
 from svge_cli.commands.common import (
+    checkpoint_option,
+    dataset_option,
     device_option,
     json_option,
     output_option,
@@ -32,22 +34,10 @@ from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import write_text_lines
 from svge_cli.training.vae import TrainRequest, held_out_split, train_vae
 
-checkpoint_option = click.option(
-    "--checkpoint",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Checkpoint to use [default: the workspace's latest, else the shipped one].",
-)
-
 
 @click.command("train-vae")
 @space_option(required=True)
-@click.option(
-    "--dataset",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Dataset HDF5 [default: the workspace's import for the space, else the embedded default].",
-)
+@dataset_option("Dataset HDF5 [default: the workspace's import for the space, else the embedded default].")
 @click.option(
     "--model",
     "model_kind",
@@ -291,12 +281,7 @@ def _decoded_line(d: codec.Decoded, sp, fmt: str) -> str:
 @click.command("evaluate")
 @space_option()
 @checkpoint_option
-@click.option(
-    "--dataset",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Dataset the checkpoint was trained on [default: as train-vae chooses].",
-)
+@dataset_option("Dataset the checkpoint was trained on [default: as train-vae chooses].")
 @click.option("--encodes", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--decodes", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--prior-points", type=click.IntRange(min=1), default=1000, show_default=True)

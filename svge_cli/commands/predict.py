@@ -10,14 +10,16 @@ import numpy as np
 from svge_cli.arch import pad_batch
 from svge_cli.artifacts import Dataset
 from svge_cli.commands.common import (
+    checkpoint_option,
+    dataset_option,
     device_option,
+    file_output_option,
     json_option,
     output_option,
     read_text_input,
     seed_option,
     space_option,
 )
-from svge_cli.commands.model import checkpoint_option
 from svge_cli.console import Ui, emit_json, simple_table
 from svge_cli.errors import SvgeError
 from svge_cli.explore import plots
@@ -41,12 +43,7 @@ from svge_cli.storage.store import write_text_lines
 from svge_cli.training.finetune_run import FinetuneRequest, run_finetune
 from svge_cli.training.labels import HEADS, POOLS, FinetuneConfig
 
-dataset_option = click.option(
-    "--dataset",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Labelled dataset HDF5 [default: the workspace's import for the space].",
-)
+labelled_dataset_option = dataset_option("Labelled dataset HDF5 [default: the workspace's import for the space].")
 DEFAULTS = FinetuneConfig()
 DEFAULT_PROXY_SETS = "; ".join(f"{space}: {','.join(names)}" for space, names in DEFAULT_PROXIES.items())
 
@@ -70,7 +67,7 @@ DEFAULT_TARGETS = ", ".join(f"{name}: {sp.default_target}" for name, sp in SPACE
     help=f"Label column to predict [default: {DEFAULT_TARGETS}].",
 )
 @checkpoint_option
-@dataset_option
+@labelled_dataset_option
 @click.option(
     "--pool",
     type=click.Choice(POOLS),
@@ -141,12 +138,8 @@ DEFAULT_TARGETS = ", ".join(f"{name}: {sp.default_target}" for name, sp in SPACE
     show_default=True,
     help="Stop after this many epochs without a better validation MSE.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Checkpoint to write [default: <workdir>/<space>/checkpoints/finetuned-<target>-<N>.h5].",
+@file_output_option(
+    "Checkpoint to write [default: <workdir>/<space>/checkpoints/finetuned-<target>-<N>.h5].", dash=False
 )
 @seed_option
 @device_option
@@ -237,7 +230,7 @@ def finetune_cmd(
 @space_option()
 @checkpoint_option
 @click.option("--truth", default=None, help="Label column to compare with: prints MSE, RMSE, correlations, top-k.")
-@dataset_option
+@labelled_dataset_option
 @click.option(
     "--top-k",
     type=click.IntRange(min=1),
