@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import click
-import numpy as np
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from svge_cli import artifacts
 from svge_cli.arch import Arch, ArchError
-from svge_cli.artifacts import Latents
 from svge_cli.commands.common import (
     checkpoint_option,
     device_option,
@@ -27,13 +20,23 @@ from svge_cli.commands.common import (
 from svge_cli.console import Ui, emit_json
 from svge_cli.errors import SvgeError
 from svge_cli.explore import plots, render
-from svge_cli.explore.circle import Walk, chain_cell, step_edits, walk
-from svge_cli.explore.extrapolate import FAMILIES, Ranked, best_labelled, grow, growth_rules
+from svge_cli.explore.circle import chain_cell, walk
+from svge_cli.explore.circle_report import circle_facts, circle_table, save_circle_latents
+from svge_cli.explore.extrapolate import FAMILIES, grow, growth_rules
+from svge_cli.explore.extrapolate_run import (
+    default_seed,
+    extrapolation_scorer,
+    family_counts,
+    note_family,
+    top_lines,
+)
+from svge_cli.explore.extrapolate_run import (
+    target_nodes as nodes_to_reach,
+)
 from svge_cli.model import checkpoints
-from svge_cli.model.predictor import is_finetuned, load_predictor
 from svge_cli.spaces import SearchSpace, get_space
-from svge_cli.storage import datasets, store
-from svge_cli.storage.archtext import format_arch, infer_native_space, parse_json_arch, read_archs
+from svge_cli.storage import store
+from svge_cli.storage.archtext import infer_native_space, parse_json_arch, read_archs
 from svge_cli.storage.outputs import refuse_overwriting_inputs
 from svge_cli.storage.store import write_text_lines
 
@@ -176,7 +179,7 @@ def decode_circle_cmd(
     refuse_overwriting_inputs({"-o": output, "--latents-out": latents_out}, {"--start": start, "checkpoint": ck_path})
     result = walk(model, sp, start_arch, steps, seed, radius)
     if latents_out:
-        _save_circle_latents(latents_out, sp, start_arch, result, ck.fingerprint())
+        save_circle_latents(latents_out, sp, start_arch, result, ck.fingerprint())
     if output:
         title = (
             f"{sp.name}: circle through the latent point of the start cell\n"
@@ -185,74 +188,9 @@ def decode_circle_cmd(
         render.save_circle_picture(output, sp, [(d.arch, d.valid) for d in result.decoded[:-1]], title)
         ui.note(f"wrote {output}")
     if as_json:
-        emit_json(_circle_facts(sp, start_arch, result, seed, ck_path))
+        emit_json(circle_facts(sp, start_arch, result, seed, ck_path))
         return
-    _stdout_console().print(_circle_table(sp, start_arch, result, seed))
-
-
-def _circle_rows(sp: SearchSpace, result: Walk) -> list[dict[str, Any]]:
-    return [
-        {"step": k, "arch": _native_if_possible(sp, d.arch), "valid": d.valid, "reason": d.reason, "edits": e}
-        for k, (d, e) in enumerate(zip(result.decoded, result.edits))
-    ]
-
-
-def _native_if_possible(sp: SearchSpace, arch: Arch) -> str | None:
-    """The native text of a decoded graph, also an invalid one; None when that text would mean another graph.
-
-    (An ENAS row always implies the chain edges, so a decode that lacks one has no faithful row.)
-    """
-    try:
-        text = sp.format_native(arch)
-        return text if sp.parse_native(text) == arch else None
-    except ArchError:
-        return None
-
-
-def _circle_facts(sp: SearchSpace, start: Arch, result: Walk, seed: int, ck_path: Path) -> dict[str, Any]:
-    valid = sum(d.valid for d in result.decoded[:-1])
-    return {
-        "space": sp.name,
-        "checkpoint": str(ck_path),
-        "start": sp.format_native(start),
-        "steps": result.circle.steps,
-        "radius": result.circle.radius,
-        "seed": seed,
-        "valid": valid,
-        "distinct": len({sp.hash(d.arch) for d in result.decoded[:-1] if d.valid}),
-        "points": _circle_rows(sp, result),
-    }
-
-
-def _circle_table(sp: SearchSpace, start: Arch, result: Walk, seed: int) -> Table:
-    """One row for the start cell, then one per step; edits count changes from the row above."""
-    steps = result.circle.steps
-    table = Table(
-        title=f"{sp.name}: circle of {steps} steps (radius {result.circle.radius:.3g}, seed {seed})",
-        title_justify="left",
-    )
-    table.add_column("step", justify="right")
-    table.add_column("cell")
-    table.add_column("edits", justify="right")
-    table.add_column("valid")
-    table.add_row("start", escape(sp.format_native(start)), "", "yes")
-    first = step_edits(start, result.decoded[0].arch)
-    for row, d in zip(_circle_rows(sp, result), result.decoded):
-        step = f"{row['step']} (= 0)" if row["step"] == steps else str(row["step"])
-        edits = str(first if row["edits"] is None else row["edits"])
-        valid = "yes" if d.valid else f"[red]no: {escape(d.reason or '')}[/red]"
-        table.add_row(step, escape(row["arch"] or "-"), edits, valid)
-    return table
-
-
-def _save_circle_latents(path: str, sp: SearchSpace, start: Arch, result: Walk, fingerprint: str) -> None:
-    points = result.circle.points.astype(np.float32)
-    hashes = [""] * len(points)
-    hashes[0] = hashes[-1] = sp.hash(start)
-    store.save_latents(path, Latents(sp.name, points, np.zeros_like(points), np.asarray(hashes), fingerprint))
-
-
-# ---------------------------------------------------------------- extrapolate
+    _stdout_console().print(circle_table(sp, start_arch, result, seed))
 
 
 @click.command("extrapolate")
@@ -368,14 +306,14 @@ def extrapolate_cmd(
     space = _space_hint(space, checkpoint)
     seed_arch, seed_space = read_one_cell(seed_cell, "--from", space) if seed_cell else (None, None)
     sp = _pick_space(ui, space, seed_space)
-    target_nodes = _target_nodes(sp, nodes, layers)
+    target_nodes = nodes_to_reach(sp, nodes, layers)
     rules = growth_rules(sp, max_edges)
     ck, ck_path = checkpoints.resolve(ui.workspace, sp.name, checkpoint, ui.note)
     refuse_overwriting_inputs({"-o": output}, {"--from": seed_cell, "checkpoint": ck_path})
-    score, target = _extrapolation_scorer(ui, sp, ck, proxy, device, seed)
+    score, target = extrapolation_scorer(ui, sp, ck, proxy, device, seed)
     seed_origin = "--from"
     if seed_arch is None:
-        seed_arch, seed_origin = _default_seed(ui, sp, target)
+        seed_arch, seed_origin = default_seed(ui, sp, target)
     target_nodes = target_nodes or seed_arch.n_nodes + 1
     seed_score = float(score([seed_arch])[0])
     with ui.progress("extrapolate", total=None) as bar:
@@ -394,7 +332,7 @@ def extrapolate_cmd(
         f"seed cell ({seed_origin}; {seed_arch.n_nodes} nodes), predicted {target} {seed_score:.6g}: "
         f"{sp.format_native(seed_arch)}"
     )
-    _note_family(ui, sp, ranked, max_edges, max_candidates)
+    note_family(ui, sp, ranked, max_edges, max_candidates)
     best = ranked.top(top)
     if as_json:
         emit_json(
@@ -406,7 +344,7 @@ def extrapolate_cmd(
                 "seed": sp.format_native(seed_arch),
                 "seed_predicted": seed_score,
                 "nodes": target_nodes,
-                "counts": _family_counts(ranked),
+                "counts": family_counts(ranked),
                 "top": [
                     {"rank": i, "predicted": s, "arch": sp.format_native(a)} for i, (a, s) in enumerate(best, start=1)
                 ],
@@ -414,106 +352,7 @@ def extrapolate_cmd(
         )
         if output == "-":
             return
-    write_text_lines(output, _top_lines(sp, best, target, fmt))
-
-
-def _target_nodes(sp: SearchSpace, nodes: int | None, layers: int | None) -> int | None:
-    if layers is not None:
-        if not sp.layered:
-            raise SvgeError(f"--layers is for spaces of layers such as ENAS, not {sp.name}; give --nodes")
-        if nodes is not None and nodes != layers + 2:
-            raise SvgeError(f"--layers {layers} means {layers + 2} nodes, but --nodes {nodes} was given")
-        return layers + 2
-    return nodes
-
-
-def _extrapolation_scorer(
-    ui: Ui, sp: SearchSpace, ck: artifacts.Checkpoint, proxy: str | None, device: str, seed: int
-) -> tuple[Callable[[Sequence[Arch]], np.ndarray], str]:
-    """What ranks the grown cells, and its name: the fine-tuned regressor, or a zero-cost proxy."""
-    if proxy is None and is_finetuned(ck):
-        predictor = load_predictor(ck, checkpoints.pick_device(device), ui)
-        return predictor.from_archs, predictor.target
-    from svge_cli.networks.proxies import check_proxy, proxy_scores
-    from svge_cli.search.objectives import DEFAULT_PROXY
-
-    if proxy is None:
-        proxy = DEFAULT_PROXY
-        ui.note(
-            f"note: this {sp.name} checkpoint has no regressor (`svge finetune` makes one): ranking by the "
-            f"zero-cost proxy {proxy} of each cell's untrained network, a proxy, not an accuracy"
-        )
-    check_proxy(proxy)
-    return (lambda archs: proxy_scores(sp, list(archs), proxy, seed)), f"proxy:{proxy}"
-
-
-def _default_seed(ui: Ui, sp: SearchSpace, target: str) -> tuple[Arch, str]:
-    """The best labelled cell of the imported dataset; ranking by a proxy with no table, the chain cell."""
-    if not target.startswith("proxy:"):
-        return _best_imported(ui, sp, target)
-    if sp.default_target is not None and datasets.workspace_dataset(sp, ui.workspace) is not None:
-        return _best_imported(ui, sp, sp.default_target)
-    return chain_cell(sp), "the space's chain cell; pass --from ARCH for another"
-
-
-def _best_imported(ui: Ui, sp: SearchSpace, column: str) -> tuple[Arch, str]:
-    """The best labelled cell of the workspace's imported dataset, and where it came from (for a note)."""
-    ds = datasets.workspace_dataset(sp, ui.workspace)
-    if ds is None:
-        raise SvgeError(
-            f"no imported {sp.name} dataset in {ui.workspace.root} to take the best cell from: "
-            f"pass --from ARCH, or import labelled data with `svge data import {sp.name} FILE`"
-        )
-    arch, value = best_labelled(ds, column)
-    return arch, f"the best labelled cell of {ui.workspace.dataset_path(sp.name)}, {column} = {value:.4g}"
-
-
-def _family_counts(ranked: Ranked) -> dict[str, Any]:
-    fam = ranked.family
-    return {
-        "cells": len(fam),
-        "parts": fam.parts,
-        "candidates": fam.candidates,
-        "valid": fam.valid,
-        "sampled": fam.sampled,
-        "per_step": ranked.step_sizes,
-    }
-
-
-def _note_family(ui: Ui, sp: SearchSpace, ranked: Ranked, max_edges: int | None, limit: int) -> None:
-    fam = ranked.family
-    nodes = fam.cells[0].n_nodes
-    if fam.sampled:
-        ui.note(
-            f"{fam.name} family at {nodes} nodes: {fam.valid:,} valid of {fam.candidates:,} candidate "
-            f"insertions; a seeded sample of {len(fam):,} distinct cells was scored (--max-candidates {limit:,})"
-        )
-    else:
-        parts = f" = {' + '.join(f'{n:,} {part}' for part, n in fam.parts.items())}" if len(fam.parts) > 1 else ""
-        ui.note(
-            f"{fam.name} family at {nodes} nodes: {len(fam):,} distinct valid cells{parts} "
-            f"({fam.valid:,} valid of {fam.candidates:,} candidates)"
-        )
-    if len(ranked.step_sizes) > 1:
-        ui.note(
-            f"grown in {len(ranked.step_sizes)} steps, keeping the best cell(s) of each; cells scored per step: "
-            + ", ".join(f"{n:,}" for n in ranked.step_sizes)
-        )
-    if sp.max_edges is not None and max_edges is None:
-        ui.note(f"{sp.name}'s limit of {sp.max_edges} edges is lifted for grown cells (--max-edges sets one)")
-
-
-def _top_lines(sp: SearchSpace, best: list[tuple[Arch, float]], target: str, fmt: str) -> list[str]:
-    lines = []
-    for rank, (arch, score) in enumerate(best, start=1):
-        if fmt == "native":
-            lines += [f"# {rank}: predicted {target} {score:.6g}", sp.format_native(arch)]
-        else:
-            lines.append(format_arch(arch, sp, "jsonl", {"rank": rank, "predicted": score}))
-    return lines
-
-
-# ---------------------------------------------------------------- show
+    write_text_lines(output, top_lines(sp, best, target, fmt))
 
 
 @click.command("show")
