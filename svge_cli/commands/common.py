@@ -71,6 +71,11 @@ def file_output_option(help: str, required: bool = False, dash: bool = True) -> 
     )
 
 
+def nproc_option(help: str) -> Callable[[F], F]:
+    """`--nproc N`: train in N local processes (the elastic launcher); each command says how it shares the work."""
+    return click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True, help=help)
+
+
 def space_option(required: bool = False) -> Callable[[F], F]:
     return click.option(
         "--space",

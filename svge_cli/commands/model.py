@@ -13,6 +13,7 @@ from svge_cli.commands.common import (
     dataset_option,
     device_option,
     json_option,
+    nproc_option,
     output_option,
     read_text_input,
     refuse_binary_to_terminal,
@@ -95,13 +96,9 @@ from svge_cli.training.vae import TrainRequest, held_out_split, train_vae
     default=None,
     help="Folder for the run's last.h5 [default: <workdir>/<space>/checkpoints/run-<time>].",
 )
-@click.option(
-    "--nproc",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Train in N local processes (DistributedDataParallel; one GPU each on CUDA); --batch-size stays "
-    "the global batch. On a cluster use torchrun instead (docs/scale.md).",
+@nproc_option(
+    "Train in N local processes (DistributedDataParallel; one GPU each on CUDA); --batch-size stays "
+    "the global batch. On a cluster use torchrun instead (docs/scale.md)."
 )
 @click.option(
     "--max-restarts",

@@ -15,6 +15,7 @@ from svge_cli.commands.common import (
     device_option,
     file_output_option,
     json_option,
+    nproc_option,
     output_option,
     read_text_input,
     seed_option,
@@ -141,6 +142,10 @@ DEFAULT_TARGETS = ", ".join(f"{name}: {sp.default_target}" for name, sp in SPACE
 @file_output_option(
     "Checkpoint to write [default: <workdir>/<space>/checkpoints/finetuned-<target>-<N>.h5].", dash=False
 )
+@nproc_option(
+    "--head mlp: train in N local processes (DistributedDataParallel; one GPU each on CUDA); --batch-size "
+    "stays the global batch, the result is that of one process. On a cluster use torchrun (docs/scale.md)."
+)
 @seed_option
 @device_option
 @click.pass_obj
@@ -164,6 +169,7 @@ def finetune_cmd(
     regression_share: float,
     patience: int,
     output: str | None,
+    nproc: int,
     seed: int,
     device: str,
 ) -> None:
@@ -221,8 +227,11 @@ def finetune_cmd(
         output=output,
         device=device,
         config=cfg,
+        nproc=nproc,
     )
-    click.echo(f"checkpoint: {run_finetune(ui, req)}")
+    result = run_finetune(ui, req)
+    if result is not None:  # rank 0 (or the launcher) speaks for the run
+        click.echo(f"checkpoint: {result}")
 
 
 @click.command("predict")

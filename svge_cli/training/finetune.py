@@ -14,6 +14,10 @@ epoch with the lowest validation MSE is kept, and training stops after
 
 Cells whose label is NaN are never drawn (they are skipped and counted), so
 `--labels N` always means N cells with a known score.
+
+The joint training runs on several processes as VAE training does (`loop`,
+`distributed`): global batches split by cell, per-cell noise, sums reduced over
+the ranks, so the weights do not depend on the world size.
 """
 
 from __future__ import annotations
@@ -25,17 +29,21 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from svge_cli.artifacts import Dataset
+from svge_cli.errors import SvgeError
 from svge_cli.model import SVGe, codec
 from svge_cli.model.features import ProxySource
 from svge_cli.model.predictor import Predictor
 from svge_cli.model.regressor import Regressor, RegressorEnsemble, make_head
 from svge_cli.model.scaling import fit_scale
 from svge_cli.train_config import TrainConfig
+from svge_cli.training.distributed import Group, check_world
 from svge_cli.training.gpfit import fit_gp
 from svge_cli.training.labels import FinetuneConfig, LabelDraw
-from svge_cli.training.loop import batch_rows, epoch_order, open_epoch
+from svge_cli.training.loop import batch_rows, epoch_order, open_epoch, step_rows
+from svge_cli.training.noise import cell_noise
 
 History = list[dict[str, Any]]
 StepCallback = Callable[[int, float], None]  # epoch (1-based), batch loss
@@ -62,10 +70,19 @@ class _Best:
         predictor.head.load_state_dict(self.state["head"])
 
 
-def _validation_mse(predictor: Predictor, ds: Dataset, rows: np.ndarray, y: np.ndarray) -> float:
-    """MSE on standardised labels: the quantity training minimises, comparable across epochs."""
-    pred = predictor.scale.normalize(predictor.from_arrays(ds.ops[rows], ds.adj[rows], ds.n_nodes[rows]))
-    return float(np.mean((pred - y[rows]) ** 2))
+def _validation_mse(predictor: Predictor, ds: Dataset, rows: np.ndarray, y: np.ndarray, group: Group) -> float:
+    """MSE on standardised labels: the quantity training minimises, comparable across epochs.
+
+    Each rank scores its share and the sums are reduced, so every rank sees the
+    same value and keeps the same best epoch.
+    """
+    mine = group.shard(rows)
+    squared = 0.0
+    if len(mine):
+        pred = predictor.scale.normalize(predictor.from_arrays(ds.ops[mine], ds.adj[mine], ds.n_nodes[mine]))
+        squared = float(np.sum((pred - y[mine]) ** 2))
+    total, count = group.sum([squared, len(mine)])
+    return float(total / count)
 
 
 def pairwise_ranking_loss(score: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -95,7 +112,30 @@ def head_loss(
     return total
 
 
+class JointLoss(nn.Module):
+    """A batch's fine-tuning loss as the forward pass, so DistributedDataParallel averages its gradients.
+
+    loss = (1 - p) * VAE loss + p * regression loss, every term a mean over the batch's cells.
+    """
+
+    def __init__(self, predictor: Predictor, cfg: FinetuneConfig) -> None:
+        super().__init__()
+        self.model, self.head, self.cfg = predictor.model, predictor.head, cfg
+
+    def forward(
+        self, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray, eps: np.ndarray, target: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        out = self.model.loss(ops, adj, n_nodes, eps)
+        reg = head_loss(self.head, out["mu"], target, self.cfg.ranking_weight)
+        share = self.cfg.regression_share
+        return {"loss": (1 - share) * out["total"] + share * reg, "vae": out["total"], "mse": reg}
+
+
+_TERMS = ("loss", "vae", "mse")
+
+
 def _train_epoch(
+    net: nn.Module,
     predictor: Predictor,
     optimizer: torch.optim.Optimizer,
     ds: Dataset,
@@ -104,27 +144,45 @@ def _train_epoch(
     cfg: FinetuneConfig,
     epoch: int,
     on_step: StepCallback | None,
+    group: Group,
 ) -> dict[str, float]:
+    """One epoch over `order` in global batches of cfg.batch_size, each rank training on its share."""
     predictor.model.train()
     predictor.head.train()
-    sums = {"loss": 0.0, "vae": 0.0, "mse": 0.0}
+    device = codec.model_device(predictor.model)
+    sums = np.zeros(len(_TERMS))
     for start in range(0, len(order), cfg.batch_size):
-        idx = order[start : start + cfg.batch_size]
-        out = predictor.model.loss(*batch_rows(ds.ops, ds.adj, ds.n_nodes, idx))
-        target = torch.as_tensor(y[idx], dtype=torch.float32, device=out["mu"].device)
-        reg = head_loss(predictor.head, out["mu"], target, cfg.ranking_weight)
-        loss = (1 - cfg.regression_share) * out["total"] + cfg.regression_share * reg
-        value = loss.item()
+        batch = order[start : start + cfg.batch_size]
+        mine, weight = step_rows(batch, group)
+        eps = cell_noise(cfg.seed, epoch, mine, predictor.model.cfg.latent)
+        target = torch.as_tensor(y[mine], dtype=torch.float32, device=device)
+        out = net(*batch_rows(ds.ops, ds.adj, ds.n_nodes, mine), eps, target)
+        counted = len(mine) if weight else 0
+        batch_sums = group.sum([out[term].item() * counted for term in _TERMS])
+        value = float(batch_sums[0]) / len(batch)
         if not math.isfinite(value):  # before the update, as in VAE training: the last good weights stay
             raise FloatingPointError(f"fine-tuning loss became {value} in epoch {epoch + 1}; try a lower --lr")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (out["loss"] * weight).backward()
         optimizer.step()
-        for key, term in (("loss", loss), ("vae", out["total"]), ("mse", reg)):
-            sums[key] += term.item() * len(idx)
+        sums += batch_sums
         if on_step is not None:
             on_step(epoch + 1, value)
-    return {k: v / len(order) for k, v in sums.items()}
+    return dict(zip(_TERMS, (float(v) / len(order) for v in sums)))
+
+
+def check_world_for(cfg: FinetuneConfig, world: int, train_cells: int) -> None:
+    """What fine-tuning on `world` processes needs: the MLP head, a loss that splits by cell, an even batch."""
+    if world == 1:
+        return
+    if cfg.head == "gp":
+        raise SvgeError("--head gp fits its GP in one process: --nproc (or torchrun) trains --head mlp")
+    if cfg.ranking_weight > 0:
+        raise SvgeError(
+            "--ranking-weight compares the cells of a whole batch, which several processes split: "
+            "train it in one process"
+        )
+    check_world(world, cfg.batch_size, train_cells)
 
 
 def finetune(
@@ -137,6 +195,7 @@ def finetune(
     on_step: StepCallback | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     proxies: ProxySource | None = None,
+    group: Group | None = None,
 ) -> tuple[Predictor, History]:
     """Fit a predictor on the drawn labels: a GP head on the frozen model (cfg.head "gp"), or train `model`
     (in place) jointly with a fresh regressor ("mlp") on draw.train, keeping the best epoch on draw.validation.
@@ -144,10 +203,17 @@ def finetune(
     With cfg.proxies the GP also reads those proxies, from `proxies` (a cached source) or, without one,
     computed here with the space's default settings.
 
+    With `group` (several processes, "mlp" only) cfg.batch_size is the global
+    batch: each rank trains on its share under DistributedDataParallel, with each
+    cell's posterior noise drawn from (seed, epoch, row), so the weights are those
+    of one process.
+
     Returns the predictor (weights of the best epoch) and one history entry per
     epoch: epoch, lr, loss, vae, mse (training means, standardised labels),
     val_mse, seconds.
     """
+    group = group or Group()
+    check_world_for(cfg, group.world, len(draw.train))
     scale = fit_scale(values[draw.train], cfg.label_transform)
     y = scale.normalize(values)
     if cfg.head == "gp":
@@ -161,13 +227,16 @@ def finetune(
     )
     history: History = []
     best = _Best()
+    net = group.wrap(JointLoss(predictor, cfg))
     for epoch in range(cfg.epochs):
         began = time.perf_counter()
         entry = open_epoch(schedule, epoch, history, optimizer)
         entry.update(
-            _train_epoch(predictor, optimizer, ds, y, epoch_order(schedule, epoch, draw.train), cfg, epoch, on_step)
+            _train_epoch(
+                net, predictor, optimizer, ds, y, epoch_order(schedule, epoch, draw.train), cfg, epoch, on_step, group
+            )
         )
-        entry["val_mse"] = _validation_mse(predictor, ds, draw.validation, y)
+        entry["val_mse"] = _validation_mse(predictor, ds, draw.validation, y, group)
         entry["seconds"] = time.perf_counter() - began
         history.append(entry)
         best.offer(epoch + 1, entry["val_mse"], predictor)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from svge_cli import artifacts
 from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
-from svge_cli.model import checkpoints
+from svge_cli.model import ModelConfig, checkpoints
 from svge_cli.model.predictor import (
     USED_HASHES,
     Predictor,
@@ -24,9 +25,11 @@ from svge_cli.model.predictor import (
 )
 from svge_cli.spaces import get_space
 from svge_cli.storage import store
-from svge_cli.training.finetune import History, finetune
+from svge_cli.training.distributed import Group, launch_device, rank_device
+from svge_cli.training.finetune import History, check_world_for, finetune
 from svge_cli.training.gpfit import proxy_source
 from svge_cli.training.labels import POOLS, FinetuneConfig, LabelDraw, draw_labels
+from svge_cli.training.launcher import joined, launch_command
 from svge_cli.training.vae import dataset_digest
 
 
@@ -41,6 +44,7 @@ class FinetuneRequest:
     output: str | None = None
     device: str = "auto"
     config: FinetuneConfig = FinetuneConfig()
+    nproc: int = 1  # local processes (the elastic launcher); under torchrun the environment decides
 
 
 def _base_checkpoint(ui: Ui, space: str, path: str | None) -> tuple[Checkpoint, Path]:
@@ -131,8 +135,22 @@ def finetuned_path(ui: Ui, space: str, target: str, labels: int) -> Path:
     return ui.workspace.checkpoint_dir(space) / f"finetuned-{target}-{labels}.h5"
 
 
-def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
-    """Fine-tune for `req`, write the checkpoint atomically, remember it as the space's latest."""
+@dataclass
+class _Job:
+    """What a fine-tuning fits on and where it writes, decided before any process starts."""
+
+    base: Checkpoint
+    base_path: Path
+    ds: Dataset
+    source: str
+    target: str
+    values: np.ndarray
+    draw: LabelDraw
+    out: Path
+
+
+def _prepare(ui: Ui, req: FinetuneRequest) -> _Job:
+    """Resolve and check the request's inputs: every bad request fails here, before a fit or a process."""
     sp, cfg = get_space(req.space), req.config
     if req.pool not in POOLS:
         raise SvgeError(f"--pool must be one of {', '.join(POOLS)}, not {req.pool!r}")
@@ -144,52 +162,91 @@ def run_finetune(ui: Ui, req: FinetuneRequest) -> Path:
     draw = draw_labels(values, req.labels, cfg, pool)
     if draw.skipped_nan:
         ui.note(f"skipped {draw.skipped_nan:,} cells whose {target} is unknown (NaN)")
-    model = checkpoints.model_from_checkpoint(base, checkpoints.pick_device(req.device))
-    if int(ds.n_nodes.max()) > model.cfg.max_nodes:
+    max_nodes = ModelConfig.from_dict(base.config["model"]).max_nodes
+    if int(ds.n_nodes.max()) > max_nodes:
         raise SvgeError(
-            f"{source} holds cells of {int(ds.n_nodes.max())} nodes; the checkpoint was built "
-            f"for at most {model.cfg.max_nodes}"
+            f"{source} holds cells of {int(ds.n_nodes.max())} nodes; the checkpoint was built for at most {max_nodes}"
         )
-    proxy_src = proxy_source(ds, cfg.proxies, ui) if cfg.proxies else None
-    reads = ["latent means"] + ([f"proxies ({', '.join(cfg.proxies)})"] if cfg.proxies else [])
-    reads += ["one-hot cells"] if cfg.onehot else []
-    what = (
-        f"a GP head on the {', '.join(reads[:-1]) + ' and ' if len(reads) > 1 else ''}{reads[-1]} of {base_path}"
-        if cfg.head == "gp"
-        else f"{base_path} jointly with a regressor, up to {cfg.epochs} epochs"
-    )
+    out = Path(req.output) if req.output else finetuned_path(ui, sp.name, target, req.labels)
+    return _Job(base, base_path, ds, source, target, values, draw, out)
+
+
+def run_finetune(ui: Ui, req: FinetuneRequest) -> Path | None:
+    """Fine-tune for `req`, write the checkpoint atomically, remember it as the space's latest.
+
+    `req.nproc` > 1 trains in that many local processes; a process started by
+    torchrun joins its process group.  Returns the checkpoint's path (None on
+    ranks other than 0, which write nothing).
+    """
+    if req.nproc > 1:
+        return _launch_local(ui, req)
+    device = rank_device(checkpoints.pick_device(req.device))
+    with joined(ui, device) as (rank_ui, group):
+        return _fit_and_write(rank_ui, req, _prepare(rank_ui, req), device, group)
+
+
+def _launch_local(ui: Ui, req: FinetuneRequest) -> Path:
+    """Check the request against the world size here, then fine-tune in `req.nproc` local processes."""
+    job = _prepare(replace(ui, quiet=True), req)  # rank 0 says it all again
+    check_world_for(req.config, req.nproc, len(job.draw.train))
+    device = launch_device(req.device, req.nproc)
+    each = replace(req, nproc=1, device=device, checkpoint=str(job.base_path), output=str(job.out))
+    launch_command(ui, run_finetune, each, req.nproc)
+    return job.out
+
+
+def _fit_and_write(ui: Ui, req: FinetuneRequest, job: _Job, device: torch.device, group: Group) -> Path | None:
+    sp, cfg, draw = get_space(req.space), req.config, job.draw
+    check_world_for(cfg, group.world, len(draw.train))
+    model = checkpoints.model_from_checkpoint(job.base, device)
+    proxy_src = proxy_source(job.ds, cfg.proxies, ui) if cfg.proxies else None
     ui.note(
-        f"fitting {what} on {len(draw.train):,} labelled {sp.name} cells ({len(draw.validation):,} "
-        f"for validation, {len(draw.unseen):,} unseen), target {target}"
+        f"fitting {_fit_what(cfg, job.base_path, group)} on {len(draw.train):,} labelled {sp.name} cells "
+        f"({len(draw.validation):,} for validation, {len(draw.unseen):,} unseen), target {job.target}"
     )
     if proxy_src is not None:  # computed (with their own progress bar) or read from the cache before the fit
-        proxy_src.raw([ds.arch(int(i)) for i in draw.drawn])
+        proxy_src.raw([job.ds.arch(int(i)) for i in draw.drawn])
     steps = 1 if cfg.head == "gp" else math.ceil(len(draw.train) / cfg.batch_size) * cfg.epochs
     with ui.progress(f"finetune {sp.name}", total=steps) as bar:
         predictor, history = finetune(
             model,
-            ds,
-            values,
-            target,
+            job.ds,
+            job.values,
+            job.target,
             draw,
             cfg,
             on_step=lambda _e, loss: bar.advance(1, status=f"loss {loss:.3f}"),
             on_epoch=lambda h: bar.advance(0, status=f"epoch {h['epoch']} val mse {h['val_mse']:.3f}"),
             proxies=proxy_src,
+            group=group,
         )
-    ck = finetuned_checkpoint(base, base_path, predictor, ds, source, draw, cfg, history, req.pool)
-    out = Path(req.output) if req.output else finetuned_path(ui, sp.name, target, req.labels)
-    store.save_checkpoint(out, ck)
-    ui.workspace.remember_checkpoint(sp.name, out)
+    if not group.leader:
+        return None
+    ck = finetuned_checkpoint(job.base, job.base_path, predictor, job.ds, job.source, draw, cfg, history, req.pool)
+    store.save_checkpoint(job.out, ck)
+    ui.workspace.remember_checkpoint(sp.name, job.out)
+    ui.note(_fit_result(cfg, ck, draw, history, job.target))
+    return job.out
+
+
+def _fit_what(cfg: FinetuneConfig, base_path: Path, group: Group) -> str:
+    """What is fitted on what, for the user: the GP head's features, or the joint training's length."""
+    if cfg.head == "mlp":
+        where = f" in {group.world} processes" if group.world > 1 else ""
+        return f"{base_path} jointly with a regressor, up to {cfg.epochs} epochs{where}"
+    reads = ["latent means"] + ([f"proxies ({', '.join(cfg.proxies)})"] if cfg.proxies else [])
+    reads += ["one-hot cells"] if cfg.onehot else []
+    return f"a GP head on the {', '.join(reads[:-1]) + ' and ' if len(reads) > 1 else ''}{reads[-1]} of {base_path}"
+
+
+def _fit_result(cfg: FinetuneConfig, ck: Checkpoint, draw: LabelDraw, history: History, target: str) -> str:
     if cfg.head == "gp":
-        ui.note(
+        return (
             f"GP head conditioned on all {len(draw.drawn):,} drawn cells; fitted on {len(draw.train):,}, it "
             f"scored the {len(draw.validation):,} validation cells at RMSE {ck.meta['validation_rmse']:.4g} "
             f"({target} units), Kendall tau {history[0]['val_kendall']:.3f}"
         )
-    else:
-        ui.note(
-            f"best epoch {ck.meta['best_epoch']} of {len(history)}: validation RMSE "
-            f"{ck.meta['validation_rmse']:.4g} ({target} units)"
-        )
-    return out
+    return (
+        f"best epoch {ck.meta['best_epoch']} of {len(history)}: validation RMSE "
+        f"{ck.meta['validation_rmse']:.4g} ({target} units)"
+    )

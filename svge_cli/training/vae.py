@@ -24,21 +24,13 @@ from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.console import Ui
 from svge_cli.errors import SvgeError
 from svge_cli.evaluation.abilities import training_latent_stats
-from svge_cli.model import ModelConfig, SVGe, checkpoints, configure_cpu
-from svge_cli.spaces import SearchSpace, get_space, use_workspace
+from svge_cli.model import ModelConfig, SVGe, checkpoints
+from svge_cli.spaces import SearchSpace, get_space
 from svge_cli.storage import datasets, store
 from svge_cli.storage.workspace import Workspace
 from svge_cli.train_config import TrainConfig
-from svge_cli.training.distributed import (
-    Group,
-    check_world,
-    launch,
-    launch_device,
-    may_restart,
-    process_group,
-    rank_device,
-    restart_count,
-)
+from svge_cli.training.distributed import Group, check_world, launch_device, may_restart, rank_device, restart_count
+from svge_cli.training.launcher import joined, launch_command
 from svge_cli.training.loop import fit, make_optimizer
 
 EMBEDDED = "embedded"
@@ -233,8 +225,8 @@ def train_vae(ui: Ui, req: TrainRequest) -> Path | None:
         req = replace(req, resume=True, init_from=None)  # restarted by the launcher: from the last checkpoint
     elif may_restart() and not (req.out_dir or req.resume):
         raise SvgeError("with --max-restarts, pass --out DIR so that restarted processes find the run again")
-    with process_group(device) as group:
-        return _train(ui if group.leader else replace(ui, quiet=True), req, device, group)
+    with joined(ui, device) as (rank_ui, group):
+        return _train(rank_ui, req, device, group)
 
 
 def _train(ui: Ui, req: TrainRequest, device: torch.device, group: Group) -> Path | None:
@@ -294,16 +286,6 @@ def _train(ui: Ui, req: TrainRequest, device: torch.device, group: Group) -> Pat
     return out / "last.h5"
 
 
-@dataclass(frozen=True)
-class _Settings:
-    """The command's global options, for the processes `--nproc` starts."""
-
-    workdir: Path
-    debug: bool
-    quiet: bool
-    threads: int
-
-
 def _launch_local(ui: Ui, req: TrainRequest) -> Path:
     """Check the request against the world size here, then train in `req.nproc` local processes.
 
@@ -314,11 +296,10 @@ def _launch_local(ui: Ui, req: TrainRequest) -> Path:
     device = launch_device(req.device, req.nproc)
     plan = _plan(ws, sp, req)
     check_world(req.nproc, plan.sched.batch_size, len(plan.train_idx))
-    settings = _Settings(ws.root, ui.debug, ui.quiet, torch.get_num_threads())
     each = replace(req, nproc=1, device=device, out_dir=str(plan.out), resume=plan.previous is not None)
     last = plan.out / "last.h5"
     try:
-        launch(_rank_main, (settings, each), req.nproc, req.max_restarts)
+        launch_command(ui, train_vae, each, req.nproc, req.max_restarts)
     except KeyboardInterrupt:
         ui.note(_kept(last))
         raise
@@ -331,13 +312,6 @@ def _kept(last: Path) -> str:
     if last.exists():
         return f"the last complete epoch is in {last} (--resume continues it)"
     return "no epoch was complete, nothing was kept"
-
-
-def _rank_main(settings: _Settings, req: TrainRequest) -> None:
-    """One process of `--nproc`: the command's set-up, then this rank's share of the training."""
-    configure_cpu(settings.threads)
-    use_workspace(settings.workdir)
-    train_vae(Ui(Workspace(settings.workdir), debug=settings.debug, quiet=settings.quiet), req)
 
 
 def _load_initial_weights(model: SVGe, sp: SearchSpace, path: str) -> None:
