@@ -13,8 +13,8 @@ from svge_cli.search import report
 from svge_cli.search.catalog import STRATEGIES
 from svge_cli.search.cluster import ClusterOptions, Executor, parse_gpus
 from svge_cli.search.latent import DEFAULT_ATTEMPTS, DEFAULT_INIT, DEFAULT_ITERS, LatentSettings
-from svge_cli.search.objectives import DEFAULT_TIMEOUT
-from svge_cli.search.options import OBJECTIVES, SearchOptions
+from svge_cli.search.objectives import DEFAULT_PROXY, DEFAULT_TIMEOUT, OBJECTIVE_KINDS, PROXY_PREFIX, parse_objective
+from svge_cli.search.options import SearchOptions
 from svge_cli.search.pool_bo import DEFAULT_POOL, FEATURES
 from svge_cli.search.registry import entries, entry
 from svge_cli.search.runner import DEFAULT_BUDGET, Plan, StrategyRequest, TrialRecord, default_strategy
@@ -83,11 +83,10 @@ from svge_cli.spaces import get_space
     "--objective",
     callback=lambda ctx, param, value: _objective_choice(value),
     default=None,
-    metavar="|".join(OBJECTIVES),
-    help="benchmark = look cells up in the imported table; surrogate = a regressor fitted on it; "
-    "proxy:NAME = a zero-cost proxy of the cell's network (`svge score --help` lists them) "
-    "[default: benchmark when the table labels every cell of the space, else surrogate; "
-    "without a table or an evaluator, proxy:synflow].",
+    metavar="|".join(k.choice for k in OBJECTIVE_KINDS.values()),
+    help="; ".join(f"{k.choice} = {k.summary}" for k in OBJECTIVE_KINDS.values())
+    + " [default: benchmark when the table labels every cell of the space, else surrogate; "
+    f"without a table or an evaluator, {PROXY_PREFIX}{DEFAULT_PROXY}].",
 )
 @click.option(
     "--evaluator",
@@ -252,15 +251,12 @@ def bo_cmd(
 
 
 def _objective_choice(value: str | None) -> str | None:
-    if value is None or value in ("benchmark", "surrogate"):
-        return value
-    if value.startswith("proxy:"):
-        from svge_cli.networks.proxies import PROXIES
-
-        if value.removeprefix("proxy:") in PROXIES:
-            return value
-        raise click.BadParameter(f"{value!r}: known proxies are {', '.join(PROXIES)}")
-    raise click.BadParameter(f"{value!r} is not one of benchmark, surrogate, proxy:NAME")
+    if value is not None:
+        try:
+            parse_objective(value)
+        except SvgeError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
 
 
 def _search(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -260,3 +260,71 @@ def _fit_mlp(feats: np.ndarray, values: np.ndarray, seed: int) -> tuple[Regresso
             loss.backward()
             opt.step()
     return net.eval(), scale
+
+
+# ---------------------------------------------------------------- the registry of `--objective`
+
+
+@dataclass(frozen=True)
+class ObjectiveInputs:
+    """What an objective named by `--objective` is built from."""
+
+    space: SearchSpace
+    table: Dataset | None
+    target: str | None
+    seed: int
+    argument: str | None = None  # NAME of `proxy:NAME`
+
+
+@dataclass(frozen=True)
+class ObjectiveKind:
+    """An objective `svge bo --objective` offers: its name, its help, and how it is built."""
+
+    name: str
+    summary: str  # `svge bo --help`
+    needs_table: bool  # a labelled table of the space in the workspace
+    build: Callable[[ObjectiveInputs], Objective]
+    argument: str | None = None  # the metavar of `name:ARGUMENT`, for objectives that take one
+
+    @property
+    def choice(self) -> str:
+        return f"{self.name}:{self.argument}" if self.argument else self.name
+
+
+OBJECTIVE_KINDS: dict[str, ObjectiveKind] = {
+    kind.name: kind
+    for kind in (
+        ObjectiveKind(
+            "benchmark",
+            "look cells up in the imported table",
+            True,
+            lambda c: BenchmarkObjective(c.table, c.target),
+        ),
+        ObjectiveKind(
+            "surrogate",
+            "a regressor fitted on it",
+            True,
+            lambda c: SurrogateObjective(c.table, c.target, c.space.vocab_size, c.seed),
+        ),
+        ObjectiveKind(
+            PROXY_PREFIX.rstrip(":"),
+            "a zero-cost proxy of the cell's network (`svge score --help` lists them)",
+            False,
+            lambda c: ProxyObjective(c.argument, c.seed),
+            argument="NAME",
+        ),
+    )
+}
+
+
+def parse_objective(value: str) -> tuple[ObjectiveKind, str | None]:
+    """The kind and argument `--objective VALUE` names; SvgeError for an unknown one or a bad argument."""
+    name, _, argument = value.partition(":")
+    kind = OBJECTIVE_KINDS.get(name)
+    if kind is None or bool(kind.argument) != bool(argument):
+        raise SvgeError(f"{value!r} is not one of {', '.join(k.choice for k in OBJECTIVE_KINDS.values())}")
+    if name == ProxyObjective.name:
+        from svge_cli.networks.proxies import check_proxy
+
+        check_proxy(argument)
+    return kind, argument or None

@@ -135,7 +135,7 @@ def test_a_named_proxy_is_an_objective_and_unknown_ones_are_refused(
     assert r.code == 0, r.stderr
     assert all(q["score"] > 0 for q in queries(tmp_path / "p.json")[0])
     bad = search(svge, tmp_path / "q.json", "--objective", "proxy:vibes")
-    assert bad.code == 2 and "known proxies" in bad.stderr
+    assert bad.code == 2 and "unknown proxy 'vibes'" in bad.stderr
 
 
 def test_pool_search_on_latents_and_proxies_reads_them_from_the_workspace_cache(

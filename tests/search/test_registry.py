@@ -9,8 +9,10 @@ import click
 import pytest
 
 from svge_cli.commands.bo import bo_cmd
+from svge_cli.errors import SvgeError
 from svge_cli.search import registry
 from svge_cli.search.catalog import STRATEGIES
+from svge_cli.search.objectives import OBJECTIVE_KINDS, parse_objective
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "bo.md"
 
@@ -36,3 +38,29 @@ def test_a_name_registers_once() -> None:
 def test_an_unknown_strategy_is_one_clear_error() -> None:
     with pytest.raises(registry.SvgeError, match="unknown strategy 'nope'.*pool"):
         registry.entry("nope")
+
+
+def test_svge_bo_offers_and_documents_every_registered_objective() -> None:
+    (option,) = [p for p in bo_cmd.params if p.name == "objective"]
+    kinds = list(OBJECTIVE_KINDS.values())
+    assert option.metavar == "|".join(k.choice for k in kinds)
+    for k in kinds:
+        assert f"{k.choice} = {k.summary}" in option.help
+    documented = re.findall(r"^\| `([^`]+)` \| (?:default|when)", DOCS.read_text(), flags=re.M)
+    assert documented == [k.choice for k in kinds] + ["--evaluator CMD"]
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [("nope", "not one of benchmark, surrogate, proxy:NAME"), ("proxy", "not one of"), ("benchmark:x", "not one of")],
+)
+def test_an_unknown_objective_is_one_clear_error(value: str, words: str) -> None:
+    with pytest.raises(SvgeError, match=words):
+        parse_objective(value)
+
+
+def test_an_objective_argument_is_checked_by_its_kind() -> None:
+    assert parse_objective("proxy:synflow") == (OBJECTIVE_KINDS["proxy"], "synflow")
+    assert parse_objective("surrogate") == (OBJECTIVE_KINDS["surrogate"], None)
+    with pytest.raises(SvgeError, match="unknown proxy 'vibes'"):
+        parse_objective("proxy:vibes")
