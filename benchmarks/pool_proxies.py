@@ -11,7 +11,9 @@ and the median over seeds.  Variants: ``latent`` (today's `svge bo --strategy po
 z-scored latent means of the shipped checkpoint), ``latent+proxies``
 (`model.features.pool_features`: latent means and svge's default NB201 proxies,
 z-scored, the proxy block scaled to weigh as much as the latent block),
-``latent+proxies-unbalanced`` (the same, every column z-scored alike), ``proxies``
+``latent+proxies-unbalanced`` (the same, every column z-scored alike),
+``latent+proxy-prior`` (the GP on the latent means, its prior mean a ridge regression on the
+z-scored proxies refitted each round: `search.surrogates.PriorMeanGP`), ``proxies``
 (the proxy columns alone).  The proxies come from the cache
 (`benchmarks/proxies.py --cells 0 --svge-defaults --cache FILE`); a cell missing
 from it is computed.
@@ -35,7 +37,7 @@ from shared_data import NB201_FILE, add_shared_data_option  # noqa: E402
 from svge_cli.model.features import FeatureSpec, ProxySource, pool_features  # noqa: E402
 from svge_cli.networks.proxytable import DEFAULT_PROXIES, settings_for  # noqa: E402
 from svge_cli.search.pool import pool_latents, zscore  # noqa: E402
-from svge_cli.search.pool_bo import DEFAULT_POOL, PoolBO  # noqa: E402
+from svge_cli.search.pool_bo import DEFAULT_POOL, PoolBO, pool_surrogate  # noqa: E402
 from svge_cli.search.strategies import DEFAULT_BATCH, search  # noqa: E402
 from svge_cli.spaces import get_space  # noqa: E402
 from svge_cli.storage import store  # noqa: E402
@@ -43,12 +45,12 @@ from svge_cli.storage.importers import import_file  # noqa: E402
 from svge_cli.storage.proxycache import ProxyCache  # noqa: E402
 from svge_cli.storage.workspace import PRETRAINED_DIR, Workspace  # noqa: E402
 
-VARIANTS = ("latent", "latent+proxies", "latent+proxies-unbalanced", "proxies")
+VARIANTS = ("latent", "latent+proxies", "latent+proxies-unbalanced", "latent+proxy-prior", "proxies")
 
 
-def queries_to_best(features: np.ndarray, val: np.ndarray, budget: int, seed: int) -> int:
+def queries_to_best(features: np.ndarray, prior_columns: int, val: np.ndarray, budget: int, seed: int) -> int:
     best = float(val.max())
-    strategy = PoolBO(features, **DEFAULT_POOL, seed=seed)
+    strategy = PoolBO(features, **(DEFAULT_POOL | pool_surrogate(prior_columns, seed)), seed=seed)
     history = search(strategy, lambda cells: [float(val[i]) for i in cells], budget, DEFAULT_BATCH, seed)
     cells, _ = history.scored()
     hits = [n for n, c in enumerate(cells, start=1) if val[c] >= best]
@@ -77,15 +79,18 @@ def main() -> int:
     source = ProxySource(sp, spec, cache=ProxyCache(args.proxy_cache, "nb201"), workers=1)
     archs = list(ds.archs())
     balanced = pool_features(lat.mu, archs, source)
-    features = {
-        "latent": zscore(lat.mu),
-        "latent+proxies": balanced,
-        "latent+proxies-unbalanced": pool_features(lat.mu, archs, source, balance=False),
-        "proxies": balanced[:, lat.mu.shape[1] :],
+    unbalanced = pool_features(lat.mu, archs, source, balance=False)
+    proxy_columns = unbalanced.shape[1] - lat.mu.shape[1]
+    features = {  # name: (matrix, trailing columns read by the prior mean)
+        "latent": (zscore(lat.mu), 0),
+        "latent+proxies": (balanced, 0),
+        "latent+proxies-unbalanced": (unbalanced, 0),
+        "latent+proxy-prior": (unbalanced, proxy_columns),
+        "proxies": (balanced[:, lat.mu.shape[1] :], 0),
     }
     report = {"seeds": args.seeds, "budget": args.budget, "proxies": list(spec.proxies), "variants": {}}
     for name in [v for v in args.variants.split(",") if v]:
-        runs = [queries_to_best(features[name], val, args.budget, seed) for seed in range(args.seeds)]
+        runs = [queries_to_best(*features[name], val, args.budget, seed) for seed in range(args.seeds)]
         report["variants"][name] = {"queries": runs, "median": float(np.median(runs))}
         print(f"{name}: median {np.median(runs):.0f} queries to the best cell; per seed {runs}", flush=True)
     if args.json:

@@ -51,7 +51,8 @@ from svge_cli.spaces import get_space
     default="latent",
     show_default=True,
     help="What pool search's GP sees: the checkpoint's latent means; the same beside the space's default zero-cost "
-    "proxies (latent+proxies, computed once per cell and cached); or one-hot cells (to measure what the latent "
+    "proxies (latent+proxies, computed once per cell and cached); the latent means over a prior mean that a ridge "
+    "regression on those proxies predicts (latent+proxy-prior); or one-hot cells (to measure what the latent "
     "space adds).",
 )
 @click.option(

@@ -24,11 +24,12 @@ from svge_cli.model.features import pool_features, proxy_source
 from svge_cli.search.pool import onehot_features, pool_latents, zscore
 from svge_cli.search.registry import SearchContext, register
 from svge_cli.search.strategies import DEFAULT_BATCH, History, SearchError, Strategy, unqueried
-from svge_cli.search.surrogates import Surrogate, make_surrogate, transform_targets
+from svge_cli.search.surrogates import PriorMeanGP, Surrogate, make_surrogate, transform_targets
 
-#: what pool search's GP may see of a cell (`svge bo --features`)
-LATENT, ONEHOT, LATENT_PROXIES = "latent", "onehot", "latent+proxies"
-FEATURES = (LATENT, ONEHOT, LATENT_PROXIES)
+#: what pool search's GP may see of a cell (`svge bo --features`): latent means, one-hot cells, latent
+#: means beside the proxies in the kernel, or latent means in the kernel over a prior mean read from the proxies
+LATENT, ONEHOT, LATENT_PROXIES, PROXY_PRIOR = "latent", "onehot", "latent+proxies", "latent+proxy-prior"
+FEATURES = (LATENT, ONEHOT, LATENT_PROXIES, PROXY_PRIOR)
 
 
 def expected_improvement(mean: np.ndarray, var: np.ndarray, best: float) -> np.ndarray:
@@ -197,16 +198,35 @@ DEFAULT_POOL = {"surrogate": "gp", "init": 10, "acquisition": "ei", "batch_rule"
 def build_pool(ctx: SearchContext, req: Any) -> Callable[[int], Strategy]:
     """The default pool search (`DEFAULT_POOL`) on the features asked for; every trial shares them."""
     assert ctx.pool is not None
-    features = pool_feature_matrix(ctx, ctx.pool, req.features, req.options.device)
+    features, prior_columns = pool_feature_matrix(ctx, ctx.pool, req.features, req.options.device)
     options = DEFAULT_POOL | ({"init": req.init} if req.init else {})
-    return lambda seed: PoolBO(features, **options, seed=req.seed)
+    return lambda seed: PoolBO(features, **(options | pool_surrogate(prior_columns, req.seed)), seed=req.seed)
 
 
-def pool_feature_matrix(ctx: SearchContext, pool: Dataset, features: str, device: str) -> np.ndarray:
-    """What pool search's GP sees of every cell: z-scored latent means (cached per checkpoint), the
-    same beside the space's default zero-cost proxies (cached per cell in the workspace), or one-hot cells."""
+def pool_surrogate(prior_columns: int, seed: int) -> dict[str, Any]:
+    """`DEFAULT_POOL`'s surrogate, under a prior mean on the trailing `prior_columns` when there are any."""
+    if not prior_columns:
+        return {}
+    return {"surrogate": PriorMeanGP(prior_columns, make_surrogate(DEFAULT_POOL["surrogate"], seed))}
+
+
+def pool_feature_matrix(ctx: SearchContext, pool: Dataset, features: str, device: str) -> tuple[np.ndarray, int]:
+    """What pool search's GP sees of every cell, and how many trailing columns feed its prior mean instead.
+
+    Args:
+        ctx: the search's workspace, space and checkpoint (none: one-hot cells).
+        pool: every cell of the space, in pool order.
+        features: one of `FEATURES`.
+        device: where the checkpoint encodes the pool (its latents are cached per checkpoint).
+
+    Returns:
+        The (cells, columns) float64 matrix: z-scored latent means, the same beside the space's
+        default zero-cost proxies (cached per cell in the workspace; balanced against the latent
+        block in the kernel, plain z-scores for the prior mean), or one-hot cells; and the number
+        of proxy columns the prior mean reads (0 unless `features` is PROXY_PRIOR).
+    """
     if features == ONEHOT or ctx.source is None:
-        return onehot_features(pool, ctx.space).astype(np.float64)
+        return onehot_features(pool, ctx.space).astype(np.float64), 0
     ck, ck_path = ctx.source
     began = time.perf_counter()
     lat, cached = pool_latents(ctx.ui.workspace, ck, pool, device=checkpoints.pick_device(device))
@@ -215,6 +235,9 @@ def pool_feature_matrix(ctx: SearchContext, pool: Dataset, features: str, device
             f"encoded all {len(pool):,} {ctx.space.name} cells with {ck_path.name} in "
             f"{time.perf_counter() - began:.1f} s (cached in the workspace for this checkpoint)"
         )
-    if features == LATENT_PROXIES:
-        return pool_features(lat.mu, [pool.arch(i) for i in range(len(pool))], proxy_source(ctx.ui, ctx.space))
-    return zscore(lat.mu)
+    if features in (LATENT_PROXIES, PROXY_PRIOR):
+        archs = [pool.arch(i) for i in range(len(pool))]
+        matrix = pool_features(lat.mu, archs, proxy_source(ctx.ui, ctx.space), balance=features == LATENT_PROXIES)
+        proxy_columns = matrix.shape[1] - lat.mu.shape[1]
+        return matrix, proxy_columns if features == PROXY_PRIOR else 0
+    return zscore(lat.mu), 0

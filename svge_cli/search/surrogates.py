@@ -129,6 +129,51 @@ class DNGO:
         return (phi @ self._w).numpy(), (a.T @ a).numpy()
 
 
+# ---------------------------------------------------------------- a predictor's mean as the GP's prior
+
+
+class PriorMeanGP:
+    """A GP on the leading feature columns whose prior mean is a ridge regression on the trailing ones.
+
+    The other way to let pool search read zero-cost proxies (issue 22): instead of widening the
+    kernel's input, a linear predictor on the proxies, refitted on the scored cells each round,
+    gives the level, and the GP on the latent means models what the proxies miss (its residuals).
+    Far from the data the GP falls back to the proxies' prediction rather than a constant.
+    """
+
+    def __init__(self, prior_columns: int, base: Surrogate, ridge: float = 1.0) -> None:
+        if prior_columns < 1:
+            raise ValueError("the prior mean needs at least one column")
+        self.prior_columns, self.base, self.ridge = prior_columns, base, ridge
+        self.weights = np.zeros(prior_columns + 1)
+
+    @property
+    def noise(self) -> float:
+        return float(self.base.noise)
+
+    def _split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x, dtype=np.float64)
+        design = np.concatenate([np.ones((len(x), 1)), x[:, -self.prior_columns :]], axis=1)
+        return x[:, : -self.prior_columns], design
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        kernel_x, design = self._split(x)
+        penalty = self.ridge * np.eye(design.shape[1])
+        penalty[0, 0] = 0.0  # the intercept is not shrunk
+        self.weights = np.linalg.solve(design.T @ design + penalty, design.T @ np.asarray(y, dtype=np.float64))
+        self.base.fit(kernel_x, y - design @ self.weights)
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kernel_x, design = self._split(x)
+        mean, var = self.base.predict(kernel_x)
+        return mean + design @ self.weights, var
+
+    def joint(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kernel_x, design = self._split(x)
+        mean, cov = self.base.joint(kernel_x)
+        return mean + design @ self.weights, cov
+
+
 # ---------------------------------------------------------------- target transforms
 
 

@@ -138,8 +138,9 @@ def test_a_named_proxy_is_an_objective_and_unknown_ones_are_refused(
     assert bad.code == 2 and "unknown proxy 'vibes'" in bad.stderr
 
 
+@pytest.mark.parametrize("features", ["latent+proxies", "latent+proxy-prior"])
 def test_pool_search_on_latents_and_proxies_reads_them_from_the_workspace_cache(
-    ws: Workspace, svge: Runner, tmp_path: Path
+    ws: Workspace, svge: Runner, tmp_path: Path, features: str
 ) -> None:
     pool = NB201.enumerate_dataset()
     hashes = [NB201.hash(pool.arch(i)) for i in range(len(pool))]
@@ -149,11 +150,11 @@ def test_pool_search_on_latents_and_proxies_reads_them_from_the_workspace_cache(
         cache.add(settings_for(NB201).key(name), hashes, rng.uniform(1, 100, len(hashes)))
     cache.save()
     results = tmp_path / "p.json"
-    r = search(svge, results, "--strategy", "pool", "--budget", "15", "--features", "latent+proxies", "--json")
+    r = search(svge, results, "--strategy", "pool", "--budget", "15", "--features", features, "--json")
     assert r.code == 0, r.stderr
     assert "computing" not in r.stderr  # every proxy came from the cache
     facts = json.loads(r.lines[-1])
-    assert facts["features"] == "latent+proxies" and len(queries(results)[0]) == 15
+    assert facts["features"] == features and len(queries(results)[0]) == 15
     assert facts["best"]["score"] == pytest.approx(score_of(facts["best"]["arch"]))
     other = search(svge, tmp_path / "q.json", "--strategy", "pool", "--budget", "15")
     assert other.code == 0 and proposed(tmp_path / "q.json") != proposed(results)  # the proxies steer the search

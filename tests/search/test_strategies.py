@@ -13,7 +13,7 @@ from svge_cli.search.evolution import EvolutionPool, EvolutionSpace, mutate
 from svge_cli.search.pool_bo import PoolBO
 from svge_cli.search.random_search import RandomPool
 from svge_cli.search.strategies import History, SearchError, run_search, search
-from svge_cli.search.surrogates import DNGO, transform_targets
+from svge_cli.search.surrogates import DNGO, PriorMeanGP, transform_targets
 from svge_cli.spaces import get_space
 
 
@@ -98,6 +98,25 @@ def test_surrogates_fit_a_simple_function():
         assert (var > 0).all()
         m2, cov = model.joint(xt[:10])
         assert np.allclose(m2, mean[:10]) and np.allclose(np.diag(cov), var[:10], rtol=1e-4, atol=1e-8)
+
+
+def test_a_prior_mean_carries_the_trend_its_columns_explain():
+    """Far from every scored cell the GP alone reverts to a constant; over the prior it keeps the proxy's trend."""
+    rng = np.random.default_rng(1)
+    latent = rng.normal(size=(40, 3))
+    proxy = rng.uniform(-1, 1, size=(40, 1))
+    y = 2.0 * proxy[:, 0] + 0.1 * np.sin(latent[:, 0])
+    model = PriorMeanGP(1, ExactGP())
+    model.fit(np.hstack([latent, proxy]), y)
+    assert model.weights[1] == pytest.approx(2.0, rel=0.1)
+    far = np.hstack([np.full((3, 3), 30.0), np.array([[-1.0], [0.0], [1.0]])])
+    mean, var = model.predict(far)
+    assert np.all(np.diff(mean) > 1.5) and model.noise == model.base.noise
+    joint_mean, cov = model.joint(far)
+    assert np.allclose(joint_mean, mean) and np.allclose(np.diag(cov), var, rtol=1e-4)
+    alone = ExactGP()
+    alone.fit(latent, y)
+    assert np.ptp(alone.predict(far[:, :3])[0]) < 1e-6
 
 
 def test_target_transforms_keep_the_order():
