@@ -209,7 +209,8 @@ class Decoder(nn.Module):
             generator: source of the sampling when not greedy; None uses torch's global one.
 
         Returns:
-            The grown graphs, (D, B, M) types and (D, B, M, M) edges, each direction in its own node order.
+            The grown graphs: types (D, B, M), edges (D, B, M, M) and node counts (D, B), each direction in its
+            own node order.
         """
         d, b, dev = self.directions, z.shape[0], z.device
         prep = self._prepare(z)

@@ -120,7 +120,8 @@ class SVGe(nn.Module):
             eps: standard normal noise, (B, latent), used only in training mode; None draws it here.
 
         Returns:
-            Scalar tensors total, rec, kl, node_loss and edge_loss (means over the batch), and mu and logvar (B, latent).
+            Scalar tensors total, rec, kl, node_loss and edge_loss (means over the batch), and mu and logvar,
+            each (B, latent).
         """
         ops_t, adj_t, n_t = self._batch(ops, adj, n_nodes)
         mu, logvar = self.encoder(ops_t, adj_t, n_t)
