@@ -154,6 +154,15 @@ def one_hot_cells(ops: np.ndarray, adj: np.ndarray, vocab: int, width: int) -> n
     A batch narrower than `width` is padded to it, so every batch of a space has the same columns: this is
     the encoding of the NAS literature that shows what a latent space adds (for NB201, whose adjacency is
     fixed, exactly its 6 edges x 5 ops one-hot plus constant columns).
+
+    Args:
+        ops: node types, (B, N) integers padded with -1, as `pad_batch` gives them; N at most `width`.
+        adj: adjacency matrices, (B, N, N), nonzero where an edge runs from row node to column node.
+        vocab: number of node types; a type outside 0..vocab-1 (padding) gets an all-zero one-hot row.
+        width: node slots per cell in the output, usually the space's or model's maximum node count.
+
+    Returns:
+        A (B, width * vocab + width * (width - 1) / 2) float32 array of 0s and 1s.
     """
     ops, adj = np.asarray(ops, dtype=np.int64), np.asarray(adj)
     if ops.shape[1] < width:

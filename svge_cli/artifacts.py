@@ -46,6 +46,18 @@ class Dataset:
     def from_archs(
         cls, space: str, archs: list[Arch], hashes: list[str], max_nodes: int | None = None, **kw: Any
     ) -> "Dataset":
+        """Build a dataset from Arch cells, padding them to common arrays with `pad_batch`.
+
+        Args:
+            space: name of the search space the cells belong to.
+            archs: the cells, one row each, in order.
+            hashes: one identifying hash per cell, aligned with `archs`.
+            max_nodes: pad every cell to this many nodes; None pads to the largest cell given.
+            **kw: further `Dataset` fields (labels, split, source ...), passed through.
+
+        Returns:
+            The dataset, ops as int8 and n_nodes as int16.
+        """
         ops, adj, n = pad_batch(archs, max_nodes)
         return cls(space, ops.astype(np.int8), adj, n.astype(np.int16), np.asarray(hashes, dtype=str), **kw)
 

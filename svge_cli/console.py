@@ -89,6 +89,16 @@ def _jsonable(o: Any) -> Any:
 
 
 def simple_table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A left-titled rich table of plain string cells, so report code need not touch rich's API.
+
+    Args:
+        title: caption printed above the table.
+        columns: header of each column, left to right.
+        rows: the rows, each with one value per column; values are shown via `str`.
+
+    Returns:
+        The table, ready to print.
+    """
     table = Table(title=title, title_justify="left")
     for c in columns:
         table.add_column(c)

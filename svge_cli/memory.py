@@ -33,7 +33,13 @@ def available_bytes() -> int | None:
 
 
 def ensure_fits(nbytes: float, what: str, hint: str = "ask for less") -> None:
-    """SvgeError when `nbytes` (an estimate of what `what` needs) exceeds the available memory."""
+    """SvgeError when `nbytes` (an estimate of what `what` needs) exceeds the available memory.
+
+    Args:
+        nbytes: estimated size of the allocation, in bytes.
+        what: names the allocation in the error message (e.g. "the latent table").
+        hint: what the user can do about it, appended to the message.
+    """
     free = available_bytes()
     if free is not None and nbytes > free:
         raise SvgeError(f"{what} needs about {human(nbytes)} of memory, but {human(free)} is available: {hint}")

@@ -47,7 +47,16 @@ class Abilities:
 
 
 def training_latent_stats(model: SVGe, ds: Dataset, train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of the training cells' posterior means."""
+    """Mean and standard deviation of the training cells' posterior means.
+
+    Args:
+        model: the trained autoencoder that encodes the cells.
+        ds: the dataset holding the training cells.
+        train_idx: row indices into `ds` of the training cells.
+
+    Returns:
+        The per-dimension mean and standard deviation, each of shape (D,), over the training cells.
+    """
     mu, _ = codec.encode_arrays(model, ds.ops[train_idx], ds.adj[train_idx], ds.n_nodes[train_idx])
     return mu.mean(axis=0), mu.std(axis=0)
 
@@ -73,7 +82,22 @@ def prior_abilities(
     seed: int,
     on_decoded: Callable[[int], None] = lambda _: None,
 ) -> PriorAbilities:
-    """Validity, uniqueness and novelty of decodes from prior points scaled to the training range."""
+    """Validity, uniqueness and novelty of decodes from prior points scaled to the training range.
+
+    Args:
+        model: the trained autoencoder that decodes the points.
+        space: judges each decode (DAG validity, membership of the space) and hashes it.
+        train_hashes: canonical hashes of the training cells; a valid decode outside them counts as novel.
+        z_mean: per-dimension shift of the standard-normal points, (D,), from `training_latent_stats`.
+        z_std: per-dimension scale of the points, (D,), from `training_latent_stats`.
+        n_points: how many prior points to draw.
+        n_decode: how many times each point is decoded (sampled, not greedy).
+        seed: seeds both the points and the decoder's sampling.
+        on_decoded: called after each pass over the points with the number of graphs that pass decoded.
+
+    Returns:
+        The four shares; all but `validity_in_space` are 0 when no decode is a valid DAG.
+    """
     rng = np.random.default_rng(seed)
     z = (rng.standard_normal((n_points, len(z_mean))) * z_std + z_mean).astype(np.float32)
     gen = torch.Generator(device=codec.model_device(model)).manual_seed(seed)
@@ -115,7 +139,17 @@ def other_topological_order(arch: Arch, rng: np.random.Generator) -> list[int] |
 
 
 def iso_check(model: SVGe, archs: list[Arch], seed: int) -> tuple[float | None, int]:
-    """Share of (cell, renumbered cell) pairs that encode to the same mean; and the pair count."""
+    """Share of (cell, renumbered cell) pairs that encode to the same mean; and the pair count.
+
+    Args:
+        model: the autoencoder whose encoder is checked.
+        archs: the cells to renumber; those with a single topological order are skipped.
+        seed: seeds the choice of the other topological order.
+
+    Returns:
+        The share of pairs whose means agree within `ISO_TOLERANCE` (relative), None when no cell could be
+        renumbered, and the number of pairs.
+    """
     rng = np.random.default_rng(seed)
     pairs = [(a, a.permuted(o)) for a in archs if (o := other_topological_order(a, rng)) is not None]
     if not pairs:
@@ -127,7 +161,17 @@ def iso_check(model: SVGe, archs: list[Arch], seed: int) -> tuple[float | None, 
 
 
 def decodes_needed(test_cells: int, n_encode: int, n_decode: int, prior_points: int) -> int:
-    """Graphs `evaluate` decodes: greedy and sampled reconstruction, then the prior points."""
+    """Graphs `evaluate` decodes: greedy and sampled reconstruction, then the prior points.
+
+    Args:
+        test_cells: number of held-out cells reconstructed.
+        n_encode: encodes per test cell in the sampled reconstruction.
+        n_decode: decodes per encode, and per prior point.
+        prior_points: number of points drawn from the prior.
+
+    Returns:
+        The total count of graphs decoded, the 100% mark of `on_decoded`'s progress.
+    """
     return test_cells * (1 + n_encode * n_decode) + prior_points * n_decode
 
 
@@ -148,6 +192,22 @@ def evaluate(
 
     `step` hears the name of each protocol as it starts, `on_decoded` every batch of
     graphs decoded (`decodes_needed` is the total, for a progress bar with an ETA).
+
+    Args:
+        model: the trained autoencoder to evaluate.
+        space: the search space of `ds`; judges validity and hashes decodes.
+        ds: the dataset whose cells are encoded and decoded.
+        train_idx: row indices of the training cells (latent range and novelty).
+        test_idx: row indices of the held-out cells (reconstruction and ISO).
+        n_encode: encodes per test cell in the sampled reconstruction.
+        n_decode: decodes per encode, and per prior point.
+        prior_points: points drawn from the prior for validity, uniqueness and novelty.
+        seed: seeds the sampled reconstruction, the prior points and the ISO renumbering.
+        step: called with a protocol's name as it starts.
+        on_decoded: called with the number of graphs each batch decoded.
+
+    Returns:
+        The abilities; `iso` is None when no test cell has another topological order.
     """
     out = Abilities(space.name, int(len(test_idx)), prior_points=prior_points)
     ops, adj, n = ds.ops[test_idx], ds.adj[test_idx], ds.n_nodes[test_idx]

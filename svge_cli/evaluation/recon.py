@@ -13,7 +13,19 @@ from svge_cli.model import SVGe
 def exact_matches(
     ops_a: np.ndarray, adj_a: np.ndarray, n_a: np.ndarray, ops_b: np.ndarray, adj_b: np.ndarray, n_b: np.ndarray
 ) -> np.ndarray:
-    """Per row: same node count, node types and edges over the real nodes (any padding width)."""
+    """Per row: same node count, node types and edges over the real nodes (any padding width).
+
+    Args:
+        ops_a: node types of the first batch, (B, Na), padded with -1.
+        adj_a: adjacency of the first batch, (B, Na, Na), nonzero for an edge.
+        n_a: real node count of each cell of the first batch, (B,).
+        ops_b: node types of the second batch, (B, Nb); Nb may differ from Na.
+        adj_b: adjacency of the second batch, (B, Nb, Nb).
+        n_b: real node count of each cell of the second batch, (B,).
+
+    Returns:
+        A (B,) bool array, True where row i of both batches is the same graph with the same numbering.
+    """
     width = max(ops_a.shape[1], ops_b.shape[1])
 
     def pad(ops: np.ndarray, adj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +63,24 @@ def reconstruction_accuracy(
     argmax decoding, one try per graph.  `batch_size`
     bounds the graphs decoded at once; `generator` (default: seeded with 0) makes
     the sampled figure reproducible; `on_decoded` hears how many graphs each batch decoded.
+
+    Args:
+        model: the autoencoder under test; put in eval mode for the call, its mode restored after.
+        ops: node types of the graphs, (B, N), padded with -1.
+        adj: adjacency of the graphs, (B, N, N).
+        n_nodes: real node count of each graph, (B,); must not be empty.
+        n_encode: encodes per graph when sampling; ignored when greedy.
+        n_decode: decodes per encode when sampling; ignored when greedy.
+        greedy: decode z = mu with argmax choices, once per graph.
+        batch_size: at most this many graphs decoded at once (at least one input graph per batch).
+        generator: source of the encode noise and decode sampling.
+        on_decoded: called with the number of graphs each batch decoded.
+
+    Returns:
+        The share of decodes, in [0, 1], identical to their input graph.
+
+    Raises:
+        ValueError: when there are no graphs.
     """
     n_nodes = np.asarray(n_nodes)
     if len(n_nodes) == 0:

@@ -46,7 +46,18 @@ def model_from_checkpoint(ck: Checkpoint, device: torch.device | str = "cpu") ->
 def load_model(
     ws: Workspace, space: str, path: str | None, device: str, note: Callable[[str], None]
 ) -> tuple[Checkpoint, Path, SVGe]:
-    """The checkpoint a command uses (see `resolve`), where it lies, and its model on `device`."""
+    """The checkpoint a command uses (see `resolve`), where it lies, and its model on `device`.
+
+    Args:
+        ws: the workspace searched for the latest checkpoint of `space`.
+        space: name of the search space the model must be trained on.
+        path: an explicit checkpoint file (--checkpoint), or None to fall back as `resolve` does.
+        device: "cpu", "cuda" or "auto" (CUDA when available).
+        note: hears the messages for the user on stderr (fallbacks, pretrained use).
+
+    Returns:
+        The checkpoint, its file, and the model rebuilt from it in eval mode on the device.
+    """
     ck, where = resolve(ws, space, path, note)
     return ck, where, model_from_checkpoint(ck, pick_device(device))
 
@@ -58,7 +69,20 @@ def snapshot(space: str, model: SVGe, **fields) -> Checkpoint:
 
 
 def resolve(ws: Workspace, space: str, path: str | None, note: Callable[[str], None]) -> tuple[Checkpoint, Path]:
-    """The checkpoint a command should use for `space` (see the module docstring)."""
+    """The checkpoint a command should use for `space` (see the module docstring).
+
+    Args:
+        ws: the workspace searched for the latest checkpoint of `space`.
+        space: name of the search space; a checkpoint of another space is refused on load.
+        path: an explicit checkpoint file, which wins when given.
+        note: hears why a remembered checkpoint was skipped, or that the shipped one is used.
+
+    Returns:
+        The loaded checkpoint and the file it came from.
+
+    Raises:
+        SvgeError: when there is no explicit, workspace or shipped checkpoint for `space`.
+    """
     if path is not None:
         return store.load_checkpoint(path, space), Path(path)
     latest = ws.latest_checkpoint(space, note)

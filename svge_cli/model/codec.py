@@ -32,7 +32,18 @@ def model_device(model: SVGe) -> torch.device:
 def encode_arrays(
     model: SVGe, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray, batch_size: int = ENCODE_BATCH
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and log-variance of padded cells, batch by batch."""
+    """Posterior mean and log-variance of padded cells, batch by batch.
+
+    Args:
+        model: the autoencoder whose encoder is run (on its own device, without gradients).
+        ops: node types, (B, N) padded with -1.
+        adj: adjacency matrices, (B, N, N).
+        n_nodes: real node count of each cell, (B,).
+        batch_size: cells encoded per forward pass; bounds memory, not the result.
+
+    Returns:
+        mu and logvar, each (B, latent) float32 on the CPU; (0, latent) for an empty batch.
+    """
     dev = model_device(model)
     mus, logvars = [], []
     for s in range(0, len(n_nodes), batch_size):
@@ -60,7 +71,18 @@ def encode_archs(model: SVGe, archs: Sequence[Arch]) -> tuple[np.ndarray, np.nda
 def decode_once(
     model: SVGe, z: np.ndarray, greedy: bool, max_nodes: int | None, generator: torch.Generator | None
 ) -> list[Arch]:
-    """One decode per latent point (batched)."""
+    """One decode per latent point (batched).
+
+    Args:
+        model: the autoencoder whose decoder is run.
+        z: latent points, (B, latent).
+        greedy: argmax types and edges with p > 0.5; False samples them.
+        max_nodes: node cap of each decoded graph; None takes the model's training maximum.
+        generator: source of the sampling when not greedy; None uses torch's global one.
+
+    Returns:
+        The decoded graphs, one per point in order, not yet checked against any space.
+    """
     dev = model_device(model)
     out: list[Arch] = []
     for s in range(0, len(z), DECODE_BATCH):
@@ -72,14 +94,32 @@ def decode_once(
 
 def decode_bytes(model: SVGe, points: int, max_nodes: int | None = None) -> int:
     """Bytes a decode of `points` latent points surely allocates: one batch's (D, B, M, M) float
-    adjacency and its boolean copy, the batch's uint8 result, and one cell per point."""
+    adjacency and its boolean copy, the batch's uint8 result, and one cell per point.
+
+    Args:
+        model: the autoencoder that will decode (its direction count and node maximum matter).
+        points: number of latent points to decode.
+        max_nodes: the node cap passed to the decode; None means the model's training maximum.
+
+    Returns:
+        A lower bound on the bytes allocated, for `ensure_fits`.
+    """
     m = max_nodes or model.cfg.max_nodes
     batch = min(points, DECODE_BATCH)
     return batch * m * m * (5 * model.cfg.directions + 1) + points * ARCH_BYTES
 
 
 def judge(space: SearchSpace, arch: Arch, node_limit: int | None = None) -> Decoded:
-    """A decoded graph with the space's verdict; valid cells come back in canonical form."""
+    """A decoded graph with the space's verdict; valid cells come back in canonical form.
+
+    Args:
+        space: the search space whose rules are applied.
+        arch: the decoded graph.
+        node_limit: replaces the space's own node limit (extrapolation to larger cells); None keeps it.
+
+    Returns:
+        The verdict; an invalid graph is kept as decoded, with the reason.
+    """
     reason = space.validate(space.canonical(arch), node_limit)
     return Decoded(space.canonical(arch) if reason is None else arch, reason is None, reason)
 
@@ -91,6 +131,20 @@ def decode_latents(
 
     One attempt means the deterministic greedy decode.  Invalid results are kept
     and marked, never dropped, so outputs stay aligned with inputs.
+
+    Args:
+        model: the autoencoder that decodes.
+        space: the search space whose rules judge each decode.
+        z: latent points, (B, latent).
+        attempts: sampled decodes tried per point until one is valid; 1 (or less) means one greedy decode.
+        seed: seeds the sampling when attempts > 1.
+        max_nodes: node cap of the decoded graphs; above the space's own limit it also lifts that limit.
+
+    Returns:
+        One verdict per point, in order.
+
+    Raises:
+        SvgeError: when the decode would not fit in the available memory.
     """
     nodes = f" of up to {max_nodes:,} nodes" if max_nodes else ""
     ensure_fits(decode_bytes(model, len(z), max_nodes), f"decoding {len(z):,} points{nodes}", "decode fewer or smaller")

@@ -156,6 +156,15 @@ class Decoder(nn.Module):
         types (D, B, T) and adj (D, B, T, T) hold each direction's graph in its own
         node order; every loss term of a step t >= n_nodes is masked out.  Losses are
         summed over steps, candidate edges and directions (the paper's L_rec).
+
+        Args:
+            z: latent points the graphs are decoded from, (B, latent).
+            types: node types per direction, (D, B, T) long, -1 past each graph's end.
+            adj: adjacency per direction, (D, B, T, T) float 0/1, in that direction's node order.
+            n_nodes: real node count of each graph, (B,), the same in every direction.
+
+        Returns:
+            The node-type cross-entropy and the edge binary cross-entropy, each (B,), summed as above.
         """
         d, b, t_max = types.shape
         prep = self._prepare(z)
@@ -192,6 +201,16 @@ class Decoder(nn.Module):
         drawn from the categorical (Gumbel-max) and edges from the Bernoulli.  A start
         type is never drawn after the start node, and at node max_nodes - 1 the end
         type is forced.
+
+        Args:
+            z: latent points, (B, latent).
+            max_nodes: node cap M, start and end node included; at least 2.
+            greedy: argmax choices rather than sampled ones.
+            generator: source of the sampling when not greedy; None uses torch's global one.
+
+        Returns:
+            The grown graphs: types (D, B, M), edges (D, B, M, M) and node counts (D, B), each direction in its
+            own node order.
         """
         d, b, dev = self.directions, z.shape[0], z.device
         prep = self._prepare(z)

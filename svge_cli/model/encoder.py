@@ -47,6 +47,14 @@ class Encoder(nn.Module):
 
         Padded nodes have no edges, so they send nothing to real nodes; the readout
         mask removes their own states.
+
+        Args:
+            ops: node types, (B, N) long, padded with -1.
+            adj: adjacency, (B, N, N) float 0/1, row node -> column node.
+            n_nodes: real node count of each cell, (B,) long.
+
+        Returns:
+            The posterior mean and log-variance, each (B, latent).
         """
         b, n = ops.shape
         h = self.type_emb(ops.clamp(min=0)).unsqueeze(0).expand(2, b, n, -1)

@@ -25,7 +25,17 @@ def tensor64(a: np.ndarray) -> torch.Tensor:
 
 
 def matern52(a: torch.Tensor, b: torch.Tensor, lengthscale: torch.Tensor, outputscale: torch.Tensor) -> torch.Tensor:
-    """Matern 5/2 kernel matrix between rows of `a` and `b` (lengthscale: scalar or one per dim)."""
+    """Matern 5/2 kernel matrix between rows of `a` and `b` (lengthscale: scalar or one per dim).
+
+    Args:
+        a: first set of points, (N, D).
+        b: second set of points, (M, D).
+        lengthscale: positive, a scalar or (D,), dividing the inputs before distances are taken.
+        outputscale: the kernel's variance at distance 0 (positive scalar tensor).
+
+    Returns:
+        The (N, M) kernel matrix, differentiable in every argument.
+    """
     a, b = a / lengthscale, b / lengthscale
     d2 = (a.square().sum(-1, keepdim=True) - 2 * a @ b.T + b.square().sum(-1)).clamp_min(1e-30)
     r = torch.sqrt(5.0 * d2)
@@ -35,7 +45,17 @@ def matern52(a: torch.Tensor, b: torch.Tensor, lengthscale: torch.Tensor, output
 @torch.no_grad()
 def matern52_inplace(a: torch.Tensor, b: torch.Tensor, lengthscale: torch.Tensor, outputscale: float) -> torch.Tensor:
     """`matern52` without autograd, computed in place: the big N x M prediction blocks are
-    memory-bound, so fewer temporaries is most of the speed."""
+    memory-bound, so fewer temporaries is most of the speed.
+
+    Args:
+        a: first set of points, (N, D).
+        b: second set of points, (M, D).
+        lengthscale: positive, a scalar or (D,), dividing the inputs before distances are taken.
+        outputscale: the kernel's variance at distance 0, a plain float.
+
+    Returns:
+        The (N, M) kernel matrix, equal to `matern52`'s, with no gradient.
+    """
     a, b = a / lengthscale, b / lengthscale
     k = torch.addmm(b.square().sum(-1).unsqueeze(0), a, b.T, alpha=-2.0)
     k.add_(a.square().sum(-1, keepdim=True)).clamp_(min=1e-30).mul_(5.0).sqrt_()  # r = sqrt(5) d

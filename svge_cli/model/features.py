@@ -162,6 +162,16 @@ def pool_features(
     With `balance` the proxy block is scaled so that it weighs as much in a Euclidean distance as the
     latent block (a few proxies beside 56 latent dimensions would otherwise barely move an isotropic
     kernel).  The proxies come from `source` (its cache: each cell is computed once, ever).
+
+    Args:
+        mu: posterior means of the pool's cells, (N, latent).
+        archs: the pool's cells, aligned with the rows of `mu`.
+        source: scores the proxy columns of the cells (and caches them).
+        onehot: the cells as `one_hot_cells` vectors, (N, F), or None to leave that block out.
+        balance: scale the proxy block to the latent block's weight in Euclidean distance.
+
+    Returns:
+        The (N, features) float64 matrix: latent, proxy and (if given) one-hot blocks, in that order.
     """
     raw = source.raw(archs)
     spec = source.spec.fitted(transform(raw, source.spec.proxies))

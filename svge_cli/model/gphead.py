@@ -124,7 +124,16 @@ class GPHead(nn.Module):
     # ------------------------------------------------------------ fitting
 
     def fit(self, x: np.ndarray, y: np.ndarray, iters: int = FIT_ITERS) -> "GPHead":
-        """Learn the hyper-parameters on (x, y) with svge's exact GP fit (ARD), then condition on them."""
+        """Learn the hyper-parameters on (x, y) with svge's exact GP fit (ARD), then condition on them.
+
+        Args:
+            x: the labelled cells' features, (N, in_dim); the one-hot block, if any, is left unscaled.
+            y: their labels, (N,), in the scale the head predicts.
+            iters: L-BFGS iterations of the marginal-likelihood fit.
+
+        Returns:
+            This head, fitted and conditioned on (x, y).
+        """
         xt = torch.as_tensor(np.asarray(x), dtype=DTYPE)
         self.x_mean.copy_(xt.mean(0))
         std = xt.std(0)

@@ -54,7 +54,16 @@ def bmm(a: Tensor, b: Tensor) -> Tensor:
 
 
 def baddbmm(c: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """c + a @ b (batched) in the precision chosen by `bf16_matmuls`, fp32 out."""
+    """c + a @ b (batched) in the precision chosen by `bf16_matmuls`, fp32 out.
+
+    Args:
+        c: the added term, (B, n, m) or broadcastable to it; kept in fp32.
+        a: left factors, (B, n, k).
+        b: right factors, (B, k, m).
+
+    Returns:
+        The (B, n, m) fp32 sum.
+    """
     low = _matmul_dtype[0]
     if low is None:
         return torch.baddbmm(c, a, b)
@@ -211,7 +220,16 @@ class GRUProp(nn.Module):
         return F.pad(w.view(*w.shape[:2], 3, h), (0, extra, 0, 0, 0, extra)).flatten(2)
 
     def forward(self, h: Tensor, agg: Tensor, fused: list[FusedRound]) -> Tensor:
-        """h (S, B, n, hidden), agg (S, B, n, n) with agg[v, u] = 1 when v hears from u."""
+        """h (S, B, n, hidden), agg (S, B, n, n) with agg[v, u] = 1 when v hears from u.
+
+        Args:
+            h: initial node states, (S, B, n, hidden), one stack per propagation half.
+            agg: who each node hears from, (S, B, n, n), as `aggregators` builds it.
+            fused: one prepared round per message-passing round, from `GRUProp.fuse`.
+
+        Returns:
+            The node states after every round, (S, B, n, hidden).
+        """
         s, b, n, _ = h.shape
         hd = self.padded
         h = F.pad(h, (0, hd - self.hidden))
@@ -231,6 +249,15 @@ def gru_update(gi: Tensor, gh: Tensor, h: Tensor, bias_hn: Tensor) -> Tensor:
     gi = W_ih x + b_ih + (r, z parts of b_hh), gh = W_hh h without bias, and
     bias_hn the n part of b_hh, with the n parts doubled: the same gates as
     GRUCell, with the biases moved where they cost no extra pass over the data.
+
+    Args:
+        gi: input pre-activations, (..., 3 hd), gates ordered r, z, n, the n part doubled.
+        gh: hidden-state pre-activations without bias, (..., 3 hd), the n part doubled.
+        h: the current hidden states, (..., hd).
+        bias_hn: the doubled n part of b_hh, broadcastable to (..., hd).
+
+    Returns:
+        The new hidden states, (..., hd), as GRUCell would give them.
     """
     hd = h.shape[-1]
     gi_rz, gi_n = gi.split([2 * hd, hd], -1)

@@ -109,6 +109,17 @@ def top_k_overlap(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
     """Share of the k best cells by truth that are also among the k best by prediction (higher = better).
 
     Ties at the k-th place are broken by input order, on both sides alike.
+
+    Args:
+        truth: the measured values, one per cell; not empty.
+        pred: the predicted values, aligned with `truth`.
+        k: how many of the best cells to compare; at least 1, capped at the number of cells.
+
+    Returns:
+        The overlap share, in [0, 1].
+
+    Raises:
+        ValueError: when the arrays differ in length, are empty, or k < 1.
     """
     t, p = _pair(truth, pred)
     k = min(int(k), t.size)
@@ -120,7 +131,16 @@ def top_k_overlap(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
 
 
 def prediction_metrics(truth: np.ndarray, pred: np.ndarray, top_k: int = 10) -> dict[str, Any]:
-    """Every figure `svge predict --truth` reports, by name."""
+    """Every figure `svge predict --truth` reports, by name.
+
+    Args:
+        truth: the measured values, one per cell; not empty.
+        pred: the predicted values, aligned with `truth`.
+        top_k: k of the top-k overlap, capped at the number of cells.
+
+    Returns:
+        cells, mse, rmse, pearson, spearman, kendall_tau, top_k (the k used) and top_k_overlap.
+    """
     t, p = _pair(truth, pred)
     k = min(int(top_k), t.size)
     return {
@@ -141,6 +161,14 @@ def uncertainty_metrics(truth: np.ndarray, pred: np.ndarray, std: np.ndarray) ->
     mean_std: the average predicted std; within_1std / within_2std: shares of cells whose
     error lies inside one / two stds (about 0.68 / 0.95 when calibrated and Gaussian);
     error_std_spearman: rank correlation of |error| with std (above 0: the head knows where it errs).
+
+    Args:
+        truth: the measured values, one per cell; not empty.
+        pred: the head's predicted means, aligned with `truth`.
+        std: the head's predicted standard deviations, aligned with `truth`, in the same unit.
+
+    Returns:
+        mean_std, within_1std, within_2std and error_std_spearman (NaN for a single cell).
     """
     t, p = _pair(truth, pred)
     s = np.asarray(std, dtype=np.float64).ravel()

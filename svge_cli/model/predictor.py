@@ -167,12 +167,31 @@ class Predictor:
     def with_spread(
         self, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Scores and (for a GP or an ensemble) their uncertainty, from one encoding pass."""
+        """Scores and (for a GP or an ensemble) their uncertainty, from one encoding pass.
+
+        Args:
+            ops: node types, (B, N) padded with -1.
+            adj: adjacency matrices, (B, N, N).
+            n_nodes: real node count of each cell, (B,).
+
+        Returns:
+            Scores in the label's units, (B,), and one standard deviation per cell, or None for a head without one.
+        """
         self.model.eval()
         mu, _ = codec.encode_arrays(self.model, ops, adj, n_nodes)
         return self._predict(mu, ops, adj, spread=True)
 
     def from_arrays(self, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray) -> np.ndarray:
+        """Scores of padded cells, the form datasets keep them in.
+
+        Args:
+            ops: node types, (B, N) padded with -1.
+            adj: adjacency matrices, (B, N, N).
+            n_nodes: real node count of each cell, (B,).
+
+        Returns:
+            Scores in the label's own units, (B,) float64.
+        """
         self.model.eval()
         mu, _ = codec.encode_arrays(self.model, ops, adj, n_nodes)
         return self._predict(mu, ops, adj)[0]
@@ -196,6 +215,17 @@ def load_predictor(ck: Checkpoint, device: torch.device | str = "cpu", ui: Ui | 
 
     With `ui`, proxies come from (and go to) its workspace's cache, with a progress bar, and the
     predictor's notes (larger cells scored without one-hot features) go to its stderr.
+
+    Args:
+        ck: a fine-tuned checkpoint (one whose config has a regressor).
+        device: where the VAE and the head are put.
+        ui: the command's interface, for the proxy cache, progress and notes; None for no cache and no notes.
+
+    Returns:
+        The predictor, VAE and head in eval mode.
+
+    Raises:
+        SvgeError: when `ck` holds a plain VAE, or its regressor part is incomplete.
     """
     if not is_finetuned(ck):
         raise SvgeError(
@@ -228,7 +258,19 @@ def used_hashes(ck: Checkpoint) -> set[str]:
 
 
 def labelled_dataset(ws: Workspace, space: SearchSpace, path: str | None) -> tuple[Dataset, str]:
-    """An explicit dataset file, else the workspace's import for the space; and a name for messages."""
+    """An explicit dataset file, else the workspace's import for the space; and a name for messages.
+
+    Args:
+        ws: the workspace whose imported dataset is the fallback.
+        space: the search space the dataset must belong to.
+        path: an explicit dataset file (--dataset), or None for the workspace's import.
+
+    Returns:
+        The dataset and its file path as a string, for messages.
+
+    Raises:
+        SvgeError: when no path is given and the workspace has no import for the space.
+    """
     if path is not None:
         return store.load_dataset(path, space.name), path
     ds = datasets.workspace_dataset(space, ws)
@@ -241,7 +283,16 @@ def labelled_dataset(ws: Workspace, space: SearchSpace, path: str | None) -> tup
 
 
 def label_column(ds: Dataset, column: str, source: str) -> np.ndarray:
-    """The values of a label column; SvgeError naming the available ones when it is missing."""
+    """The values of a label column; SvgeError naming the available ones when it is missing.
+
+    Args:
+        ds: the labelled dataset.
+        column: name of the label column wanted.
+        source: names the dataset in the error message (usually its file).
+
+    Returns:
+        The column as float64, one value per row of `ds`, NaN where unknown.
+    """
     if column not in ds.labels:
         available = ", ".join(sorted(ds.labels)) or "none"
         raise SvgeError(f"{source} has no label column {column!r} (available: {available})")
@@ -259,7 +310,17 @@ class TruthMatch:
 
 
 def match_truth(hashes: Sequence[str], ds: Dataset, values: np.ndarray, exclude: set[str]) -> TruthMatch:
-    """Look input cells up in a dataset by hash, leaving out those in `exclude` and those without truth."""
+    """Look input cells up in a dataset by hash, leaving out those in `exclude` and those without truth.
+
+    Args:
+        hashes: the input cells' hashes, in input order.
+        ds: the dataset to look them up in; the first row of a repeated hash wins.
+        values: the label column of `ds` (as `label_column` gives it), aligned with its rows.
+        exclude: hashes of the cells the regressor was fitted or validated on.
+
+    Returns:
+        The matched input positions and their true values, with counts of the excluded and unknown cells.
+    """
     row_of: dict[str, int] = {}
     for i, h in enumerate(ds.hashes.tolist()):
         row_of.setdefault(h, i)

@@ -85,5 +85,14 @@ def head_from_config(data: dict[str, Any]) -> nn.Module:
 
 
 def make_head(in_dim: int, hidden: Sequence[int] | None, heads: int) -> Regressor | RegressorEnsemble:
-    """One Regressor for heads == 1 (the original checkpoint layout), else an ensemble."""
+    """One Regressor for heads == 1 (the original checkpoint layout), else an ensemble.
+
+    Args:
+        in_dim: width of the head's input (latent dimensions plus any feature columns).
+        hidden: hidden layer widths; None halves from `in_dim` as `default_hidden` does.
+        heads: number of independently initialised regressors; at least 1.
+
+    Returns:
+        The untrained head.
+    """
     return Regressor(in_dim, hidden) if heads == 1 else RegressorEnsemble(in_dim, hidden, heads)

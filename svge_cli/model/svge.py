@@ -21,6 +21,14 @@ def reverse_graphs(ops: Tensor, adj: Tensor, n_nodes: Tensor) -> tuple[Tensor, T
     Node i < n becomes node n-1-i; padded positions stay where they are.  The
     result is again in topological order with the output node first: the graph
     the backward decoder learns to grow.
+
+    Args:
+        ops: node types, (B, N) long, padded with -1.
+        adj: adjacency, (B, N, N), row node -> column node.
+        n_nodes: real node count of each graph, (B,) long.
+
+    Returns:
+        The reversed node types (B, N) and adjacency (B, N, N).
     """
     n = ops.shape[1]
     pos = torch.arange(n, device=ops.device)
@@ -77,7 +85,16 @@ class SVGe(nn.Module):
         )
 
     def encode(self, ops: ArrayLike, adj: ArrayLike, n_nodes: ArrayLike) -> tuple[Tensor, Tensor]:
-        """Posterior parameters (mu, logvar), each (B, latent), of padded graphs."""
+        """Posterior parameters (mu, logvar), each (B, latent), of padded graphs.
+
+        Args:
+            ops: node types, (B, N) padded with -1 (array or tensor).
+            adj: adjacency, (B, N, N), 0/1.
+            n_nodes: real node count of each graph, (B,).
+
+        Returns:
+            mu and logvar as tensors on the model's device.
+        """
         return self.encoder(*self._batch(ops, adj, n_nodes))
 
     def loss(
@@ -95,6 +112,16 @@ class SVGe(nn.Module):
         (B, latent) is the standard normal noise, drawn here when not given (training
         draws it per cell, `svge_cli.training.noise`, so it does not depend on batching).
         Also returns mu and logvar, for losses on the latent point (fine-tuning).
+
+        Args:
+            ops: node types, (B, N) padded with -1 (array or tensor).
+            adj: adjacency, (B, N, N), 0/1.
+            n_nodes: real node count of each graph, (B,).
+            eps: standard normal noise, (B, latent), used only in training mode; None draws it here.
+
+        Returns:
+            Scalar tensors total, rec, kl, node_loss and edge_loss (means over the batch), and mu and logvar,
+            each (B, latent).
         """
         ops_t, adj_t, n_t = self._batch(ops, adj, n_nodes)
         mu, logvar = self.encoder(ops_t, adj_t, n_t)
@@ -127,6 +154,18 @@ class SVGe(nn.Module):
 
         M = max_nodes (default: the training maximum); a larger value lets the model
         extrapolate to larger graphs without retraining.
+
+        Args:
+            z: latent points, (B, latent) (array or tensor).
+            greedy: argmax types and edges with p > 0.5; False samples them.
+            max_nodes: node cap M, at least 2; None takes the training maximum.
+            generator: source of the sampling when not greedy; None uses torch's global one.
+
+        Returns:
+            ops, adj and n as numpy arrays, as in the summary line.
+
+        Raises:
+            ValueError: when max_nodes < 2 or z has the wrong shape.
         """
         m = self.cfg.max_nodes if max_nodes is None else int(max_nodes)
         if m < 2:

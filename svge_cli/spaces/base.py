@@ -136,6 +136,15 @@ class SearchSpace(ABC):
 
 def draw_cells(ds: Dataset, n: int, seed: int) -> list[Arch]:
     """`n` distinct cells of `ds` drawn uniformly (all of them, shuffled, when it holds fewer): the one
-    random draw of every listable space, from its enumeration or from the workspace's cached copy."""
+    random draw of every listable space, from its enumeration or from the workspace's cached copy.
+
+    Args:
+        ds: the cells to draw from, usually a space's full enumeration.
+        n: how many cells to draw.
+        seed: seeds the draw; the same seed and dataset give the same cells in the same order.
+
+    Returns:
+        min(n, len(ds)) distinct cells, in random order.
+    """
     idx = np.random.default_rng(seed).choice(len(ds), size=min(n, len(ds)), replace=False)
     return list(ds.archs(idx))

@@ -110,7 +110,16 @@ class EnasSpace(SearchSpace):
     # ---------------------------------------------------------------- sampling
 
     def sample(self, n: int, seed: int, layers: int = DEFAULT_LAYERS) -> list[Arch]:
-        """`n` cells with i.i.d. uniform ops and skip bits (duplicates possible, as in ENAS)."""
+        """`n` cells with i.i.d. uniform ops and skip bits (duplicates possible, as in ENAS).
+
+        Args:
+            n: how many cells to draw.
+            seed: seeds the draw.
+            layers: operation nodes per cell (input and output come on top); at least 1.
+
+        Returns:
+            The cells, `layers` + 2 nodes each.
+        """
         return _draw(np.random.default_rng(seed), n, layers)
 
     def default_dataset(self, seed: int = 0, n: int = DEFAULT_CELLS) -> Dataset:

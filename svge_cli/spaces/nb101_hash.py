@@ -228,6 +228,18 @@ def hash_arrays(ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray, workers: 
     """Official hashes of padded, already pruned cells (a `Dataset`'s arrays), vectorised.
 
     Pruning is not repeated here: callers pass canonical cells, as stored in datasets.
+
+    Args:
+        ops: node types, (M, N) padded with -1; each cell input, NB101 operations, output.
+        adj: adjacency matrices, (M, N, N).
+        n_nodes: real node count of each cell, (M,).
+        workers: processes that compute the md5 hashes; None uses every CPU this process may run on.
+
+    Returns:
+        One 32-character hex hash per cell, (M,) str, the hash NAS-Bench-101 itself gives the cell.
+
+    Raises:
+        ArchError: when a cell is not input, NAS-Bench-101 operations, output.
     """
     hashes = np.zeros(len(n_nodes), dtype="U32")
     for n in np.unique(n_nodes).tolist():
