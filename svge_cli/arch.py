@@ -143,7 +143,16 @@ def pad_batch(archs: Sequence[Arch], max_nodes: int | None = None) -> tuple[np.n
 
 
 def unpad(ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray) -> list[Arch]:
-    """Inverse of `pad_batch`."""
+    """Inverse of `pad_batch`.
+
+    Args:
+        ops: padded node types, (B, N).
+        adj: padded adjacency matrices, (B, N, N).
+        n_nodes: each cell's real node count, (B,).
+
+    Returns:
+        The B cells, each cut to its own node count.
+    """
     return [Arch(ops[i, : int(n)], adj[i, : int(n), : int(n)]) for i, n in enumerate(n_nodes)]
 
 
