@@ -50,6 +50,8 @@ def train(work: Path, nproc: int, a: argparse.Namespace) -> dict:
         "cells": cells,
         "graphs_per_s": cells / float(np.median(steady)),
         "tta_s": tta,
+        "tta_epoch": reached[0] + 1 if reached else None,
+        "recon_by_epoch": recon,
         "final_recon": recon[-1],
     }
 
@@ -85,7 +87,7 @@ def main() -> None:
     for r in rows:
         r["efficiency"] = r["graphs_per_s"] / (r["nproc"] * base["graphs_per_s"]) if base else None
         eff = f"{r['efficiency']:.2f}" if base else "-"
-        tta = f"{r['tta_s']:.1f} s" if r["tta_s"] is not None else "not reached"
+        tta = f"{r['tta_s']:.1f} s (epoch {r['tta_epoch']})" if r["tta_s"] is not None else "not reached"
         print(f"{r['nproc']:>5}  {r['graphs_per_s']:8.1f}  {eff:>10}  {tta:>18}  {r['final_recon']:.3f}")
     noise = noise_cost(a.batch, a.latent, 200)
     print(
