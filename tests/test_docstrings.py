@@ -39,13 +39,34 @@ def _public_functions(tree: ast.Module) -> list[ast.FunctionDef]:
     return [f for f in found if not f.name.startswith("_")]
 
 
-def test_public_functions_of_three_or_more_arguments_document_them() -> None:
-    gaps = []
+def _modules() -> list[tuple[Path, ast.Module]]:
+    """The package's public modules (Click commands and private files left out), parsed."""
+    found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE)
         if rel.parts[0] in EXEMPT or any(p.startswith("_") and p != "__init__.py" for p in rel.parts):
             continue
-        for fn in _public_functions(ast.parse(path.read_text())):
+        found.append((rel, ast.parse(path.read_text())))
+    return found
+
+
+def test_public_functions_of_three_or_more_arguments_document_them() -> None:
+    gaps = []
+    for rel, tree in _modules():
+        for fn in _public_functions(tree):
             if len(_params(fn)) > 2 and (what := _missing(fn)):
                 gaps.append(f"{rel}:{fn.lineno} {fn.name} lacks {what}")
+    assert not gaps, "\n".join(gaps)
+
+
+def test_public_classes_built_from_three_or_more_arguments_document_them() -> None:
+    """The class docstring or its __init__'s says what each constructor argument is."""
+    gaps = []
+    for rel, tree in _modules():
+        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and not n.name.startswith("_")):
+            init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+            if init is None or len(_params(init)) <= 2:
+                continue
+            if "Args:" not in (ast.get_docstring(cls) or "") + (ast.get_docstring(init) or ""):
+                gaps.append(f"{rel}:{cls.lineno} {cls.name} lacks Args:")
     assert not gaps, "\n".join(gaps)

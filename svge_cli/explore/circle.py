@@ -71,7 +71,17 @@ def orthogonal_direction(z0: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 def circle_through(z0: np.ndarray, steps: int, seed: int, radius: float | None = None) -> Circle:
-    """The walk of `steps` equidistant steps around a circle through z0 and back (module docstring)."""
+    """The walk of `steps` equidistant steps around a circle through z0 and back (module docstring).
+
+    Args:
+        z0: the start point on the circle, a latent vector of shape (D,) with D >= 2 (flattened if not).
+        steps: how many equal steps go once around, at least 2; the walk has steps + 1 points.
+        seed: seeds the random direction u in which the circle leaves z0.
+        radius: the circle's radius; None uses |z0|, the great circle of the sphere through z0.
+
+    Returns:
+        The circle, with its points of shape (steps + 1, D), the first and last exactly z0.
+    """
     if steps < 2:
         raise SvgeError("a circle needs at least 2 steps")
     z0 = np.asarray(z0, dtype=np.float64).reshape(-1)
@@ -104,7 +114,19 @@ class Walk:
 
 
 def walk(model: SVGe, space: SearchSpace, start: Arch, steps: int, seed: int, radius: float | None = None) -> Walk:
-    """Encode `start`, walk the circle through its latent mean, decode every point greedily."""
+    """Encode `start`, walk the circle through its latent mean, decode every point greedily.
+
+    Args:
+        model: the trained autoencoder that encodes `start` and decodes the circle's points.
+        space: the search space the decoded cells are read and checked in.
+        start: the cell whose latent mean the circle passes through.
+        steps: how many equal steps go once around the circle, at least 2.
+        seed: seeds the random direction in which the circle leaves the start point.
+        radius: the circle's radius; None uses the norm of the start's latent mean.
+
+    Returns:
+        The circle, the greedy decode of each of its steps + 1 points, and the edits between neighbours.
+    """
     # the points, their cos/sin temporaries (float64) and a decoded cell per point
     need = (steps + 1) * (4 * 8 * model.cfg.latent + ARCH_BYTES)
     ensure_fits(need, f"a circle of {steps:,} steps", "take fewer steps")

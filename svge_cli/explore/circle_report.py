@@ -36,6 +36,18 @@ def native_if_possible(sp: SearchSpace, arch: Arch) -> str | None:
 
 
 def circle_facts(sp: SearchSpace, start: Arch, result: Walk, seed: int, ck_path: Path) -> dict[str, Any]:
+    """The JSON facts of a walk: its settings, counts of valid and distinct decodes, and every step's row.
+
+    Args:
+        sp: the search space the cells are written in.
+        start: the cell the circle was drawn through.
+        result: the walk whose circle and decodes are reported.
+        seed: the seed the circle's direction was drawn with, reported as given.
+        ck_path: the checkpoint file whose model decoded the walk, reported as a string.
+
+    Returns:
+        A JSON-ready dict; its valid and distinct counts leave out the last step, which repeats step 0.
+    """
     valid = sum(d.valid for d in result.decoded[:-1])
     return {
         "space": sp.name,
@@ -51,7 +63,17 @@ def circle_facts(sp: SearchSpace, start: Arch, result: Walk, seed: int, ck_path:
 
 
 def circle_table(sp: SearchSpace, start: Arch, result: Walk, seed: int) -> Table:
-    """One row for the start cell, then one per step; edits count changes from the row above."""
+    """One row for the start cell, then one per step; edits count changes from the row above.
+
+    Args:
+        sp: the search space the cells are written in.
+        start: the cell the circle was drawn through, shown in the first row.
+        result: the walk whose decodes fill the step rows.
+        seed: the seed the circle's direction was drawn with, shown in the title.
+
+    Returns:
+        A rich table with step, cell, edits and validity columns, invalid decodes giving their reason.
+    """
     steps = result.circle.steps
     table = Table(
         title=f"{sp.name}: circle of {steps} steps (radius {result.circle.radius:.3g}, seed {seed})",
@@ -72,6 +94,15 @@ def circle_table(sp: SearchSpace, start: Arch, result: Walk, seed: int) -> Table
 
 
 def save_circle_latents(path: str, sp: SearchSpace, start: Arch, result: Walk, fingerprint: str) -> None:
+    """Write the walk's points as a latents file, with zero log-variances.
+
+    Args:
+        path: where the latents file goes.
+        sp: the search space the points belong to, named in the file.
+        start: the start cell, whose hash labels the first and last point (the others are left unlabelled).
+        result: the walk whose circle points, of shape (steps + 1, D), are saved as float32.
+        fingerprint: the fingerprint of the checkpoint whose model encoded the start cell.
+    """
     points = result.circle.points.astype(np.float32)
     hashes = [""] * len(points)
     hashes[0] = hashes[-1] = sp.hash(start)

@@ -108,7 +108,14 @@ class Family:
         return len(self.cells)
 
     def add(self, part: str, cells: Sequence[Arch], rules: SearchSpace, seen: set[str]) -> None:
-        """Append the cells whose hash is new (to `seen`, which is updated), counting them for `part`."""
+        """Append the cells whose hash is new (to `seen`, which is updated), counting them for `part`.
+
+        Args:
+            part: the name of the part of the family the kept cells are counted under.
+            cells: the candidate cells; each is kept only if its hash is not in `seen` yet.
+            rules: the space whose hash identifies a cell.
+            seen: the hashes already taken, shared across calls; the kept cells' hashes are added to it.
+        """
         kept = 0
         for cell in cells:
             h = rules.hash(cell)
@@ -166,6 +173,15 @@ def single_insertions(
     cell kept is checked again on its own, so no invalid cell gets through.  With
     `limit`, a family with more valid candidates than that keeps a uniform sample
     of `limit` of them (drawn with `rng`): ENAS families double with every layer.
+
+    Args:
+        rules: the growth rules (see `growth_rules`) that every grown cell must pass.
+        seed: the cell that gets one new node.
+        limit: the most valid candidates kept, sampled before deduplication; None keeps them all.
+        rng: draws the sample when `limit` applies; None uses a generator seeded with 0.
+
+    Returns:
+        The distinct valid cells of seed.n_nodes + 1 nodes, in canonical form, with their counts.
     """
     nodes, types = seed.n_nodes + 1, middle_types(rules)
     family = Family("single")
@@ -200,6 +216,15 @@ def paper_family(
     pairs per node, each joined from the lower to the higher index, ops uniform)
     but, unlike the script, keeps only valid cells of the new size that are not
     already in the family, until `random_cells` are found.
+
+    Args:
+        rules: the growth rules (see `growth_rules`) that every grown cell must pass.
+        seed: the cell the family grows from by one node.
+        random_cells: how many distinct valid random cells of the new size to add.
+        rng: draws the random cells; None uses a generator seeded with 0.
+
+    Returns:
+        The distinct valid cells in canonical form, in the parts output side, input side and random.
     """
     n, nodes, types = seed.n_nodes, seed.n_nodes + 1, middle_types(rules)
     family, seen = Family("paper"), set()
@@ -274,7 +299,16 @@ class Ranked:
 
 
 def score_all(score: Scorer, cells: Sequence[Arch], on_step: Step | None = None) -> np.ndarray:
-    """Scores of every cell, batch by batch, as float64."""
+    """Scores of every cell, batch by batch, as float64.
+
+    Args:
+        score: the scorer, called on batches of at most SCORE_BATCH cells; one finite score per cell.
+        cells: the cells to score.
+        on_step: called after each batch with its size and a progress line; None reports nothing.
+
+    Returns:
+        The scores, of shape (len(cells),), in the order of `cells`.
+    """
     out = []
     for s in range(0, len(cells), SCORE_BATCH):
         batch = cells[s : s + SCORE_BATCH]
@@ -303,6 +337,20 @@ def grow(
     Every step keeps the `beam` best cells of its family and grows each of them;
     the family of the last step is returned with its scores.  `family="paper"`
     is a single step by definition.
+
+    Args:
+        rules: the growth rules (see `growth_rules`) that every grown cell must pass.
+        seed: the cell to grow from.
+        nodes: the size of the cells to reach, more than the seed's (exactly one more for "paper").
+        score: rates each family's cells, higher is better.
+        family: which family each step makes, "single" or "paper".
+        beam: how many of a step's best cells the next step grows from.
+        limit: the most valid candidates each single-insertion family keeps; None keeps them all.
+        rng_seed: seeds the sampling under `limit` and the paper family's random cells.
+        on_step: called after each scored batch with its size and a progress line; None reports nothing.
+
+    Returns:
+        The last step's family and scores, the path of cells grown from (seed first) and each step's size.
     """
     if family not in FAMILIES:
         raise SvgeError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")

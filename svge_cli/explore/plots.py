@@ -59,7 +59,15 @@ def latent_pca(
     score_label: str = "score",
     title: str = "latent space",
 ) -> None:
-    """Fig. 3 (left): latent points in their first two principal components, coloured by score."""
+    """Fig. 3 (left): latent points in their first two principal components, coloured by score.
+
+    Args:
+        path: the picture file to write, ending in .png or .svg.
+        mu: the latent means to plot, of shape (N, D) with N >= 2.
+        scores: one score per row of `mu` for the colour scale; None draws every point grey.
+        score_label: the colour bar's label.
+        title: the plot's title, to which the number of cells is added.
+    """
     figure_format(path)
     if len(mu) < 2:
         raise SvgeError("a latent-space picture needs at least two cells")
@@ -94,6 +102,15 @@ def prediction_scatter(
     prediction (above a horizontal line) is shaded, and the cells in both are marked: the
     top-right corner is what a search picks correctly.  With spread (one std per cell),
     error bars are drawn.
+
+    Args:
+        path: the picture file to write, ending in .png or .svg.
+        truth: the true score of each cell, of shape (N,) with N >= 1.
+        pred: the predicted score of each cell, of shape (N,).
+        label: the name of the score, used in the axis labels.
+        metrics: the headline metrics for the title (mse, spearman and kendall_tau); None or empty: no title.
+        top_k: how many best cells to shade and mark; None, or a value outside 1..N - 1, marks none.
+        spread: each cell's predictive standard deviation, of shape (N,), drawn as error bars; None: none.
     """
     figure_format(path)
     truth, pred = np.asarray(truth, dtype=np.float64), np.asarray(pred, dtype=np.float64)

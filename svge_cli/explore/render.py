@@ -168,6 +168,14 @@ def draw_cell(
 
     An edge is straight unless it would run through a node; then it arcs over
     (or under) the nodes in between.
+
+    Args:
+        ax: the axes to draw on; its place and size in the figure scale the text and arcs, so set them first.
+        space: the search space whose op names label the nodes.
+        arch: the cell to draw.
+        title: the title above the cell; None or empty for none.
+        fontsize: the largest label size in points, shrunk until every label fits its column and row.
+        title_colour: the title's colour (circle pictures use red for invalid decodes).
     """
     geo = _Geometry.of(arch)
     pos = geo.pos
@@ -242,7 +250,16 @@ def _arc_heights(pos: dict[int, np.ndarray], u: int, v: int) -> tuple[float, flo
 
 
 def cell_figure(space: SearchSpace, arch: Arch, title: str | None = None) -> Figure:
-    """A figure of one cell, sized to its layers and their heights."""
+    """A figure of one cell, sized to its layers and their heights.
+
+    Args:
+        space: the search space whose op names label the nodes.
+        arch: the cell to draw.
+        title: the figure's title; None or empty uses the one-line size description of `describe`.
+
+    Returns:
+        A bare matplotlib Figure (no pyplot) holding one axes with the cell.
+    """
     geo = _Geometry.of(arch)
     fig = Figure(figsize=(_INCH_X * np.ptp(geo.xlim), _INCH_Y * np.ptp(geo.ylim) + 0.4))
     ax = fig.add_subplot()
@@ -251,6 +268,14 @@ def cell_figure(space: SearchSpace, arch: Arch, title: str | None = None) -> Fig
 
 
 def save_cell_picture(path: str | Path, space: SearchSpace, arch: Arch, title: str | None = None) -> None:
+    """Write a picture of one cell, its format picked by the path's extension.
+
+    Args:
+        path: the picture file to write, ending in .png or .svg (checked before anything is drawn).
+        space: the search space whose op names label the nodes.
+        arch: the cell to draw.
+        title: the picture's title; None or empty uses the one-line size description of `describe`.
+    """
     figure_format(path)
     save_figure(cell_figure(space, arch, title), path)
 
@@ -260,6 +285,14 @@ def circle_figure(space: SearchSpace, cells: Sequence[tuple[Arch, bool]], title:
 
     `cells` holds (cell, valid) per step; invalid decodes get a red title.  An
     inner dashed ring marks the steps, each cell sits outside its mark.
+
+    Args:
+        space: the search space whose op names label the nodes.
+        cells: one (cell, valid) pair per step, in walking order.
+        title: the text in the middle of the ring.
+
+    Returns:
+        A bare 18 by 18 inch matplotlib Figure (no pyplot).
     """
     k = len(cells)
     fig = Figure(figsize=(18, 18))
@@ -284,5 +317,13 @@ def circle_figure(space: SearchSpace, cells: Sequence[tuple[Arch, bool]], title:
 
 
 def save_circle_picture(path: str | Path, space: SearchSpace, cells: Sequence[tuple[Arch, bool]], title: str) -> None:
+    """Write the picture of `circle_figure`, its format picked by the path's extension.
+
+    Args:
+        path: the picture file to write, ending in .png or .svg (checked before anything is drawn).
+        space: the search space whose op names label the nodes.
+        cells: one (cell, valid) pair per step, in walking order; invalid ones get a red title.
+        title: the text in the middle of the ring.
+    """
     figure_format(path)
     save_figure(circle_figure(space, cells, title), path)

@@ -81,6 +81,12 @@ class ExactGP:
     lengthscale fitted by plain maximum likelihood.  The fit is L-BFGS on the exact log
     marginal likelihood, warm-started from the previous fit when `warm` (the data only grow
     between rounds, so the optimum moves little and a few iterations suffice).
+
+    Args:
+        ard: one lengthscale per input dimension (with the dimension-scaled prior) instead of one.
+        iters: L-BFGS iterations per fit.
+        warm: start each fit from the previous fit's hyperparameters.
+        noise_floor: the smallest Gaussian noise variance the fit may reach, for a stable Cholesky.
     """
 
     def __init__(self, ard: bool = False, iters: int = 30, warm: bool = True, noise_floor: float = 1e-4) -> None:

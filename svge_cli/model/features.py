@@ -98,7 +98,15 @@ class ProxySource:
         workers: int | None = None,
         cache: ProxyCache | None = None,
     ) -> None:
-        """Cached in `cache`, else in `ui`'s workspace, else in memory only."""
+        """Cached in `cache`, else in `ui`'s workspace, else in memory only.
+
+        Args:
+            space: the space whose cells' networks are built and scored.
+            spec: which proxies, under which settings (images, resolution), make up a row.
+            ui: the console and workspace; None computes without a progress bar or a workspace cache.
+            workers: processes that compute missing proxies; None takes the default (every core).
+            cache: where values are looked up and stored; None picks `ui`'s workspace file.
+        """
         self.space, self.spec, self.ui = space, spec, ui
         self.workers = default_workers() if workers is None else workers
         if cache is None:

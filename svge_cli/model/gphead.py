@@ -37,7 +37,16 @@ PREDICT_BATCH = 4096
 
 
 class GPHead(nn.Module):
-    """Exact GP regression on fixed inputs; `forward` gives the posterior mean, `spread` its std."""
+    """Exact GP regression on fixed inputs; `forward` gives the posterior mean, `spread` its std.
+
+    The buffers are zero-filled at construction: a checkpoint's state dict (or a fit) fills them.
+
+    Args:
+        in_dim: latent columns of an input row.
+        n_train: the training points the posterior conditions on.
+        onehot_dim: one-hot cell columns after the dense ones; 0 for a latent-only head.
+        proxy_dim: zero-cost proxy columns after the latent ones; 0 when the head reads no proxies.
+    """
 
     def __init__(self, in_dim: int, n_train: int, onehot_dim: int = 0, proxy_dim: int = 0) -> None:
         super().__init__()

@@ -83,7 +83,13 @@ def _uniform(t: Tensor, fan_in: int) -> None:
 
 
 class StackedLinear(nn.Module):
-    """S independent fully connected layers (torch.nn.Linear's initialisation)."""
+    """S independent fully connected layers (torch.nn.Linear's initialisation).
+
+    Args:
+        stacks: S, the independent copies applied in one batched matmul.
+        d_in: input features of each layer.
+        d_out: output features of each layer.
+    """
 
     def __init__(self, stacks: int, d_in: int, d_out: int) -> None:
         super().__init__()
@@ -108,7 +114,14 @@ class StackedLinear(nn.Module):
 
 
 class MLP2(nn.Module):
-    """The paper's "two-layer fc with ReLU": fc -> ReLU -> fc, S stacks."""
+    """The paper's "two-layer fc with ReLU": fc -> ReLU -> fc, S stacks.
+
+    Args:
+        stacks: S, the independent copies.
+        d_in: input features.
+        d_hidden: features between the two layers.
+        d_out: output features.
+    """
 
     def __init__(self, stacks: int, d_in: int, d_hidden: int, d_out: int) -> None:
         super().__init__()
@@ -120,7 +133,14 @@ class MLP2(nn.Module):
 
 
 class GatedSum(nn.Module):
-    """Eq. 4: h_G = sum_v sigmoid(fc_g(h_v)) * fc(h_v), with `heads` readouts in one matmul."""
+    """Eq. 4: h_G = sum_v sigmoid(fc_g(h_v)) * fc(h_v), with `heads` readouts in one matmul.
+
+    Args:
+        stacks: S, the independent copies.
+        d_in: node state features.
+        d_out: graph embedding features of each readout.
+        heads: readouts computed together (e.g. the mean and the log-variance).
+    """
 
     def __init__(self, stacks: int, d_in: int, d_out: int, heads: int = 1) -> None:
         super().__init__()
@@ -164,6 +184,12 @@ class GRUProp(nn.Module):
     fc (h x 3h): 9h^2 instead of 2hm + 3mh + 3h^2 multiply-adds per node (m = 2h:
     140k instead of 203k at h = 125), and no per-edge tensor.  The parameters are
     still the paper's separate layers; only the arithmetic is regrouped.
+
+    Args:
+        stacks: S, the independent copies.
+        hidden: h, node state features.
+        msg_dim: m, message features of the paper's message fc.
+        rounds: K, message-passing rounds.
     """
 
     def __init__(self, stacks: int, hidden: int, msg_dim: int, rounds: int) -> None:

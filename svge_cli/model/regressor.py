@@ -48,6 +48,11 @@ class RegressorEnsemble(nn.Module):
     The score is the heads' mean; their standard deviation (`spread`) is the
     uncertainty `svge predict` reports.  Its tensors sit under ``heads.<i>.`` and its
     config adds ``"heads": K``; a config without that key is one plain Regressor.
+
+    Args:
+        in_dim: features of the latent point each head reads.
+        hidden: widths of the hidden layers, shared by every head; None takes Regressor's default.
+        heads: K, the number of regressors (at least 1).
     """
 
     def __init__(self, in_dim: int, hidden: Sequence[int] | None = None, heads: int = 5) -> None:

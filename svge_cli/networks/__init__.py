@@ -44,6 +44,16 @@ def build(arch: Arch, space: str | SearchSpace | None = None, num_classes: int =
 
     `options` go to the space's network (e.g. ``out_filters`` for ENAS,
     ``stem_channels`` for NB101, ``channels`` / ``n`` for NB201).
+
+    Args:
+        arch: the cell the network is built around.
+        space: the search space, by name or as a space object; None infers the one space whose rules
+            the cell meets (ArchError when none or several do).
+        num_classes: outputs of the network's final layer.
+        **options: builder settings that override the benchmark's defaults for the space's network.
+
+    Returns:
+        A freshly initialised module that maps (B, 3, H, W) images to (B, num_classes) logits.
     """
     name = infer_space(arch) if space is None else (space if isinstance(space, str) else space.name)
     if name not in BUILDERS:
@@ -57,7 +67,17 @@ def count_params(model: nn.Module) -> int:
 
 
 def params_of(arch: Arch, space: str | SearchSpace | None = None, num_classes: int = 10, **options: Any) -> int:
-    """Parameter count of a cell's network, built on the meta device (no memory, no initialisation)."""
+    """Parameter count of a cell's network, built on the meta device (no memory, no initialisation).
+
+    Args:
+        arch: the cell whose network is counted.
+        space: the search space, by name or as a space object; None infers it from the cell.
+        num_classes: outputs of the final layer, whose weights are counted too.
+        **options: builder settings, as for `build`.
+
+    Returns:
+        The number of trainable parameters (batch-norm running statistics are not counted).
+    """
     with torch.device("meta"):
         return count_params(build(arch, space, num_classes, **options))
 

@@ -179,7 +179,14 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def write_batch(path: str | Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """Write a batch in the official format (used by tests and examples to make tiny data sets)."""
+    """Write a batch in the official format (used by tests and examples to make tiny data sets).
+
+    Args:
+        path: the file to create or overwrite.
+        images: N images of 3 x 32 x 32 pixel values 0..255, channel-first (anything that reshapes to
+            (N, 3072) as uint8).
+        labels: N class indices, one per image.
+    """
     data = np.asarray(images, dtype=np.uint8).reshape(len(images), PIXELS)
     with open(path, "wb") as f:
         pickle.dump({b"data": data, b"labels": [int(v) for v in labels], b"batch_label": b"svge"}, f)

@@ -34,6 +34,15 @@ class Counts:
     macs: int = 0
 
     def conv(self, c_in: int, c_out: int, kernel: int, out_hw: int, bias: bool = False) -> None:
+        """Add one convolution: its weights and its multiply-adds over a square output map.
+
+        Args:
+            c_in: input channels.
+            c_out: output channels.
+            kernel: side of the square kernel.
+            out_hw: side of the square output map, in pixels; the multiply-adds grow with its square.
+            bias: whether the convolution has a bias, which adds `c_out` parameters and no multiply-adds.
+        """
         self.params += c_in * c_out * kernel * kernel + (c_out if bias else 0)
         self.macs += c_in * c_out * kernel * kernel * out_hw * out_hw
 
@@ -41,6 +50,13 @@ class Counts:
         self.params += 2 * c
 
     def linear(self, c_in: int, c_out: int, bias: bool = True) -> None:
+        """Add one dense layer: its weights, its bias if any, and one multiply-add per weight.
+
+        Args:
+            c_in: input features.
+            c_out: output features.
+            bias: whether the layer has a bias, which adds `c_out` parameters.
+        """
         self.params += c_in * c_out + (c_out if bias else 0)
         self.macs += c_in * c_out
 
@@ -48,6 +64,18 @@ class Counts:
 def nb101_counts(
     arch: Arch, num_classes: int = 10, size: int = 32, stem_channels: int = nb101_net.STEM_CHANNELS
 ) -> Counts:
+    """Parameters and multiply-adds of a cell's NAS-Bench-101 network, layer by layer as `NB101Network`.
+
+    Args:
+        arch: the cell; it is pruned first, and ArchError is raised when the input does not reach the
+            output or an interior node is not a NAS-Bench-101 operation.
+        num_classes: outputs of the final dense layer.
+        size: side of the square input images, in pixels.
+        stem_channels: channels of the stem and of the first stack (doubled at each later stack).
+
+    Returns:
+        The counts of the whole network.
+    """
     pruned = prune(arch)
     if pruned is None:
         raise ArchError("the input does not reach the output")
@@ -84,6 +112,18 @@ def nb101_counts(
 def nb201_counts(
     arch: Arch, num_classes: int = 10, size: int = 32, channels: int = nb201_net.C, n: int = nb201_net.N
 ) -> Counts:
+    """Parameters and multiply-adds of a cell's NAS-Bench-201 network, layer by layer as `NB201Network`.
+
+    Args:
+        arch: the cell; ArchError when it is not a valid NAS-Bench-201 cell.
+        num_classes: outputs of the final linear layer.
+        size: side of the square input images, in pixels.
+        channels: channels of the stem and the first stage (doubled by each of the two reductions).
+        n: cells per stage.
+
+    Returns:
+        The counts of the whole network.
+    """
     reason = NB201Space().validate(arch)
     if reason is not None:
         raise ArchError(reason)
@@ -113,6 +153,18 @@ def nb201_counts(
 
 
 def enas_counts(arch: Arch, num_classes: int = 10, size: int = 32, out_filters: int = enas_net.OUT_FILTERS) -> Counts:
+    """Parameters and multiply-adds of a cell's ENAS macro network, layer by layer as `EnasNetwork`.
+
+    Args:
+        arch: the cell, one node per layer and of any length; ArchError when it breaks ENAS's rules.
+        num_classes: outputs of the final bias-free linear layer.
+        size: side of the square input images, in pixels.
+        out_filters: channels of the stem and of the layers before the first reduction (doubled by each
+            of the two).
+
+    Returns:
+        The counts of the whole network.
+    """
     space = EnasSpace()
     reason = space.validate(arch, node_limit=arch.n_nodes)
     if reason is not None:
@@ -150,7 +202,18 @@ COUNTERS = {"nb101": nb101_counts, "nb201": nb201_counts, "enas": enas_counts}
 
 
 def counts(arch: Arch, space: str | SearchSpace, num_classes: int = 10, size: int = 32, **options) -> Counts:
-    """Parameters and multiply-adds of the network of `arch` for `size` x `size` RGB inputs."""
+    """Parameters and multiply-adds of the network of `arch` for `size` x `size` RGB inputs.
+
+    Args:
+        arch: the cell whose network is counted.
+        space: the search space, by name or as a space object; ArchError when it has no counter.
+        num_classes: outputs of the network's final layer.
+        size: side of the square inputs, in pixels.
+        **options: builder settings of the space's network (e.g. ``channels`` and ``n`` for NB201).
+
+    Returns:
+        The parameters and multiply-adds (convolutions and linear layers only) of the network.
+    """
     name = space if isinstance(space, str) else space.name
     if name not in COUNTERS:
         raise ArchError(f"no network builder for space {name!r} (known: {', '.join(COUNTERS)})")

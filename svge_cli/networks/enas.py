@@ -42,10 +42,31 @@ def _bn(c: int) -> nn.BatchNorm2d:
 
 
 def relu_conv_bn(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
+    """ReLU, a bias-free convolution of stride 1 padded to keep the resolution, and batch norm.
+
+    Args:
+        c_in: input channels.
+        c_out: output channels.
+        kernel: side of the square kernel (odd, so the resolution is kept).
+
+    Returns:
+        The three layers as one module.
+    """
     return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), _bn(c_out))
 
 
 def layer_op(op: int, c_in: int, filters: int) -> nn.Module:
+    """The module of ENAS operation `op` for one layer of the macro network.
+
+    Args:
+        op: the ENAS op index: 0..3 the convolution ops (kernel 3 for 0/1, 5 for 2/3), 4 average and
+            5 max pooling; ArchError for anything else.
+        c_in: channels the op reads (used by the convolution ops only).
+        filters: channels the convolution ops produce; the pooling ops keep their input's channels.
+
+    Returns:
+        ReLU-conv1x1-BN then ReLU-convKxK-BN for a convolution op, else a 3x3 pool of stride 1.
+    """
     if op in KERNELS:
         return nn.Sequential(relu_conv_bn(c_in, filters, 1), relu_conv_bn(filters, filters, KERNELS[op]))
     if op == 4:
@@ -77,7 +98,14 @@ def pool_layers(layers: int) -> tuple[int, int]:
 
 
 class EnasNetwork(nn.Module):
-    """A macro network for a cell of any number of layers (6 in D-VAE's data, 12 or 14 when extrapolating)."""
+    """A macro network for a cell of any number of layers (6 in D-VAE's data, 12 or 14 when extrapolating).
+
+    Args:
+        arch: the ENAS cell; an `ArchError` says why when it is not a valid one.
+        num_classes: width of the classifier's output.
+        out_filters: channels of the first layers, doubled at each of the two reductions.
+        keep_prob: the probability that dropout keeps a feature before the classifier.
+    """
 
     def __init__(
         self, arch: Arch, num_classes: int = 10, out_filters: int = OUT_FILTERS, keep_prob: float = KEEP_PROB

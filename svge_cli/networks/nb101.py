@@ -38,6 +38,16 @@ BN_EPS = 1e-5
 
 
 def conv_bn_relu(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
+    """A bias-free, resolution-keeping convolution of stride 1, batch norm (TensorFlow's settings), ReLU.
+
+    Args:
+        c_in: input channels.
+        c_out: output channels.
+        kernel: side of the square kernel (odd, so the resolution is kept).
+
+    Returns:
+        The three layers as one module.
+    """
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
         nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM),
@@ -46,7 +56,17 @@ def conv_bn_relu(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
 
 
 def vertex_channels(c_in: int, c_out: int, adj: np.ndarray) -> list[int]:
-    """Channels of every vertex of a pruned cell (NAS-Bench-101's split rule)."""
+    """Channels of every vertex of a pruned cell (NAS-Bench-101's split rule).
+
+    Args:
+        c_in: channels of the cell input (vertex 0).
+        c_out: channels of the cell output (the last vertex), split among the vertices that feed it.
+        adj: the (V, V) upper-triangular adjacency matrix of the pruned cell, adj[u, v] set for an
+            edge u -> v; ArchError when an interior vertex reaches neither the output nor a feeder.
+
+    Returns:
+        V channel counts, one per vertex in order, input and output included.
+    """
     n = adj.shape[0]
     channels = [0] * n
     channels[0], channels[-1] = c_in, c_out
@@ -67,7 +87,14 @@ def vertex_channels(c_in: int, c_out: int, adj: np.ndarray) -> list[int]:
 
 
 class Cell(nn.Module):
-    """One NAS-Bench-101 module: `c_in` channels in, `c_out` out, same resolution."""
+    """One NAS-Bench-101 module: `c_in` channels in, `c_out` out, same resolution.
+
+    Args:
+        ops: the operation name of every vertex, "input" first and "output" last.
+        adj: the pruned cell's upper-triangular adjacency matrix, (n, n).
+        c_in: channels of the module's input.
+        c_out: channels of its output, split among the vertices that feed the output.
+    """
 
     def __init__(self, ops: list[str], adj: np.ndarray, c_in: int, c_out: int) -> None:
         super().__init__()
@@ -117,7 +144,15 @@ def _op(name: str, width: int) -> nn.Module:
 
 
 class NB101Network(nn.Module):
-    """Stem, 3 stacks x 3 cells with max-pool downsampling, global pool, dense layer."""
+    """Stem, 3 stacks x 3 cells with max-pool downsampling, global pool, dense layer.
+
+    Args:
+        arch: the NAS-Bench-101 cell, pruned of vertices off the input-output paths before building.
+        num_classes: width of the dense layer's output.
+        stem_channels: channels of the stem and the first stack, doubled at each later stack.
+        stacks: the number of stacks; every one after the first starts with a max-pool.
+        cells_per_stack: the number of modules in each stack.
+    """
 
     def __init__(
         self,

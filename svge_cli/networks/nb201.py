@@ -27,6 +27,17 @@ N = 5
 
 
 def relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    """ReLU, a bias-free convolution padded by half its kernel, and batch norm.
+
+    Args:
+        c_in: input channels.
+        c_out: output channels.
+        kernel: side of the square kernel (odd, so stride 1 keeps the resolution).
+        stride: stride of the convolution; 2 halves the resolution.
+
+    Returns:
+        The three layers as one module.
+    """
     return nn.Sequential(
         nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out)
     )
@@ -88,7 +99,14 @@ class ResidualReduction(nn.Module):
 
 
 class NB201Network(nn.Module):
-    """Stem, 3 stages of `n` cells with residual reductions, BN-ReLU, global pool, linear layer."""
+    """Stem, 3 stages of `n` cells with residual reductions, BN-ReLU, global pool, linear layer.
+
+    Args:
+        arch: the NAS-Bench-201 cell; an `ArchError` says why when it is not a valid one.
+        num_classes: width of the linear layer's output.
+        channels: channels of the stem and the first stage, doubled at each residual reduction.
+        n: the number of cells in each stage.
+    """
 
     def __init__(self, arch: Arch, num_classes: int = 10, channels: int = C, n: int = N) -> None:
         super().__init__()

@@ -62,7 +62,17 @@ PROXY_TABLE: dict[str, Proxy] = {}
 
 
 def register_proxy(name: str, reads: str, log_scale: bool) -> Callable[[Callable[..., float]], Callable[..., float]]:
-    """Add the decorated scoring function to PROXY_TABLE: the one place a proxy is declared."""
+    """Add the decorated scoring function to PROXY_TABLE: the one place a proxy is declared.
+
+    Args:
+        name: the proxy's name, as users pass it; registering a name twice raises ValueError.
+        reads: what the proxy reads, which decides how `score_cell` calls it: COUNTED (arch, space,
+            num_classes), DATA_FREE (model, shape) or ON_BATCH (model, images, labels).
+        log_scale: whether the proxy's values multiply up, so predictors read them on a signed log scale.
+
+    Returns:
+        A decorator that registers the scoring function and gives it back unchanged.
+    """
 
     def add(score: Callable[..., float]) -> Callable[..., float]:
         if name in PROXY_TABLE:
@@ -81,7 +91,17 @@ JACOB_K = 1e-5
 def random_batch(
     batch_size: int = DEFAULT_BATCH, seed: int = 0, num_classes: int = 10, shape: tuple[int, ...] = INPUT_SHAPE
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A seeded standard-normal image batch with uniform random labels."""
+    """A seeded standard-normal image batch with uniform random labels.
+
+    Args:
+        batch_size: images in the batch.
+        seed: seeds both the images and the labels.
+        num_classes: labels are drawn uniformly from 0 .. num_classes - 1.
+        shape: the (channels, height, width) of one image.
+
+    Returns:
+        float32 images of shape (batch_size, *shape) and int64 labels of shape (batch_size,), on the CPU.
+    """
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn((batch_size, *shape), generator=gen)
     y = torch.randint(0, num_classes, (batch_size,), generator=gen)
@@ -144,6 +164,18 @@ def _loss_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
 
 @register_proxy("grad_norm", ON_BATCH, log_scale=True)
 def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Sum over conv and linear layers of the L2 norm of the cross-entropy loss's weight gradient.
+
+    Leaves the model in training mode with its gradients set.
+
+    Args:
+        model: the freshly initialised network to score.
+        x: the (B, C, H, W) image batch, on the model's device.
+        y: the B class labels of the batch, on the same device.
+
+    Returns:
+        The score (higher is better).
+    """
     _loss_grads(model, x, y)
     with torch.no_grad():
         return float(sum(m.weight.grad.norm() for m in _weighted_layers(model) if m.weight.grad is not None))
@@ -151,6 +183,18 @@ def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 @register_proxy("snip", ON_BATCH, log_scale=True)
 def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """SNIP: sum over conv and linear weights of ``|theta * dL/d theta|`` for the cross-entropy loss.
+
+    Leaves the model in training mode with its gradients set.
+
+    Args:
+        model: the freshly initialised network to score.
+        x: the (B, C, H, W) image batch, on the model's device.
+        y: the B class labels of the batch, on the same device.
+
+    Returns:
+        The score (higher is better).
+    """
     _loss_grads(model, x, y)
     with torch.no_grad():
         return float(
@@ -160,6 +204,17 @@ def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 @register_proxy("jacob_cov", ON_BATCH, log_scale=False)
 def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    """Jacobian covariance: how little the per-image input gradients of the summed outputs correlate.
+
+    Args:
+        model: the freshly initialised network to score (run in training mode).
+        x: the (B, C, H, W) image batch, on the model's device; a copy is differentiated.
+        y: ignored (no labels are needed); taken so every on-batch proxy is called alike.
+
+    Returns:
+        ``-sum(log(v + k) + 1 / (v + k))`` over the eigenvalues v of the (B, B) correlation matrix, or
+        -inf when the output ignores the input or the correlations are not finite.
+    """
     model.train().zero_grad(set_to_none=True)
     x = x.clone().requires_grad_(True)
     out = model(x)
@@ -177,6 +232,18 @@ def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) 
 
 @register_proxy("naswot", ON_BATCH, log_scale=False)
 def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    """NASWOT: log-determinant of the kernel counting, per pair of images, the ReLUs whose codes agree.
+
+    One forward pass in training mode, without gradients; a ReLU's code is the sign pattern of its input.
+
+    Args:
+        model: the freshly initialised network to score.
+        x: the (B, C, H, W) image batch, on the model's device; the kernel is (B, B).
+        y: ignored (no labels are needed); taken so every on-batch proxy is called alike.
+
+    Returns:
+        The log-determinant, or -inf when the kernel's determinant is not positive.
+    """
     n = x.shape[0]
     kernel = torch.zeros((n, n), dtype=torch.float64, device=x.device)
 
@@ -198,13 +265,31 @@ def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> 
 
 @register_proxy("params", COUNTED, log_scale=True)
 def params(arch: Arch, space: str | SearchSpace, num_classes: int = 10) -> float:
-    """Parameters of the benchmark's own network, counted from the cell's structure."""
+    """Parameters of the benchmark's own network, counted from the cell's structure.
+
+    Args:
+        arch: the cell.
+        space: its search space, by name or as a space object.
+        num_classes: outputs of the network's final layer.
+
+    Returns:
+        The parameter count, as a float like every proxy score.
+    """
     return float(counts(arch, space, num_classes=num_classes).params)
 
 
 @register_proxy("flops", COUNTED, log_scale=True)
 def flops(arch: Arch, space: str | SearchSpace, num_classes: int = 10) -> float:
-    """Multiply-adds of the benchmark's own network at 32 x 32, counted from the cell's structure."""
+    """Multiply-adds of the benchmark's own network at 32 x 32, counted from the cell's structure.
+
+    Args:
+        arch: the cell.
+        space: its search space, by name or as a space object.
+        num_classes: outputs of the network's final layer.
+
+    Returns:
+        The multiply-add count of the convolutions and linear layers, as a float like every proxy score.
+    """
     return float(counts(arch, space, num_classes=num_classes).macs)
 
 
@@ -229,7 +314,26 @@ def score_cell(
     network: dict[str, Any] | None = None,
 ) -> float:
     """One proxy score for one cell: a network initialised from `seed` (built with the `network` options,
-    e.g. fewer channels), scored on `batch` (or a seeded random one of images of `shape`)."""
+    e.g. fewer channels), scored on `batch` (or a seeded random one of images of `shape`).
+
+    Counted proxies (``params``, ``flops``) read only `arch`, `space` and `num_classes`.
+
+    Args:
+        arch: the cell to score.
+        space: its search space, by name or as a space object.
+        proxy: the registered proxy name; SvgeError for an unknown one.
+        seed: seeds the network's initialisation and, when `batch` is None, the random batch.
+        batch: (images, labels) for the on-batch proxies, moved to `device`; None draws a seeded
+            standard-normal batch of DEFAULT_BATCH images.
+        device: where the network is built and scored.
+        num_classes: outputs of the network's final layer, and the range of the random labels.
+        shape: (channels, height, width) of the random batch's images and of synflow's all-ones input.
+        network: builder options for the scored network (e.g. fewer channels); None builds the
+            benchmark's own.
+
+    Returns:
+        The proxy's score (higher is better); jacob_cov and naswot may give -inf.
+    """
     entry = PROXY_TABLE[check_proxy(proxy)]
     if entry.reads == COUNTED:  # the benchmark's own network, whatever `network` says
         return entry.score(arch, space, num_classes)
@@ -258,6 +362,22 @@ def proxy_scores(
     Every cell's network is initialised from the same `seed` and scored on the
     same batch (`batch`, or a seeded random one of `batch_size` images), so a
     cell's score does not depend on which other cells are scored with it.
+
+    Args:
+        space: the cells' search space, by name or as a space object.
+        archs: the cells to score, in order.
+        proxy: the registered proxy name; SvgeError for an unknown one.
+        seed: seeds every network's initialisation and the shared random batch.
+        batch_size: images in the random batch, drawn only when `batch` is None and the proxy reads a
+            batch; SvgeError when it would not fit in the available memory.
+        batch: (images, labels) shared by all cells; None draws a seeded random one.
+        device: where each network is built and scored.
+        progress: called with no arguments after each cell is scored; None reports nothing.
+        shape: (channels, height, width) of the random batch's images and of synflow's input.
+        network: builder options for the scored networks; None builds the benchmark's own.
+
+    Returns:
+        The scores, float64 of shape (len(archs),), in the order of `archs`.
     """
     check_proxy(proxy)
     if batch is None and PROXY_TABLE[proxy].reads == ON_BATCH:

@@ -159,7 +159,23 @@ def compute_table(
     device: str = "cpu",
 ) -> np.ndarray:
     """(cells, proxies) scores, chunk by chunk in `workers` processes (one on a GPU `device`);
-    `progress(cells done)` after each chunk."""
+    `progress(cells done)` after each chunk.
+
+    Args:
+        space: the cells' search space, by name.
+        archs: the cells to score, in order.
+        proxies: registered proxy names, one column each.
+        settings: how the network proxies build and feed each network (batch, resolution, seed,
+            builder options).
+        workers: processes that score chunks of CHUNK cells; 1 or fewer, fewer than MIN_PARALLEL_CELLS
+            cells, or a device other than "cpu" scores everything in this process.
+        progress: called with the number of cells in each chunk as it finishes; None reports nothing.
+        device: where the networks are scored ("cpu" or a GPU such as "cuda").
+
+    Returns:
+        float64 scores of shape (len(archs), len(proxies)); a cell's row is NaN from the first proxy
+        whose network could not be built (ArchError) onward.
+    """
     chunks = [list(archs[s : s + CHUNK]) for s in range(0, len(archs), CHUNK)]
     parts: list[np.ndarray] = []
     if workers <= 1 or len(archs) < MIN_PARALLEL_CELLS or device != "cpu":

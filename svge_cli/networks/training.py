@@ -56,7 +56,18 @@ class TrainResult:
 
 
 def split_rows(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, validation rows) of n training images; at least one image on each side when n >= 2."""
+    """(train rows, validation rows) of n training images; at least one image on each side when n >= 2.
+
+    Args:
+        n: the number of training images; SvgeError when it is below 2.
+        share: the fraction to hold out for validation, rounded and kept within 1 .. n - 1; 0 or
+            less holds none out.
+        seed: seeds the permutation that picks the held-out images.
+
+    Returns:
+        The sorted row indices of the training images and of the validation images, which together
+        cover 0 .. n - 1.
+    """
     if n < 2:
         raise SvgeError(f"need at least 2 training images to hold some out for validation, got {n}")
     n_valid = min(n - 1, max(1, round(share * n))) if share > 0 else 0
@@ -82,7 +93,18 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def evaluate(
     model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int = 500
 ) -> float:
-    """Top-1 accuracy in percent (nan when there are no images)."""
+    """Top-1 accuracy in percent (nan when there are no images).
+
+    Args:
+        model: the network to score; it is switched to eval mode.
+        x: the (N, 3, H, W) normalised images; each slice is moved to `device`.
+        y: the N true labels, on the CPU.
+        device: where the model runs.
+        batch_size: images per forward pass.
+
+    Returns:
+        The percentage of images whose highest logit is their label, or nan when `x` is empty.
+    """
     if len(x) == 0:
         return float("nan")
     model.eval()
@@ -95,7 +117,16 @@ def evaluate(
 
 
 def run_key(space: SearchSpace, arch: Arch, cfg: TrainConfig) -> str:
-    """A short name for a (cell, recipe) pair: the default checkpoint's file name."""
+    """A short name for a (cell, recipe) pair: the default checkpoint's file name.
+
+    Args:
+        space: the cell's search space; its name and native cell format enter the key.
+        arch: the cell.
+        cfg: the training recipe; every field, the seed included, enters the key.
+
+    Returns:
+        16 hexadecimal characters of an MD5 digest of space, cell and recipe.
+    """
     text = f"{space.name}|{space.format_native(arch)}|{sorted(asdict(cfg).items())}"
     return hashlib.md5(text.encode()).hexdigest()[:16]
 
@@ -116,6 +147,24 @@ def train_cell(
     `on_step(epoch, steps_in_epoch, loss)` runs after every step, `on_epoch(stats)`
     after every epoch.  With `resume`, training continues from `checkpoint`,
     which must come from the same cell, recipe and data.
+
+    Args:
+        space: the cell's search space, which picks the network builder.
+        arch: the cell to train.
+        data: the CIFAR-10 images; its training images are split into training and validation rows.
+        cfg: the recipe: epochs, batch size, SGD settings, validation share, augmentation and seed.
+        device: where the network trains and is evaluated.
+        checkpoint: the file rewritten after every epoch; None writes none.
+        resume: continue from `checkpoint`; SvgeError when it is missing or from another cell,
+            recipe or data set.
+        on_step: called after every step with the 0-based epoch, the 1-based step within it and the
+            batch's mean loss; None for no callback.
+        on_epoch: called after every epoch with its stats (``epoch``, 1-based, ``train_loss`` and
+            ``valid_acc`` in percent); None for no callback.
+
+    Returns:
+        Validation and test accuracy in percent after the last epoch, the epoch count, the network's
+        trainable parameters and every epoch's stats (those before a resume included).
     """
     classes = data.classes
     train_rows, valid_rows = split_rows(len(data.train_x), cfg.valid_share, cfg.seed)

@@ -77,7 +77,18 @@ def parse_gpus(text: str | None) -> tuple[int, ...]:
 
 
 class Executor(Protocol):
-    def submit(self, fn: Callable[[Any], dict[str, Any]], arg: Any, key: str) -> Any: ...
+    def submit(self, fn: Callable[[Any], dict[str, Any]], arg: Any, key: str) -> Any:
+        """Send one evaluation out; what comes back is the handle `wait` and `result` take.
+
+        Args:
+            fn: the evaluation to run, taking `arg` and answering a result record (``ok``, ``score``, ...).
+            arg: the one argument `fn` is called with (the cell's task).
+            key: a name for the task that no other submission shares, on this scheduler or a shared one.
+
+        Returns:
+            The future standing for the evaluation until it is settled.
+        """
+        ...
 
     def wait(self, futures: Iterable[Any], timeout: float) -> list[Any]: ...
 
@@ -99,6 +110,16 @@ class InlineExecutor:
     """Evaluations in the driver's own process, one at a time, in the order they were submitted."""
 
     def submit(self, fn: Callable[[Any], dict[str, Any]], arg: Any, key: str) -> _Call:
+        """Hold the evaluation back until the driver waits for it; nothing runs yet.
+
+        Args:
+            fn: the evaluation, run later in this process on `arg`.
+            arg: the one argument `fn` is called with.
+            key: the task's name; unused here, where no scheduler needs one.
+
+        Returns:
+            The deferred call, whose value `wait` fills in and `result` reads.
+        """
         return _Call(fn, arg)
 
     def wait(self, futures: Iterable[Any], timeout: float) -> list[Any]:
@@ -125,6 +146,16 @@ class DaskExecutor:
         self.client, self.cluster = client, cluster
 
     def submit(self, fn: Callable[[Any], dict[str, Any]], arg: Any, key: str) -> Any:
+        """Hand the evaluation to the cluster's scheduler, to run on whichever worker is free.
+
+        Args:
+            fn: the evaluation, shipped to a worker and run there on `arg`.
+            arg: the one argument `fn` is called with.
+            key: the Dask task key; it must be unique, since tasks are never treated as pure.
+
+        Returns:
+            The Dask future of the task.
+        """
         return self.client.submit(fn, arg, key=key, pure=False)
 
     def wait(self, futures: Iterable[Any], timeout: float) -> list[Any]:

@@ -91,7 +91,17 @@ class Engine:
 
 
 def restore(search: Searchable, seed: int, log: TrialLog | None) -> TrialRun:
-    """A trial rebuilt from its journal: finished cells kept as they were, in-flight ones to send again."""
+    """A trial rebuilt from its journal: finished cells kept as they were, in-flight ones to send again.
+
+    Args:
+        search: the prepared search, which makes the trial's strategy and reads journaled cells back.
+        seed: the trial's seed, which both names the trial and seeds its strategy.
+        log: what the journal holds for this trial; None when it has nothing yet (a fresh trial).
+
+    Returns:
+        The trial with its finished cells in the history, its unfinished ones pending (attempts and
+        losses so far kept), and the strategy's journaled notes recalled.
+    """
     trial = TrialRun(seed, search.make_strategy(seed))
     if log is None:
         return trial
@@ -115,7 +125,16 @@ def restore(search: Searchable, seed: int, log: TrialLog | None) -> TrialRun:
 
 
 class Driver:
-    """Runs trials to their budget on an executor, journaling as it goes."""
+    """Runs trials to their budget on an executor, journaling as it goes.
+
+    Args:
+        search: the prepared search: strategies, cell descriptions and the job each cell runs.
+        engine: the budget, batch size, retries and whether cells go out batch by batch or asynchronously.
+        executor: where the evaluations run (inline, or a Dask cluster).
+        journal: the file every submission, result, retry and note is written to before it is acted on.
+        on_result: called with the trial and the journaled finish or fail record as each cell settles.
+        on_note: called with the trial and each note its strategy wrote; by default nothing is done.
+    """
 
     def __init__(
         self,

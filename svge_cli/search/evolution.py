@@ -41,6 +41,16 @@ def mutate(
     """One random op change or edge flip of `arch` that is a valid cell of `space` (canonical form).
 
     None when no valid mutant turned up in MUTATION_TRIES draws.
+
+    Args:
+        space: the search space whose node types, canonical form and rules the mutant must respect.
+        arch: the cell to mutate; it is copied, never changed.
+        rng: draws the kind of mutation and the node or edge it touches.
+        edge_share: the chance that a draw flips an adjacency entry rather than retypes a middle node.
+        node_limit: the most nodes a valid mutant may have, in place of the space's own limit; None keeps it.
+
+    Returns:
+        The mutant in canonical form, valid in `space` and different from `arch`, or None as above.
     """
     n = arch.n_nodes
     ops_range = range(2, space.vocab_size)  # 0 and 1 are the input and output types
@@ -84,6 +94,13 @@ class EvolutionSpace:
     for NB101 pass one that draws from the cached enumeration, e.g. `datasets.sample_cells`,
     since `NB101Space.sample` enumerates the space on every call).  The objective is any
     callable on cells, e.g. an `--evaluator` program.
+
+    Args:
+        space: the search space the cells are drawn from, mutated in, validated and hashed by.
+        population: how many of the latest queried cells form the population (also the random start).
+        sample: how many population members each tournament draws; at most `population`.
+        node_limit: the most nodes a cell may have, in place of the space's own limit; None keeps it.
+        sampler: `sampler(n, seed)` gives random cells for the start and fallbacks; None uses `space.sample`.
     """
 
     name = "evolution"
@@ -107,6 +124,19 @@ class EvolutionSpace:
     def propose(
         self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[Arch] = ()
     ) -> list[Arch]:
+        """Random cells until the population is full, then one mutated tournament winner per cell asked for.
+
+        Args:
+            history: every query so far; its last `population` cells are the population.
+            n: how many cells the driver asks for.
+            limit: the most cells that may be returned (the budget left); the random start may fill up to it.
+            rng: every random draw of this proposal (tournaments, mutations, random cells).
+            pending: cells being evaluated now; they count towards the population and are never proposed.
+
+        Returns:
+            Canonical cells neither queried nor pending, no two alike; random ones stand in when the
+            mutations run dry, and fewer than asked come back only when those run out too.
+        """
         taken: set = {self.key(c) for c in pending}
         if len(history) + len(pending) < self.population or not len(history):
             want = min(max(n, self.population - len(history) - len(pending)), limit)
@@ -149,6 +179,16 @@ class EvolutionPool:
     mutant is rarely in it, so after `tries` misses the child is the unqueried pool cell
     nearest to the parent in one-hot distance (`neighbours`), the closest the pool has to
     a one-step mutation.
+
+    Args:
+        space: the search space the pool's cells belong to, which mutates and hashes them.
+        archs: the pool's cells, candidate i being the i-th; a `Dataset` is read one cell at a time.
+        hashes: the canonical hash of each pool cell, in the same order, to look mutants up by.
+        population: how many of the latest queried cells form the population (also the random start).
+        sample: how many population members each tournament draws; at most `population`.
+        onehot: one row per pool cell, its one-hot encoding, for the nearest-cell fallback; None: no
+            fallback, a child not found by mutation is a random unqueried cell instead.
+        tries: how many mutants are looked up in the pool before falling back.
     """
 
     name = "evolution"
@@ -179,6 +219,19 @@ class EvolutionPool:
     def propose(
         self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[int] = ()
     ) -> list[int]:
+        """Random pool cells until the population is full, then one child of a tournament winner per cell.
+
+        Args:
+            history: every query so far (pool indices); its last `population` cells are the population.
+            n: how many cells the driver asks for.
+            limit: the most cells that may be returned (the budget left); the random start may fill up to it.
+            rng: every random draw of this proposal (tournaments, mutations, tie-breaks, random cells).
+            pending: pool indices being evaluated now; they count towards the population, never proposed.
+
+        Returns:
+            Pool indices neither queried nor pending, no two alike; random ones make up for children
+            not found, and fewer than asked come back only when the pool has no unqueried cells left.
+        """
         taken: set[int] = {int(c) for c in pending}
         if len(history) + len(pending) < self.population or not len(history):
             want = min(max(n, self.population - len(history) - len(pending)), limit)

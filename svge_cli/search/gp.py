@@ -152,6 +152,19 @@ class LatentGP(Model):
         posterior_transform=None,
         **kwargs,
     ) -> GPyTorchPosterior:
+        """BoTorch's view of the GP at `X`: the joint normal over the q points of each batch.
+
+        Args:
+            X: GP inputs (z-scored latents) of shape (..., q, d).
+            output_indices: ignored; the model has a single output.
+            observation_noise: when true, the likelihood's noise is added to the covariance.
+            posterior_transform: applied to the posterior before it is returned; None returns it as is.
+            **kwargs: taken for BoTorch's interface and ignored.
+
+        Returns:
+            The posterior in standardised target units, mean (..., q) and covariance (..., q, q) with
+            a small jitter on the diagonal, transformed when `posterior_transform` is given.
+        """
         mean, cov = self.gp.predict(X, observation_noise=bool(observation_noise))
         eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
         mvn = gpytorch.distributions.MultivariateNormal(mean, cov + JITTER * eye)
@@ -201,6 +214,20 @@ def fit_sparse_gp(
 
     Hyper-parameters are learned on at most `fit_points` of the points (all of them is
     affordable on a GPU); the posterior always conditions on every point.
+
+    Args:
+        latents: the labelled points, shape (N, D), N at least 2, in latent units.
+        scores: the score at each point, shape (N,), in the objective's units.
+        inputs: the z-scoring that maps latents to GP inputs (the training latents' statistics).
+        targets: the standardisation that maps scores to GP targets (the initial labels' mean/std).
+        inducing: the most inducing points; fewer when there are fewer distinct latents.
+        seed: seeds which latents start as inducing points and which are fitted on.
+        iters: Adam steps taken on the bound.
+        fit_points: the most points the hyper-parameters are learned on.
+        device: where the GP is fitted and kept.
+
+    Returns:
+        The GP conditioned on all N points, with both scalers and its best standardised target.
     """
     if len(latents) < 2:
         raise ValueError("a GP needs at least two labelled points")
@@ -232,7 +259,17 @@ class Quality:
 
 
 def gp_quality(fitted: FittedGP, latents: np.ndarray, scores: np.ndarray) -> Quality:
-    """Metrics in standardised units: RMSE, mean Gaussian log-density of the truth, Pearson r."""
+    """Metrics in standardised units: RMSE, mean Gaussian log-density of the truth, Pearson r.
+
+    Args:
+        fitted: the GP to judge.
+        latents: the held-out points, shape (N, D), in latent units.
+        scores: their true scores, shape (N,), in the objective's units.
+
+    Returns:
+        RMSE and log-likelihood (with observation noise) in standardised target units, Pearson r
+        (NaN with fewer than two points or constant predictions), and N.
+    """
     truth = fitted.targets.forward(scores)
     mean, var = fitted.predict(latents)
     err = mean - truth
@@ -248,6 +285,17 @@ def select_batch(
 
     `pending` latent points are being evaluated: q-EI integrates over their outcomes jointly
     with the batch (BoTorch's X_pending), so the batch does not pile onto them.
+
+    Args:
+        fitted: the GP whose expected improvement over its best target is maximised.
+        q: how many points to select.
+        lower: the box's lower corner, shape (D,), in latent units.
+        upper: the box's upper corner, shape (D,), in latent units.
+        seed: seeds the quasi-MC sampler and the optimiser's restarts; the caller's torch RNG is left alone.
+        pending: points being evaluated, shape (P, D), in latent units; None when there are none.
+
+    Returns:
+        The selected points, shape (q, D), float32, in latent units.
     """
     lo, hi = fitted.inputs.forward(lower), fitted.inputs.forward(upper)
     hi = np.maximum(hi, lo + 1e-6)  # BoTorch needs every box side to have some width

@@ -95,7 +95,17 @@ def round_seed(seed: int, rnd: int) -> int:
 
 
 def start_rows(problem: LatentProblem, init: int | None, seed: int) -> np.ndarray:
-    """Rows of the start cells a trial begins with: `init` drawn at random, or every labelled row."""
+    """Rows of the start cells a trial begins with: `init` drawn at random, or every labelled row.
+
+    Args:
+        problem: the shared problem whose start cells the rows index.
+        init: how many start cells to draw; None takes every eligible one.
+        seed: the trial's seed; the draw is seeded by it and round 0.
+
+    Returns:
+        Sorted indices into `problem.start`, drawn from the eligible cells (those with a finite
+        score when the start cells are the labelled set, else all of them).
+    """
     start = problem.start
     eligible = np.nonzero(np.isfinite(start.scores))[0] if problem.labelled_start else np.arange(len(start))
     if init is None:
@@ -109,7 +119,20 @@ def decode_new(
     model: SVGe, space: SearchSpace, z: np.ndarray, attempts: int, known: set[str], seed: int
 ) -> list[tuple[str, Arch | None, str | None]]:
     """Per point: (status, cell, hash). A new valid cell if any attempt gives one (none repeated
-    within the batch); else a valid cell already known (duplicate); else invalid."""
+    within the batch); else a valid cell already known (duplicate); else invalid.
+
+    Args:
+        model: the trained autoencoder that decodes the points.
+        space: the search space that judges each decode and hashes the valid cells.
+        z: the selected latent points, shape (Q, D).
+        attempts: the most decodes per point, the first greedy and the rest sampled.
+        known: hashes of the cells already scored, being evaluated or labelled.
+        seed: seeds the sampled decodes.
+
+    Returns:
+        One (status, cell, hash) per point, in order: a new cell, a duplicate with the known (or
+        already taken) cell it decoded to, or (INVALID, None, None).
+    """
     gen = torch.Generator(device=codec.model_device(model)).manual_seed(seed)
     found: list[tuple[str, Arch | None, str | None]] = [(INVALID, None, None)] * len(z)
     taken: set[str] = set()
@@ -138,7 +161,13 @@ def _plain(z: np.ndarray) -> list[float]:
 
 
 class LatentBO:
-    """The paper's BO for one trial: initial cells first, then rounds of decoded q-EI batches (candidates: cells)."""
+    """The paper's BO for one trial: initial cells first, then rounds of decoded q-EI batches (candidates: cells).
+
+    Args:
+        problem: what every trial shares: the space, the model, the latent box and the start cells.
+        settings: the initial cells, rounds, batch size, inducing points and decoding attempts.
+        seed: the trial's seed, which picks its start cells and, with the round number, seeds each round.
+    """
 
     name = "latent"
 
@@ -183,7 +212,19 @@ class LatentBO:
     def propose(
         self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[Arch] = ()
     ) -> list[Arch]:
-        """The initial cells not yet out, else one round's new cells (possibly none: see `take_notes`)."""
+        """The initial cells not yet out, else one round's new cells (possibly none: see `take_notes`).
+
+        Args:
+            history: every query so far, whose scores the GP is fitted on.
+            n: how many points the round should select.
+            limit: the most cells that may be returned (the budget left).
+            rng: unused; each round is seeded from the trial's seed and the round number instead.
+            pending: cells being evaluated now: never proposed again, and q-EI's pending points.
+
+        Returns:
+            The initial cells neither queried nor pending (at most `limit`), else the new cells the
+            round decoded; empty once the rounds are spent or while waiting on initial scores.
+        """
         out = {self.key(c) for c in pending}
         initial = [c for c in self.initial if not history.seen(self.key(c)) and self.key(c) not in out]
         if initial:

@@ -54,7 +54,26 @@ def latent_problem(
     seed: int,
     note: Callable[[str], None],
 ) -> LatentProblem:
-    """Encode the training cells (latent box, start cells) and the labelled test cells of a latent search."""
+    """Encode the training cells (latent box, start cells) and the labelled test cells of a latent search.
+
+    Args:
+        ws: the workspace, where the checkpoint's own training rows are found when there is no table.
+        sp: the search space of the cells.
+        ck: the checkpoint `model` was loaded from; without a table its training rows are the cells.
+        model: the trained autoencoder that encodes the cells into latent means.
+        table: the labelled table whose train and test splits are used (a split is drawn and set on it
+            when it has none); None: the checkpoint's training rows, without labels.
+        target: the label column the start and test cells are scored by; None: no labels.
+        objective: what scores the search's cells; a surrogate makes the labelled start cells the
+            initial data, and an evaluator gets no test cells.
+        settings: the latent BO's settings; `init` must not ask for more cells than there are.
+        seed: seeds which cells are kept when there are more than POOL_CELLS.
+        note: shows the user a progress line.
+
+    Returns:
+        The problem: the box spanned by the start cells' latent means, their z-scoring, the start
+        cells, and the test cells (None without labels, with an evaluator, or with fewer than two).
+    """
     if table is not None and table.split is None:
         table.split = datasets.random_split(len(table), datasets.DEFAULT_SPLIT_SEED)
     reference, train_rows = _training_cells(ws, sp, ck, table)

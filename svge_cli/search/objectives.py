@@ -66,7 +66,16 @@ def target_column(table: Dataset, target: str) -> np.ndarray:
 
 
 def covers_space(space: SearchSpace, table: Dataset, target: str) -> bool:
-    """Whether the table labels every cell of the space, so that lookups can stand in for training."""
+    """Whether the table labels every cell of the space, so that lookups can stand in for training.
+
+    Args:
+        space: the search space; one of unknown size is never covered.
+        table: the benchmark table whose rows are counted by distinct canonical hash.
+        target: the label column; only rows with a finite value in it count.
+
+    Returns:
+        True when the table has a finite `target` for at least as many distinct cells as the space holds.
+    """
     if space.size is None:
         return False
     labelled = np.isfinite(target_column(table, target))

@@ -36,13 +36,33 @@ ENCODE_BATCH = 1024  # measured fastest on one CPU thread for NB201 (larger batc
 
 
 def pool_path(ws: Workspace, space: str, fingerprint: str) -> Path:
+    """Where the pool latents of one checkpoint are cached in the workspace.
+
+    Args:
+        ws: the workspace whose space folder holds the cache.
+        space: name of the search space the pool enumerates.
+        fingerprint: the checkpoint's fingerprint (`Checkpoint.fingerprint`), naming the file.
+
+    Returns:
+        ``<workdir>/<space>/pools/<fingerprint>.h5``; the file need not exist yet.
+    """
     return ws.space_dir(space) / "pools" / f"{fingerprint}.h5"
 
 
 def encode_pool(
     model: SVGe, ds: Dataset, batch_size: int = ENCODE_BATCH, progress: Callable[[int, int], None] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Latent means and log-variances of every row of `ds`, in row order."""
+    """Latent means and log-variances of every row of `ds`, in row order.
+
+    Args:
+        model: the autoencoder whose encoder is run, on its own device.
+        ds: the cells to encode (padded ops, adjacency and node counts).
+        batch_size: cells per forward pass; bounds memory, not the result.
+        progress: called with (rows encoded so far, total rows) after every 16 batches; None: silent.
+
+    Returns:
+        mu and logvar, each (len(ds), latent) float32 on the CPU; (0, latent) for an empty dataset.
+    """
     mus, logvars = [], []
     for s in range(0, len(ds), batch_size * 16):
         sl = slice(s, s + batch_size * 16)
@@ -68,8 +88,20 @@ def pool_latents(
 ) -> tuple[Latents, bool]:
     """The latents of every cell of `ds` under checkpoint `ck`: from the cache, else encoded and cached.
 
-    Returns (latents, True when they came from the cache).  A cache file that is damaged,
-    holds other cells or another checkpoint's latents is re-encoded and replaced.
+    A cache file that is damaged, holds other cells or another checkpoint's latents is
+    re-encoded and replaced.
+
+    Args:
+        ws: the workspace that holds the cache (`pool_path`).
+        ck: the checkpoint whose encoder gives the latents; its fingerprint keys the cache.
+        ds: every cell of the space, in pool order; its hashes must match a cached file's.
+        model: the model already built from `ck`; None: rebuilt from it on `device` if encoding is needed.
+        device: where a model rebuilt from `ck` runs; unused when `model` is given or the cache is hit.
+        progress: called with (rows encoded so far, total rows) while encoding; None: silent.
+
+    Returns:
+        The latents (rows in `ds`'s order, tagged with `ck`'s fingerprint), and True when they
+        came from the cache, False when they were just encoded.
     """
     fingerprint = ck.fingerprint()
     path = pool_path(ws, ds.space, fingerprint)
@@ -104,7 +136,16 @@ def onehot_features(ds: Dataset, space: SearchSpace) -> np.ndarray:
 
 
 def timed_pool(ws: Workspace, ck: Checkpoint, ds: Dataset) -> tuple[Latents, bool, float]:
-    """`pool_latents` with its wall time (benchmarks report it)."""
+    """`pool_latents` with its wall time (benchmarks report it).
+
+    Args:
+        ws: the workspace that holds the cache.
+        ck: the checkpoint whose encoder gives the latents; encoding, if needed, runs on the CPU.
+        ds: every cell of the space, in pool order.
+
+    Returns:
+        The latents, whether they came from the cache, and the seconds the call took.
+    """
     start = time.perf_counter()
     lat, cached = pool_latents(ws, ck, ds)
     return lat, cached, time.perf_counter() - start

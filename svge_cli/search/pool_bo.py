@@ -33,12 +33,39 @@ FEATURES = (LATENT, ONEHOT, LATENT_PROXIES, PROXY_PRIOR)
 
 
 def expected_improvement(mean: np.ndarray, var: np.ndarray, best: float) -> np.ndarray:
+    """Closed-form expected improvement over `best` of Gaussian predictions (maximisation).
+
+    Args:
+        mean: the surrogate's predicted mean of each candidate, (M,).
+        var: the predicted variance of each candidate, (M,); floored at 1e-18 so none is exactly 0.
+        best: the incumbent, in the same (transformed) target units as `mean`.
+
+    Returns:
+        The expected improvement of each candidate, (M,), never negative.
+    """
     sd = np.sqrt(np.maximum(var, 1e-18))
     z = (mean - best) / sd
     return sd * (z * ndtr(z) + np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
 
 
 def acquisition(name: str, mean: np.ndarray, var: np.ndarray, best: float, beta: float) -> np.ndarray:
+    """The value of acquisition `name` for each candidate; the caller picks the largest.
+
+    Thompson sampling (``ts``) is not computed here: `PoolBO` samples the joint posterior itself.
+
+    Args:
+        name: ``ei`` (expected improvement), ``ucb`` (upper confidence bound) or ``mean`` (exploit only).
+        mean: predicted mean of each candidate, (M,).
+        var: predicted variance of each candidate, (M,).
+        best: the incumbent in target units; read by ``ei`` only.
+        beta: how many predicted standard deviations ``ucb`` adds to the mean; ignored by the others.
+
+    Returns:
+        One value per candidate, (M,).
+
+    Raises:
+        SearchError: for any other `name`.
+    """
     if name == "ei":
         return expected_improvement(mean, var, best)
     if name == "ucb":
@@ -65,6 +92,21 @@ class PoolBO:
     `local` > 0 restricts candidates to the `local` nearest unqueried cells (Euclidean in
     feature space) of each of the best 5 cells seen, a trust-region-like focus for large
     budgets; 0 ranks the whole pool.
+
+    Args:
+        features: the (cells, columns) matrix of the pool, one row per cell; candidates are row indices.
+        surrogate: a surrogate name (``gp``, ``gp-ard``, ``dngo``) or a ready `Surrogate` to fit.
+        init: random cells queried before the first fit (at least 1).
+        acquisition: ``ei``, ``ucb``, ``ts`` or ``mean``.
+        batch_rule: ``kb`` (kriging believer) or ``topk``; how a batch of several cells is chosen.
+        target: how scores are transformed before the fit: ``none``, ``rank`` or ``log``.
+        shortlist: how many best cells by marginal acquisition get the joint posterior a batch is picked on.
+        beta: the exploration weight of ``ucb``.
+        local: nearest unqueried cells kept around each of the 5 best cells; 0: the whole pool.
+        seed: seeds a surrogate built from its name; unused for a `Surrogate` given ready.
+
+    Raises:
+        SearchError: for an empty pool or an unknown batch rule.
     """
 
     name = "pool"
@@ -98,6 +140,23 @@ class PoolBO:
     def propose(
         self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[Any] = ()
     ) -> list[int]:
+        """Pool rows to query next: random draws at first, then the surrogate's picks.
+
+        Draws are random while fewer than `init` cells are queried or pending, or while there are
+        fewer than two finite scores or all are equal; after that the surrogate is fitted on them.
+
+        Args:
+            history: every query of this trial so far (candidates are pool rows).
+            n: the batch size asked for.
+            limit: the most cells that may be returned (the budget left); the initial random design
+                may return up to this many, more than `n`, so that it forms one round.
+            rng: the round's random generator (initial draws and Thompson samples).
+            pending: pool rows being evaluated now; never proposed, and conditioned on at their
+                predicted means.
+
+        Returns:
+            Distinct pool rows neither queried nor pending, in the order they were picked.
+        """
         free = unqueried(len(self.features), history, pending)
         cells, scores = history.scored()
         started = len(history) + len(pending)

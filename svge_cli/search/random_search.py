@@ -27,6 +27,18 @@ class RandomPool:
     def propose(
         self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[Any] = ()
     ) -> list[int]:
+        """Up to `n` distinct pool rows drawn uniformly among those neither queried nor pending.
+
+        Args:
+            history: every query of this trial so far (candidates are pool rows).
+            n: how many rows to draw; fewer when fewer are left.
+            limit: the budget left; unused, since `n` never exceeds it here.
+            rng: the generator the rows are drawn with.
+            pending: pool rows being evaluated now, never drawn.
+
+        Returns:
+            The drawn pool rows, in draw order.
+        """
         free = unqueried(self.size, history, pending)
         return [int(i) for i in rng.choice(free, size=min(n, len(free)), replace=False)]
 
@@ -45,6 +57,18 @@ class RandomSpace:
     def propose(
         self, history: History, n: int, limit: int, rng: np.random.Generator, pending: Sequence[Any] = ()
     ) -> list[Any]:
+        """Up to `n` valid canonical cells from the space's sampler, none queried, pending or repeated.
+
+        Args:
+            history: every query of this trial so far, checked by cell hash.
+            n: how many cells to return; each of the `tries` attempts samples this many.
+            limit: the budget left; unused, since `n` never exceeds it here.
+            rng: seeds each attempt of the space's sampler.
+            pending: cells being evaluated now, never proposed again.
+
+        Returns:
+            The new cells in the order found; fewer than `n` when `tries` attempts did not find enough.
+        """
         out, keys = [], {self.key(c) for c in pending}
         for _ in range(self.tries):
             for arch in self.space.sample(n, int(rng.integers(2**31))):

@@ -46,7 +46,21 @@ CARRIED = ("device", "failure", "reason", "exit", "stderr", "extra", "attempt")
 
 
 def results_path(ws: Workspace, space: str, results: str | None, resume: bool) -> Path:
-    """The file a search writes: the one given, the newest to resume, else a new time-stamped one."""
+    """The file a search writes: the one given, the newest to resume, else a new time-stamped one.
+
+    Args:
+        ws: the workspace whose ``<space>/bo`` folder holds the searches' results.
+        space: name of the search space.
+        results: the path given by ``--results``; None or empty: chosen in the workspace.
+        resume: pick the newest ``bo-*.json`` of the folder (random-search baselines left out).
+
+    Returns:
+        The results path; with neither `results` nor `resume`, a new ``bo-YYYYmmdd-HHMMSS.json``
+        that is not created here.
+
+    Raises:
+        SvgeError: when asked to resume but the folder holds no results file.
+    """
     if results:
         return Path(results)
     folder = ws.space_dir(space) / "bo"
@@ -81,6 +95,13 @@ def query_of(record: dict[str, Any], strategy: str) -> dict[str, Any]:
 
 
 def save_results(path: Path, meta: dict[str, Any], trials: list[dict[str, Any]]) -> None:
+    """Write the results file atomically: kind, format version, the run's fields and its trials.
+
+    Args:
+        path: the results file, replaced whole (the old one survives a failed write).
+        meta: the run's header (space, strategy, objective, settings, ...), written at top level.
+        trials: one JSON-ready dict per trial (a `TrialRecord` as a dict), under ``trials``.
+    """
     doc = {"kind": RESULTS_KIND, "format_version": RESULTS_VERSION, **meta, "trials": trials}
     write_text_lines(str(path), [json.dumps(doc, allow_nan=False)])
 
@@ -99,6 +120,18 @@ def previous_records(results: Path, meta: dict[str, Any], resume: bool) -> list[
 
     None for a fresh run.  A results file from before journals exists is read as the journal
     it would have written.
+
+    Args:
+        results: the results file of the run; its journal lies beside it.
+        meta: this run's header, which the journal's start record (or the old results file) must
+            match on the search and its settings (`check_same`).
+        resume: whether the run continues an earlier one; False returns None without reading anything.
+
+    Returns:
+        The journal's records in order, starting with its start record, or None for a fresh run.
+
+    Raises:
+        SvgeError: when the earlier run was a different search, or its file cannot be read.
     """
     if not resume:
         return None
@@ -111,7 +144,17 @@ def previous_records(results: Path, meta: dict[str, Any], resume: bool) -> list[
 
 
 def open_journal(results: Path, meta: dict[str, Any], records: list[dict[str, Any]] | None) -> Journal:
-    """The run's journal, opened for appending: new (with its start record), continued, or converted."""
+    """The run's journal, opened for appending: new (with its start record), continued, or converted.
+
+    Args:
+        results: the results file of the run; the journal lies beside it.
+        meta: this run's header, written into the start record of a new journal.
+        records: what `previous_records` returned: None starts a new journal (one already there
+            is an error); records without a journal file are written as its first records.
+
+    Returns:
+        The open journal (a context manager that closes it); a resumed one ends with a resume record.
+    """
     path = journal_path(results)
     if records is None:
         journal = Journal(path, fresh=True)
@@ -127,6 +170,16 @@ def open_journal(results: Path, meta: dict[str, Any], records: list[dict[str, An
 
 
 def check_same(header: dict[str, Any], meta: dict[str, Any], what: str) -> None:
+    """Refuse to resume a run whose search or settings differ from this one's.
+
+    Args:
+        header: the earlier run's header: its journal's start record or its old results file.
+        meta: this run's header; its ``settings`` must be present.
+        what: names the earlier run's file in the error message, e.g. ``journal bo-X.journal.jsonl``.
+
+    Raises:
+        SvgeError: naming the first field of `SAME_SEARCH` or `SAME_SETTINGS` that differs.
+    """
     for key in SAME_SEARCH:
         if header.get(key) != meta.get(key):
             raise SvgeError(f"cannot resume: the {what} has {key} {header.get(key)!r}, this run {meta.get(key)!r}")

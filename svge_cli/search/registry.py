@@ -57,7 +57,18 @@ _ENTRIES: dict[str, StrategyEntry] = {}
 
 
 def register(name: str, summary: str, batch: int, rank: int, needs_pool: bool = False) -> Callable[[Builder], Builder]:
-    """Decorate a strategy's builder to offer it as `svge bo --strategy NAME`."""
+    """Decorate a strategy's builder to offer it as `svge bo --strategy NAME`.
+
+    Args:
+        name: the strategy's name on the command line and in results files; registered once only.
+        summary: one line of help, shown by `svge bo --help`.
+        batch: cells a round proposes unless the user gives ``--batch``.
+        rank: the strategy's place in the CLI's list, lowest first (ties by name).
+        needs_pool: whether it only runs on a space that can be enumerated.
+
+    Returns:
+        The decorator, which records the builder and gives it back unchanged.
+    """
 
     def add(build: Builder) -> Builder:
         if name in _ENTRIES:

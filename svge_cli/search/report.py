@@ -53,7 +53,17 @@ def round_line(seed: int, note: dict[str, Any]) -> str:
 
 
 def best_table(summary: dict[str, Any], meta: dict[str, Any], baseline: dict[str, Any] | None = None) -> Table:
-    """Mean ± std of the best score so far at each query count (beside random search, if it ran)."""
+    """Mean ± std of the best score so far at each query count (beside random search, if it ran).
+
+    Args:
+        summary: the search's `runner.summarize` output (its ``at_queries`` and ``trials``).
+        meta: the run's header: space, strategy and the score's name (target, surrogate or not).
+        baseline: the random-search baseline's summary; None: no such column.  Query counts it
+            lacks show as ``-``.
+
+    Returns:
+        A table with one row per query count of `summary`.
+    """
 
     def cell(a: dict[str, Any]) -> str:
         return f"{short(a['best_mean'])} ± {short(a['best_std'])}"

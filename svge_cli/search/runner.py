@@ -250,6 +250,22 @@ def run(
 
     The caller connects to the cluster (`cluster.connect`) before preparing the search, so a
     scheduler that cannot be reached is the only thing the user sees; it closes the executor too.
+
+    Args:
+        plan: the prepared search (`prepare`), with the journal records of a resumed run if any.
+        cluster: the user's worker options; inline (one worker, no GPUs or scheduler) runs batch by
+            batch in the driver, and more than one worker sets how many cells are in flight.
+        executor: the connected executor; None, or ignored when `cluster` is inline or the objective
+            is not an external evaluator: cells then run in the driver.
+        retries: how many times a cell whose worker was lost is sent again before it counts as failed.
+        on_result: called after every result with the trial's record so far, the journal record
+            of the outcome, and the progress counts (in flight, finished, failed, best, workers).
+        note: shows the user a one-line message.
+        on_round: called with the trial's seed and a round note the latent BO journaled.
+
+    Returns:
+        Every trial's record (those of the journal outside this run's seeds too), the wall seconds,
+        the seconds each proposal took, and the number of workers at the end.
     """
     req, records = plan.request, plan.records
     here = cluster.inline or not plan.remote
@@ -296,7 +312,20 @@ def _record(plan: Plan, trial: TrialRun) -> TrialRecord:
 
 
 def summarize(trials: list[TrialRecord], seeds: range, budget: int) -> dict[str, Any]:
-    """Mean and std of the best score so far at each query count, and each trial's best cell."""
+    """Mean and std of the best score so far at each query count, and each trial's best cell.
+
+    Args:
+        trials: the run's trial records; those whose seed is not in `seeds` are left out.
+        seeds: the trials to summarise.
+        budget: queries per trial: the last query count reported, and the length of every curve
+            (a finished trial that spent fewer keeps its final best, an unfinished one is unknown).
+
+    Returns:
+        ``at_queries``: per query count (10, 25, 50, ... below `budget`, then `budget`) the mean and
+        std of the best score over trials, None where no trial has one yet; ``trials``: each
+        trial's seed, query count, best query and latent BO rounds if any; ``best``: the best query
+        of all, or None.
+    """
     chosen = [t for t in trials if t.seed in seeds]
     curves = np.asarray([_curve(t, budget) for t in chosen], dtype=np.float64)
     marks = sorted({q for q in (10, 25, 50, 100, 150, 200, 300, 500, 1000) if q < budget} | {budget})

@@ -50,6 +50,16 @@ class History:
         return len(self.candidates)
 
     def add(self, candidate: Any, key: Hashable, score: float) -> None:
+        """Append one query.
+
+        Args:
+            candidate: what the strategy proposed (a pool row or an `Arch`).
+            key: the candidate's identity (`Strategy.key`); must not have been queried before.
+            score: the objective's score; NaN when the evaluation failed.
+
+        Raises:
+            SearchError: when `key` is already in the history.
+        """
         if key in self._seen:
             raise SearchError(f"candidate {key!r} was already queried")
         self.candidates.append(candidate)
@@ -110,6 +120,16 @@ class Strategy(Protocol):
         that e.g. 10 random initial cells form one round.  `pending` are cells being
         evaluated right now (asynchronous search): never proposed again, and model-based
         strategies condition on them as fantasies.
+
+        Args:
+            history: every query of the trial so far, with scores (NaN for failures).
+            n: the batch size asked for, never more than `limit`.
+            limit: the most candidates the caller takes (the budget left).
+            rng: the round's generator, seeded by the trial's seed and its queries so far.
+            pending: candidates being evaluated now.
+
+        Returns:
+            The proposed candidates; empty when the strategy has nothing left to propose.
         """
 
 
@@ -121,6 +141,21 @@ def run_search(
     Yields a `Round` after each batch; the history (pass your own to keep or resume it)
     holds every query in order.  The RNG of a round is seeded by (seed, queries so far), so a
     resumed search continues exactly as the uninterrupted one would have.
+
+    Args:
+        strategy: proposes each round's candidates.
+        objective: scores a list of candidates, one float per candidate (NaN: failed).
+        budget: total queries, those already in `history` included; at least 1.
+        batch: candidates asked for per round (the initial design may take more); at least 1.
+        seed: the trial's seed, which with the history's length seeds each round's RNG.
+        history: the queries so far, extended in place; None: a new, empty one.
+
+    Yields:
+        One `Round` per batch: its candidates and scores, queries spent and the best so far.
+
+    Raises:
+        SearchError: for a budget or batch below 1, a strategy that runs dry or repeats a
+            candidate, or an objective that returns the wrong number of scores.
     """
     if budget < 1 or batch < 1:
         raise SearchError("budget and batch must be at least 1")
@@ -156,7 +191,20 @@ def search(
     history: History | None = None,
     on_round: Callable[[Round], None] | None = None,
 ) -> History:
-    """`run_search` to the end; returns the full history."""
+    """`run_search` to the end; returns the full history.
+
+    Args:
+        strategy: proposes each round's candidates.
+        objective: scores a list of candidates, one float per candidate (NaN: failed).
+        budget: total queries, those already in `history` included.
+        batch: candidates asked for per round.
+        seed: the trial's seed, which with the history's length seeds each round's RNG.
+        history: the queries so far, extended in place; None: a new, empty one.
+        on_round: called with each `Round` as it finishes; None: nothing is called.
+
+    Returns:
+        The history of all `budget` queries, in order.
+    """
     history = history if history is not None else History()
     for r in run_search(strategy, objective, budget, batch, seed, history):
         if on_round is not None:
@@ -165,7 +213,16 @@ def search(
 
 
 def unqueried(size: int, history: History, pending: Sequence[Any] = ()) -> np.ndarray:
-    """Pool indices neither queried nor pending."""
+    """Pool indices neither queried nor pending.
+
+    Args:
+        size: the number of cells in the pool.
+        history: the trial's queries; its keys are pool indices.
+        pending: pool indices being evaluated now.
+
+    Returns:
+        The free indices in increasing order, int64.
+    """
     mask = np.ones(size, dtype=bool)
     if history.keys:
         mask[np.asarray(history.keys, dtype=np.int64)] = False

@@ -55,6 +55,12 @@ class DNGO:
     closed-form evidence over a small grid (pybnn samples them with MCMC; the grid is
     deterministic and costs nothing).  Training restarts from a seeded initialisation every
     fit so a search stays reproducible.
+
+    Args:
+        hidden: units in each of the three tanh layers; the BLR works on the last one.
+        epochs: full-batch Adam steps of each fit.
+        lr: Adam's learning rate.
+        seed: seeds the initialisation, offset by the number of scored cells at each fit.
     """
 
     def __init__(self, hidden: int = 50, epochs: int = 500, lr: float = 1e-2, seed: int = 0) -> None:
@@ -139,6 +145,12 @@ class PriorMeanGP:
     kernel's input, a linear predictor on the proxies, refitted on the scored cells each round,
     gives the level, and the GP on the latent means models what the proxies miss (its residuals).
     Far from the data the GP falls back to the proxies' prediction rather than a constant.
+
+    Args:
+        prior_columns: how many trailing input columns (the proxies) feed the ridge regression; the
+            rest go to the GP.
+        base: the surrogate fitted to the ridge regression's residuals on the leading columns.
+        ridge: the L2 penalty on the regression's slopes (the intercept is not shrunk).
     """
 
     def __init__(self, prior_columns: int, base: Surrogate, ridge: float = 1.0) -> None:

@@ -38,7 +38,17 @@ MAX_OPS = 125
 
 
 class CellSpace(SearchSpace):
-    """A space of node-labelled DAG cells declared by a spec (see `from_spec`)."""
+    """A space of node-labelled DAG cells declared by a spec (see `from_spec`).
+
+    Args:
+        name: the space's name, as cells and files record it.
+        ops: the middle nodes' operation names, in vocabulary order.
+        max_nodes: the largest cell, input and output included.
+        max_edges: the most edges a cell may have; None for no limit.
+        single_io: every node must lie on a path from the input to the output.
+        default_cells: how many cells a generated training set holds by default.
+        default_target: the metric searched by default; None when the space declares none.
+    """
 
     enumerable = False
 

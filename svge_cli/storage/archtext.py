@@ -40,6 +40,15 @@ def read_archs(
     With `space` None the space comes from the first line (its "space" key, or the
     one space whose native format it parses as); all lines must then agree.
     `node_limit` raises the space's node limit, for extrapolation to larger cells.
+
+    Args:
+        lines: the text to parse, one cell per line; blank lines and ``#`` comments are skipped.
+        space: the space every cell must belong to; None takes it from the first line.
+        source: how errors name the text (a file path or "stdin"), as in "<source>, line N".
+        node_limit: the largest node count a cell may have; None keeps the space's own limit.
+
+    Returns:
+        One record per cell line, in the order of the text, each checked and in canonical form.
     """
     records: list[ArchRecord] = []
     as_json: bool | None = None
@@ -84,7 +93,18 @@ def infer_native_space(text: str) -> SearchSpace:
 
 
 def format_arch(arch: Arch, space: SearchSpace, fmt: str = "jsonl", extra: dict[str, Any] | None = None) -> str:
-    """One line of text for a cell; `extra` keys ride along in JSON lines (native strings have no room)."""
+    """One line of text for a cell; `extra` keys ride along in JSON lines (native strings have no room).
+
+    Args:
+        arch: the cell to write.
+        space: the space the cell belongs to, which names its ops and writes its native string.
+        fmt: "jsonl" for a JSON object or "native" for the space's own string; ArchError otherwise.
+        extra: keys to add to the JSON object (numpy values and non-finite floats made JSON-safe);
+            ignored for native strings, and ArchError when one would overwrite space, ops or adj.
+
+    Returns:
+        The line, without a trailing newline.
+    """
     if fmt == "native":
         return space.format_native(arch)
     if fmt != "jsonl":

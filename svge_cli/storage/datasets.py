@@ -37,7 +37,17 @@ def enumeration(space: SearchSpace, ws: Workspace) -> Dataset:
 
 
 def sample_cells(space: SearchSpace, ws: Workspace, n: int, seed: int) -> list[Arch]:
-    """`n` cells drawn uniformly: from the cached enumeration where the space has one."""
+    """`n` cells drawn uniformly: from the cached enumeration where the space has one.
+
+    Args:
+        space: the space to draw from.
+        ws: the workspace whose cached enumeration is used (and built on first use).
+        n: how many cells to draw; from an enumeration, all of it when it holds fewer.
+        seed: seeds the draw, so the same seed gives the same cells.
+
+    Returns:
+        The drawn cells: distinct ones from an enumerable space, ``space.sample`` draws otherwise.
+    """
     if not space.enumerable:
         ensure_fits(n * (ARCH_BYTES + space.max_nodes**2), f"sampling {n:,} {space.name} cells", "ask for fewer")
         return space.sample(n, seed)
@@ -58,7 +68,16 @@ def workspace_dataset(space: SearchSpace, ws: Workspace) -> Dataset | None:
 
 
 def training_dataset(space: SearchSpace, ws: Workspace, path: str | None = None) -> Dataset:
-    """An explicit file, else the workspace's imported dataset, else the embedded default."""
+    """An explicit file, else the workspace's imported dataset, else the embedded default.
+
+    Args:
+        space: the space the dataset must hold; a file of another space is refused.
+        ws: the workspace whose imported dataset or cached enumeration is used when `path` is None.
+        path: an svge dataset file (or "-" for stdin) to train on; None falls back to the workspace.
+
+    Returns:
+        The dataset, with the seeded 90/10 train/test split filled in when it had none.
+    """
     if path is not None:
         ds = store.load_dataset(path, space.name)
     else:

@@ -66,6 +66,13 @@ class ProxyCache:
         return values, found
 
     def add(self, key: str, hashes: list[str], values: np.ndarray) -> None:
+        """Remember `values` of the cells `hashes` under `key`, replacing any held; `save` writes them.
+
+        Args:
+            key: the proxy and settings key (`ProxySettings.key`) the values were computed under.
+            hashes: the cells' hashes, one per value.
+            values: the proxy values, shape (len(hashes),), in the order of `hashes`.
+        """
         self._values.setdefault(key, {}).update(zip(hashes, np.asarray(values, dtype=np.float64).tolist()))
         self._dirty = self._dirty or bool(hashes)
 

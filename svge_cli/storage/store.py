@@ -242,6 +242,17 @@ def save_checkpoint(path: str | Path, ck: Checkpoint) -> None:
 
 
 def load_checkpoint(path: str | Path, space: str | None = None, with_optimizer: bool = False) -> Checkpoint:
+    """Read a checkpoint file; StoreError (one line) when it is missing, damaged or of another kind.
+
+    Args:
+        path: the checkpoint file, or "-" to read it from stdin.
+        space: the space the checkpoint must be of; None accepts any.
+        with_optimizer: whether to load the saved optimizer state; when False it is left empty.
+
+    Returns:
+        The checkpoint: config, weights, epoch, history, extra arrays and meta.
+    """
+
     def read() -> Checkpoint:
         with _open(path, "checkpoint", space) as f:
             return Checkpoint(

@@ -165,7 +165,13 @@ def _first_line(e: BaseException) -> str:
 
 
 def check_world(world: int, batch_size: int, cells: int) -> None:
-    """The global batch splits evenly, and every process has a cell to train on."""
+    """The global batch splits evenly, and every process has a cell to train on.
+
+    Args:
+        world: the number of training processes.
+        batch_size: the global batch, in cells, that the processes share at each step.
+        cells: how many training cells there are to shard over the processes.
+    """
     if world > cells:
         raise SvgeError(f"{world} processes for {cells} training cells: use at most {cells} processes")
     if batch_size % world:
@@ -195,6 +201,12 @@ def launch(fn: Callable[..., Any], args: tuple[Any, ...], nproc: int, max_restar
     fails the launcher stops the others at once (and restarts them all while
     restarts are left); the failure is raised as one SvgeError line naming the
     rank and the cause.  Ctrl-C stops every process and raises KeyboardInterrupt.
+
+    Args:
+        fn: what each process runs; picklable, since the processes are spawned.
+        args: the positional arguments every process passes to `fn`.
+        nproc: how many local processes to start, one rank each.
+        max_restarts: how often the whole group is restarted after a failure before it is raised (0: never).
     """
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, SignalException, Std
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

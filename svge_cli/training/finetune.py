@@ -104,6 +104,15 @@ def head_loss(
 
     Each head of an ensemble is fitted on its own, so their spread says how much
     differently initialised heads disagree.
+
+    Args:
+        head: the regressor, or the ensemble of regressors, that scores the latent points.
+        mu: the batch's posterior means, (B, latent).
+        target: the batch's standardised labels, (B,).
+        ranking_weight: weight of the pairwise ranking loss added to each head's MSE; 0 leaves the MSE alone.
+
+    Returns:
+        A scalar tensor: the heads' mean loss on the batch.
     """
     scores = head.each(mu) if isinstance(head, RegressorEnsemble) else head(mu)[None]
     total = torch.mean((scores - target) ** 2)
@@ -125,6 +134,19 @@ class JointLoss(nn.Module):
     def forward(
         self, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray, eps: np.ndarray, target: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        """The joint loss of one batch of cells.
+
+        Args:
+            ops: the batch's node types, (B, N) padded with -1.
+            adj: the batch's adjacency matrices, (B, N, N), 0/1.
+            n_nodes: the real node count of each cell, (B,).
+            eps: standard normal posterior noise, (B, latent), one row per cell.
+            target: the cells' standardised labels, (B,), on the model's device.
+
+        Returns:
+            Scalar tensors: loss (the weighted sum that is trained), vae (the VAE's negative ELBO) and mse
+            (the head loss, ranking term included).
+        """
         out = self.model.loss(ops, adj, n_nodes, eps)
         reg = head_loss(self.head, out["mu"], target, self.cfg.ranking_weight)
         share = self.cfg.regression_share
@@ -172,7 +194,13 @@ def _train_epoch(
 
 
 def check_world_for(cfg: FinetuneConfig, world: int, train_cells: int) -> None:
-    """What fine-tuning on `world` processes needs: the MLP head, a loss that splits by cell, an even batch."""
+    """What fine-tuning on `world` processes needs: the MLP head, a loss that splits by cell, an even batch.
+
+    Args:
+        cfg: the fine-tuning settings whose head, ranking weight and batch size are checked.
+        world: the number of training processes; 1 accepts any settings.
+        train_cells: how many drawn cells are trained on (the draw's train rows).
+    """
     if world == 1:
         return
     if cfg.head == "gp":
@@ -208,9 +236,22 @@ def finetune(
     cell's posterior noise drawn from (seed, epoch, row), so the weights are those
     of one process.
 
-    Returns the predictor (weights of the best epoch) and one history entry per
-    epoch: epoch, lr, loss, vae, mse (training means, standardised labels),
-    val_mse, seconds.
+    Args:
+        model: the trained VAE: frozen under the GP head, trained in place under the MLP head.
+        ds: the labelled dataset whose rows `draw` and `values` index.
+        values: the label of every row of `ds`, (M,), in the label's own units, NaN where unknown.
+        target: the name of the label column, recorded in the predictor.
+        draw: the rows fitted on (train) and those that pick the best epoch or judge the GP (validation).
+        cfg: the fine-tuning settings: head, schedule, seed, label transform, proxies.
+        on_step: called after every batch with the 1-based epoch and the batch's loss (MLP head only).
+        on_epoch: called with each epoch's history entry once the epoch is done (MLP head only).
+        proxies: a cached source of the proxies cfg.proxies names; None computes them here.
+        group: the processes training together; None trains in this process alone.
+
+    Returns:
+        The predictor (with the best epoch's weights) and one history entry per epoch: epoch, lr,
+        loss, vae, mse (training means, standardised labels), val_mse, seconds.  The GP head gives
+        one entry, with val_rmse and val_kendall besides.
     """
     group = group or Group()
     check_world_for(cfg, group.world, len(draw.train))

@@ -88,7 +88,22 @@ def finetuned_checkpoint(
     history: History,
     pool: str,
 ) -> Checkpoint:
-    """The base checkpoint's facts (so evaluate/encode/decode keep working) plus the regressor's."""
+    """The base checkpoint's facts (so evaluate/encode/decode keep working) plus the regressor's.
+
+    Args:
+        base: the VAE checkpoint fine-tuned from; its config, arrays and meta are carried over.
+        base_path: where `base` lies, recorded so that a later fine-tuning starts from the same VAE.
+        predictor: the fitted model and head whose weights, label scale and features are stored.
+        ds: the labelled dataset fitted on; the latent statistics and the drawn cells' hashes come from it.
+        source: where `ds` came from, recorded as the labelled dataset.
+        draw: the fitted, validation and unseen rows of `ds`, stored with the checkpoint.
+        cfg: the fine-tuning settings, stored in the checkpoint's config.
+        history: the fit's per-epoch entries; the one with the lowest val_mse is the best epoch.
+        pool: which cells the labels were drawn from ("all" or "train").
+
+    Returns:
+        The fine-tuned checkpoint, ready to save.
+    """
     best = min(history, key=lambda h: h["val_mse"])
     latent_mean, latent_std = training_latent_stats(predictor.model, ds, _latent_stats_rows(base, ds))
     used = np.asarray([h.encode() for h in ds.hashes[draw.drawn].tolist()])
@@ -132,6 +147,17 @@ def finetuned_checkpoint(
 
 
 def finetuned_path(ui: Ui, space: str, target: str, labels: int) -> Path:
+    """The default file of a fine-tuned checkpoint, in the space's checkpoint folder of the workspace.
+
+    Args:
+        ui: the console whose workspace holds the checkpoints.
+        space: the search space's name.
+        target: the label column fitted, part of the file name.
+        labels: how many labelled cells were asked for, part of the file name.
+
+    Returns:
+        The path <checkpoints>/finetuned-<target>-<labels>.h5 (not created here).
+    """
     return ui.workspace.checkpoint_dir(space) / f"finetuned-{target}-{labels}.h5"
 
 

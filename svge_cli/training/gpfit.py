@@ -24,7 +24,16 @@ History = list[dict[str, Any]]
 
 
 def proxy_source(ds: Dataset, names: tuple[str, ...], ui: Ui | None = None) -> ProxySource:
-    """The proxies `names` of `ds`'s space with its default settings; cached in `ui`'s workspace if given."""
+    """The proxies `names` of `ds`'s space with its default settings; cached in `ui`'s workspace if given.
+
+    Args:
+        ds: the dataset whose space builds and scores the cells.
+        names: the zero-cost proxies to compute, in column order.
+        ui: the console and workspace; None computes without a progress bar and caches in memory only.
+
+    Returns:
+        A source that looks the proxies up in the cache and computes the missing ones.
+    """
     sp = get_space(ds.space)
     return ProxySource(sp, FeatureSpec(names, settings_for(sp)), ui)
 
@@ -51,7 +60,22 @@ def fit_gp(
 ) -> tuple[Predictor, History]:
     """GP head on the frozen model's latent means (beside proxies and one-hot cells, as cfg says):
     hyper-parameters learned on draw.train, judged on draw.validation (the history's one entry),
-    then the posterior conditioned on every drawn cell."""
+    then the posterior conditioned on every drawn cell.
+
+    Args:
+        model: the trained VAE, left frozen; the GP reads its latent means.
+        ds: the labelled dataset whose rows `draw` and `y` index.
+        y: the standardised label of every row of `ds`, (M,).
+        scale: the label scale that produced `y`; it restores predictions to the label's units.
+        target: the name of the label column, recorded in the predictor.
+        draw: the rows the hyper-parameters are learned on (train) and judged on (validation).
+        cfg: the settings: seed, one-hot features and the proxies read beside the latent mean.
+        proxies: a cached source of cfg.proxies; None computes them with the space's default settings.
+
+    Returns:
+        The predictor and a one-entry history with val_mse (standardised), val_rmse (label units),
+        val_kendall and seconds; its loss, vae and mse are NaN.
+    """
     began = time.perf_counter()
     torch.manual_seed(cfg.seed)
     model.eval()

@@ -75,7 +75,18 @@ def minimum_labels(batch_size: int) -> int:
 
 
 def draw_labels(values: np.ndarray, n: int, cfg: FinetuneConfig, pool: np.ndarray | None = None) -> LabelDraw:
-    """Draw `n` rows with a known label from `pool` (default: all rows), seeded by cfg.seed."""
+    """Draw `n` rows with a known label from `pool` (default: all rows), seeded by cfg.seed.
+
+    Args:
+        values: the label of every row, (M,), NaN where unknown.
+        n: how many labelled rows to draw, fitted and validation rows together.
+        cfg: the settings: seed of the draw, validation share, and the batch size that sets the minimum n.
+        pool: the rows that may be drawn; None allows every row.
+
+    Returns:
+        The drawn rows split into fitted and validation rows (at least one), sorted; every other row
+        with a known label as unseen; and how many rows of the pool were skipped for a NaN label.
+    """
     need = minimum_labels(cfg.batch_size)
     if n < need:
         raise SvgeError(

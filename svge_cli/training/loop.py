@@ -49,6 +49,14 @@ def learning_rate(cfg: TrainConfig, epoch: int, history: History) -> float:
 
     Deriving it from the history (rather than from a scheduler object) makes a
     resumed run use exactly the rate the uninterrupted run would have used.
+
+    Args:
+        cfg: the schedule: base rate, kind (constant, cosine or plateau) and number of epochs.
+        epoch: the 0-based epoch the rate is for.
+        history: the entries of the completed epochs; the plateau schedule reads the losses of the first `epoch`.
+
+    Returns:
+        The learning rate of `epoch`.
     """
     if cfg.lr_schedule == "constant":
         return cfg.lr
@@ -67,12 +75,31 @@ def learning_rate(cfg: TrainConfig, epoch: int, history: History) -> float:
 
 
 def epoch_order(cfg: TrainConfig, epoch: int, train_idx: np.ndarray) -> np.ndarray:
-    """The training rows of 0-based `epoch` in their seeded order (a resumed run sees the same)."""
+    """The training rows of 0-based `epoch` in their seeded order (a resumed run sees the same).
+
+    Args:
+        cfg: the schedule whose seed, with `epoch`, seeds the shuffle.
+        epoch: the 0-based epoch.
+        train_idx: the dataset rows trained on.
+
+    Returns:
+        A permutation of `train_idx`.
+    """
     return np.random.default_rng([cfg.seed, epoch]).permutation(train_idx)
 
 
 def batch_rows(ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Rows `idx`, cut to the largest graph among them: no decoder steps for padding alone."""
+    """Rows `idx`, cut to the largest graph among them: no decoder steps for padding alone.
+
+    Args:
+        ops: node types of every cell, (M, N) padded with -1.
+        adj: adjacency of every cell, (M, N, N), 0/1.
+        n_nodes: real node count of every cell, (M,).
+        idx: the rows of the batch, (B,).
+
+    Returns:
+        The batch's ops (B, W), adj (B, W, W) and n_nodes (B,), W being the largest node count among them.
+    """
     n = n_nodes[idx]
     width = int(n.max())
     return ops[idx, :width], adj[idx, :width, :width], n
@@ -86,6 +113,17 @@ class LossOf(nn.Module):
         self.model = model
 
     def forward(self, ops: np.ndarray, adj: np.ndarray, n_nodes: np.ndarray, eps: np.ndarray) -> dict:
+        """The model's loss on one batch.
+
+        Args:
+            ops: the batch's node types, (B, N) padded with -1.
+            adj: the batch's adjacency matrices, (B, N, N), 0/1.
+            n_nodes: the real node count of each cell, (B,).
+            eps: standard normal posterior noise, (B, latent), one row per cell.
+
+        Returns:
+            What `SVGe.loss` gives: the scalar terms total, rec, kl, node_loss and edge_loss, and mu and logvar.
+        """
         return self.model.loss(ops, adj, n_nodes, eps)
 
 
@@ -142,7 +180,17 @@ def _train_epoch(
 
 
 def test_reconstruction(model: SVGe, data: tuple[np.ndarray, ...], test_idx: np.ndarray, group: Group) -> float:
-    """Greedy reconstruction accuracy of the test cells, each rank decoding its share."""
+    """Greedy reconstruction accuracy of the test cells, each rank decoding its share.
+
+    Args:
+        model: the VAE that encodes and decodes the cells.
+        data: ops, adj and n_nodes of the whole dataset, as `batch_rows` takes them.
+        test_idx: the rows scored, split over the ranks.
+        group: the processes sharing the work; their hits are summed.
+
+    Returns:
+        The fraction of the test cells that greedy decoding gives back exactly, over all ranks.
+    """
     mine = group.shard(test_idx)
     hits = round(reconstruction_accuracy(model, *batch_rows(*data, mine), greedy=True) * len(mine)) if len(mine) else 0
     total_hits, total = group.sum([hits, len(mine)])
@@ -154,6 +202,15 @@ def open_epoch(cfg: TrainConfig, epoch: int, history: History, optimizer: torch.
 
     Both are pure functions of the config and the past epochs, so a resumed run
     continues exactly as the uninterrupted one would.
+
+    Args:
+        cfg: the schedule: learning rate settings and the seed.
+        epoch: the 0-based epoch about to start.
+        history: the entries of the completed epochs, which the plateau schedule reads.
+        optimizer: the optimizer whose parameter groups get the epoch's rate.
+
+    Returns:
+        The epoch's new history entry, holding its 1-based epoch and lr so far.
     """
     lr = learning_rate(cfg, epoch, history)
     for group in optimizer.param_groups:
@@ -186,6 +243,26 @@ def fit(
     and pass it back as `start_epoch` to resume).  With `group` (several
     processes) `batch_size` is the global batch: each rank trains on its share
     under DistributedDataParallel, and the history holds the means over all ranks.
+
+    Args:
+        model: the VAE, trained in place.
+        optimizer: the optimizer of the model's parameters (its restored state when resuming).
+        ops: node types of every cell, (M, N) padded with -1.
+        adj: adjacency of every cell, (M, N, N), 0/1.
+        n_nodes: real node count of every cell, (M,).
+        train_idx: the rows trained on; must not be empty.
+        test_idx: the rows whose greedy reconstruction is checked every cfg.eval_every epochs and after
+            the last; empty skips the check.
+        cfg: the schedule: epochs, batch size, learning rate, seed, precision and the like.
+        start_epoch: the number of epochs already completed; `history` must hold as many entries.
+        history: the resumed run's entries, extended in place; None starts a fresh list.
+        on_step: called after every step with the 1-based epoch, the 0-based step, the steps per epoch
+            and the batch loss.
+        on_epoch: called after every epoch with the number of completed epochs and the history.
+        group: the processes training together; None trains in this process alone.
+
+    Returns:
+        The history, one entry per completed epoch (the `history` list itself when one was given).
     """
     group = group or Group()
     history = [] if history is None else history

@@ -26,7 +26,17 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def cell_noise(seed: int, epoch: int, cells: np.ndarray, dim: int) -> np.ndarray:
-    """Standard normal noise of shape (len(cells), dim), float32, a pure function of its arguments."""
+    """Standard normal noise of shape (len(cells), dim), float32, a pure function of its arguments.
+
+    Args:
+        seed: the run's seed.
+        epoch: the 0-based epoch the noise is for.
+        cells: the dataset rows of the cells, one noise row each; a row gets the same noise in any batch.
+        dim: the number of latent coordinates per cell.
+
+    Returns:
+        The noise, (len(cells), dim), float32.
+    """
     with np.errstate(over="ignore"):
         key = _mix(np.array([seed % 2**64], np.uint64) * _GOLDEN + _mix(np.array([epoch % 2**64], np.uint64)))
         counter = np.asarray(cells, np.uint64)[:, None] * np.uint64(dim) + np.arange(dim, dtype=np.uint64)

@@ -100,7 +100,17 @@ def _rows(ds: Dataset, limit: int | None, seed: int) -> tuple[np.ndarray, np.nda
 
 
 def load_recorded_dataset(ws: Workspace, sp: SearchSpace, ck: Checkpoint, override: str | None) -> Dataset:
-    """The dataset a checkpoint was trained on (or `override`), checked against its digest."""
+    """The dataset a checkpoint was trained on (or `override`), checked against its digest.
+
+    Args:
+        ws: the workspace that holds imported datasets and the cached enumeration.
+        sp: the checkpoint's search space.
+        ck: the checkpoint whose recorded dataset and digest are used.
+        override: a dataset file to use instead of the recorded one; None takes the recorded one.
+
+    Returns:
+        The dataset, with the same rows as in training when the checkpoint records their digest.
+    """
     source = override or ck.meta.get("dataset", EMBEDDED)
     ds = datasets.embedded_default(sp, ws) if source == EMBEDDED else datasets.training_dataset(sp, ws, source)
     want = ck.meta.get("dataset_digest")
@@ -114,7 +124,17 @@ def load_recorded_dataset(ws: Workspace, sp: SearchSpace, ck: Checkpoint, overri
 def held_out_split(
     ws: Workspace, sp: SearchSpace, ck: Checkpoint, override: str | None
 ) -> tuple[Dataset, np.ndarray, np.ndarray]:
-    """(dataset, train rows, test rows) exactly as the checkpoint's training run used them."""
+    """(dataset, train rows, test rows) exactly as the checkpoint's training run used them.
+
+    Args:
+        ws: the workspace that holds imported datasets and the cached enumeration.
+        sp: the checkpoint's search space.
+        ck: the checkpoint whose dataset and recorded train/test rows are used.
+        override: a dataset file to use instead of the recorded one; None takes the recorded one.
+
+    Returns:
+        The dataset and its train and test row indices (int64), as the run split them.
+    """
     ds = load_recorded_dataset(ws, sp, ck, override)
     if "train_rows" not in ck.arrays or "test_rows" not in ck.arrays:
         raise SvgeError("this checkpoint does not record its train/test split")

@@ -46,6 +46,16 @@ def import_file(
     `burn_in` applies to D-VAE ENAS text only; `node_limit` admits larger cells
     than the space's default (ENAS with 12 layers, NB101 with 8 nodes);
     `trust_pickle` lets a .pth file hold arbitrary Python objects (see nb201._load_pth).
+
+    Args:
+        space_name: the name of the space the file's cells belong to; StoreError when unknown.
+        path: the benchmark file; its format is detected from its content or extension.
+        burn_in: how many leading lines of a D-VAE ENAS text file to skip.
+        node_limit: the largest node count a cell may have; None keeps the space's own limit.
+        trust_pickle: whether a .pth file is fully unpickled, running any code it carries.
+
+    Returns:
+        The file's cells with their label columns, in a Dataset of `space_name`.
     """
     space = _space(space_name)
     path = Path(path)

@@ -39,7 +39,17 @@ def dvae_order(n: int, seed: int = SHUFFLE_SEED) -> list[int]:
 
 
 def read_dvae_enas(path: Path, space: EnasSpace, burn_in: int = BURN_IN, node_limit: int | None = None) -> Dataset:
-    """Cells and scores after the burn-in, in D-VAE's shuffled order, with its 90/10 split."""
+    """Cells and scores after the burn-in, in D-VAE's shuffled order, with its 90/10 split.
+
+    Args:
+        path: the D-VAE text file, one ``[[...]], score`` row per line.
+        space: the ENAS space the rows are parsed into.
+        burn_in: how many leading lines to skip (D-VAE's default is 1000); StoreError when negative.
+        node_limit: the largest node count a cell may have; None keeps the space's own limit.
+
+    Returns:
+        The cells with their ``ws_acc`` scores, the first 90% of the shuffled rows marked as training.
+    """
     if burn_in < 0:
         raise StoreError(f"burn-in must be >= 0, got {burn_in}")
     lines = read_lines(path)

@@ -21,7 +21,16 @@ HASH_KEY = "hash"
 
 
 def read_jsonl(path: Path, space: SearchSpace, node_limit: int | None = None) -> Dataset:
-    """Every JSON line of the file as a cell with its numeric labels; blank and # lines skipped."""
+    """Every JSON line of the file as a cell with its numeric labels; blank and # lines skipped.
+
+    Args:
+        path: the JSON lines file.
+        space: the space every line's cell must belong to; a line naming another space is refused.
+        node_limit: the largest node count a cell may have; None keeps the space's own limit.
+
+    Returns:
+        The cells, each once, with one float label column per numeric extra key (text keys left out).
+    """
     archs: list[Arch] = []
     hashes: list[str] = []
     labels = LabelColumns()

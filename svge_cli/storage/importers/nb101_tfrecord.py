@@ -279,7 +279,17 @@ def _cell(space: SearchSpace, group: _Repeats) -> Arch:
 
 
 def read_nb101_tfrecord(path: Path, space: SearchSpace, epochs: int = DEFAULT_EPOCHS) -> Dataset:
-    """A Dataset of every cell trained for `epochs` epochs, labels averaged over its repeats."""
+    """A Dataset of every cell trained for `epochs` epochs, labels averaged over its repeats.
+
+    Args:
+        path: the NAS-Bench-101 .tfrecord file.
+        space: the NB101 space the cells are checked against.
+        epochs: the training budget whose records are kept (4, 12, 36 or 108 in the full official file).
+
+    Returns:
+        One row per module hash, in file order, labelled with the mean validation and test accuracy,
+        the parameter count and the mean training seconds over the cell's repeats.
+    """
     path = Path(path)
     groups = _gather(path, epochs)
     archs = [_cell(space, g) for g in groups.values()]

@@ -55,6 +55,14 @@ def read_arch_csv(path: Path, space: SearchSpace, node_limit: int | None = None)
     This is the layout of ``nb201_cifar10.csv`` (index, arch, cifar10_valid_val,
     cifar10_valid_test, cifar10_test, params_mb); columns are found by header
     name, so their order and any extra numeric columns do not matter.
+
+    Args:
+        path: the CSV file.
+        space: the space the ``arch`` strings are parsed in.
+        node_limit: the largest node count a cell may have; None keeps the space's own limit.
+
+    Returns:
+        The cells, each once, with one float label column per numeric field besides ``arch``.
     """
     rows = csv.reader(read_lines(path))
     header = [h.strip() for h in next(rows, [])]
@@ -82,7 +90,18 @@ def read_arch_csv(path: Path, space: SearchSpace, node_limit: int | None = None)
 
 
 def read_nb201_pth(path: Path, space: SearchSpace, trust_pickle: bool = False) -> Dataset:
-    """Every cell of an official NAS-Bench-201 file, with seed-mean final-epoch accuracies."""
+    """Every cell of an official NAS-Bench-201 file, with seed-mean final-epoch accuracies.
+
+    Args:
+        path: the official ``.pth`` benchmark file.
+        space: the NB201 space the ``meta_archs`` strings are parsed in.
+        trust_pickle: whether to unpickle the file fully, running any code it carries; False
+            reads only plain data and tensors.
+
+    Returns:
+        All cells in benchmark index order, with the accuracy columns, ``params_mb`` and ``index``;
+        NaN where the file lacks a cell's results.
+    """
     data = _load_pth(path, trust_pickle)
     meta = _field(data, "meta_archs", list, path)
     infos = _field(data, "arch2infos", dict, path)
