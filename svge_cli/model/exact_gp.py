@@ -9,6 +9,7 @@ hyper-parameter fit.  Exact, not sparse: at the few thousand points either sees,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,75 @@ def matern52_inplace(a: torch.Tensor, b: torch.Tensor, lengthscale: torch.Tensor
     return k
 
 
+def marginal_nll(k: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """Negative log marginal likelihood (constant left out) of `residual` under N(0, k); 1e10 if k is singular.
+
+    Args:
+        k: the (N, N) kernel matrix with the noise already on its diagonal.
+        residual: the (N,) targets minus the GP's mean.
+
+    Returns:
+        A scalar, differentiable in both arguments where the Cholesky succeeds.
+    """
+    chol, info = torch.linalg.cholesky_ex(k)
+    if int(info) != 0:
+        return torch.tensor(1e10, dtype=k.dtype, requires_grad=True)
+    r = residual.unsqueeze(-1)
+    return 0.5 * (r * torch.cholesky_solve(r, chol)).sum() + torch.log(torch.diagonal(chol)).sum()
+
+
+def lengthscale_prior(log_ls: torch.Tensor, dim: int) -> torch.Tensor:
+    """Negative log density (constant left out) of the dimension-scaled log-normal prior (Hvarfner et al. 2024).
+
+    Args:
+        log_ls: the log length-scales, one per input dimension.
+        dim: the input width the prior scales with (median length-scale ~ sqrt(dim)).
+
+    Returns:
+        A scalar.
+    """
+    mu, sigma = math.sqrt(2) + 0.5 * math.log(dim), math.sqrt(3)
+    return (0.5 * ((log_ls - mu) / sigma).square()).sum()
+
+
+def scale_priors(log_os: torch.Tensor, log_noise: torch.Tensor) -> torch.Tensor:
+    """Weak priors that keep output scales and noise sensible on standardised targets.
+
+    Args:
+        log_os: the log output scale, or a tensor of them (one per summed kernel).
+        log_noise: the log noise variance above the noise floor.
+
+    Returns:
+        A scalar, their negative log density with constants left out.
+    """
+    return (0.5 * (log_os / 2.0).square()).sum() + 0.5 * ((log_noise - math.log(0.05)) / 3.0).square()
+
+
+def minimise(params: list[torch.Tensor], loss: Callable[[], torch.Tensor], iters: int) -> None:
+    """L-BFGS (strong Wolfe line search) on `loss` over `params`, in place; a failed line search keeps the last step.
+
+    Args:
+        params: leaf tensors with requires_grad, updated in place.
+        loss: recomputes the objective from `params`; a value without grad (a sentinel) is not differentiated.
+        iters: the most L-BFGS iterations.
+    """
+    opt = torch.optim.LBFGS(
+        params, lr=1.0, max_iter=iters, line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        value = loss()
+        if value.requires_grad:
+            value.backward()
+        return value
+
+    try:
+        opt.step(closure)
+    except RuntimeError:  # a failed line search keeps the last good parameters
+        pass
+
+
 @dataclass
 class GPParams:
     log_lengthscale: np.ndarray
@@ -110,46 +180,16 @@ class ExactGP:
         log_noise = torch.tensor(max(start.log_noise, math.log(self.noise_floor)), dtype=DTYPE, requires_grad=True)
         mean = torch.tensor(start.mean, dtype=DTYPE, requires_grad=True)
         params = [log_ls, log_os, log_noise, mean]
-        dim = x.shape[1]
-        prior_mu, prior_sigma = math.sqrt(2) + 0.5 * math.log(dim), math.sqrt(3)
-        n = len(y)
+        dim, eye = x.shape[1], torch.eye(len(y), dtype=DTYPE)
 
         def loss() -> torch.Tensor:
-            noise = self.noise_floor + torch.exp(log_noise)
             k = matern52(xt, xt, torch.exp(log_ls), torch.exp(log_os))
-            k = k + (noise + JITTER) * torch.eye(n, dtype=DTYPE)
-            chol, info = torch.linalg.cholesky_ex(k)
-            if int(info) != 0:
-                return torch.tensor(1e10, dtype=DTYPE, requires_grad=True)
-            r = (yt - mean).unsqueeze(-1)
-            a = torch.cholesky_solve(r, chol)
-            nll = 0.5 * (r * a).sum() + torch.log(torch.diagonal(chol)).sum()
+            nll = marginal_nll(k + (self.noise_floor + torch.exp(log_noise) + JITTER) * eye, yt - mean)
             if self.ard:
-                nll = nll + (0.5 * ((log_ls - prior_mu) / prior_sigma).square()).sum()
-            # weak priors that keep the outputscale and noise sensible on standardised targets
-            nll = nll + 0.5 * (log_os / 2.0).square() + 0.5 * ((log_noise - math.log(0.05)) / 3.0).square()
-            return nll / n
+                nll = nll + lengthscale_prior(log_ls, dim)
+            return (nll + scale_priors(log_os, log_noise)) / len(y)
 
-        opt = torch.optim.LBFGS(
-            params,
-            lr=1.0,
-            max_iter=self.iters,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=1e-6,
-            tolerance_change=1e-9,
-        )
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            value = loss()
-            if value.requires_grad:
-                value.backward()
-            return value
-
-        try:
-            opt.step(closure)
-        except RuntimeError:  # a failed line search keeps the last good parameters
-            pass
+        minimise(params, loss, self.iters)
         with torch.no_grad():
             for p in params:
                 if not torch.isfinite(p).all():
