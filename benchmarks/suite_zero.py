@@ -35,11 +35,11 @@ import torch
 from svge_cli.arch import one_hot_cells  # noqa: E402
 from svge_cli.artifacts import Checkpoint, Dataset
 from svge_cli.model import checkpoints, codec
-from svge_cli.model.exact_gp import lengthscale_prior, marginal_nll, matern52, minimise, scale_priors, tensor64
+from svge_cli.model.exact_gp import JITTER, lengthscale_prior, marginal_nll, matern52, minimise, scale_priors, tensor64
 from svge_cli.model.features import FeatureSpec, ProxySource, transform
 from svge_cli.model.gphead import GPHead
 from svge_cli.model.predictor import kendall_tau, spearman
-from svge_cli.model.scaling import fit_scale
+from svge_cli.model.scaling import Scaler, fit_scale
 from svge_cli.networks.proxytable import ProxySettings
 from svge_cli.spaces import get_space
 from svge_cli.storage.proxycache import ProxyCache
@@ -89,12 +89,6 @@ def _gp(x_train: np.ndarray, y: np.ndarray, x_test: np.ndarray, onehot_dim: int,
         return scale.restore(head(torch.as_tensor(x_test)).numpy())
 
 
-def _zscored(train: np.ndarray, test: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    mu, sd = train.mean(0), train.std(0)
-    sd = np.where(sd > 1e-9, sd, 1.0)
-    return tensor64((train - mu) / sd), tensor64((test - mu) / sd)
-
-
 def _additive_gp(blocks: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, iters: int = 60) -> np.ndarray:
     """Posterior mean at the test rows of a GP whose kernel is a sum of one Matern 5/2 ARD kernel per block.
 
@@ -110,7 +104,8 @@ def _additive_gp(blocks: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, ite
     Returns:
         The posterior mean of each test row, in the normalised label scale.
     """
-    xs = [_zscored(a, b) for a, b in blocks]
+    scalers = [Scaler.fit(train, axis=0) for train, _ in blocks]  # z-scored on the training rows
+    xs = [(tensor64(sc.forward(train)), tensor64(sc.forward(test))) for sc, (train, test) in zip(scalers, blocks)]
     dims = [tr.shape[1] for tr, _ in xs]
     log_ls = [torch.full((d,), 0.5 * math.log(d), dtype=torch.float64, requires_grad=True) for d in dims]
     log_os = [torch.tensor(-math.log(len(dims)), dtype=torch.float64, requires_grad=True) for _ in dims]
@@ -122,7 +117,7 @@ def _additive_gp(blocks: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, ite
         return sum(matern52(x[side], x[0], ls.exp(), os.exp()) for x, ls, os in zip(xs, log_ls, log_os))
 
     def loss() -> torch.Tensor:
-        nll = marginal_nll(kernel(0) + (1e-4 + log_noise.exp() + 1e-8) * eye, yt - mean)
+        nll = marginal_nll(kernel(0) + (1e-4 + log_noise.exp() + JITTER) * eye, yt - mean)
         nll = nll + sum(lengthscale_prior(ls, d) for ls, d in zip(log_ls, dims))
         return (nll + scale_priors(torch.stack(log_os), log_noise)) / len(y)
 
