@@ -234,6 +234,12 @@ def main() -> int:
     parser.add_argument("--spaces", default="nb201,nb101", help="suite-zero: spaces to run")
     parser.add_argument("--proxies", default=None, help="suite-zero: proxies read [default: svge's set per space]")
     parser.add_argument("--runs", default=None, help="suite-zero: FEATURES:REGRESSOR pairs [default: the table's]")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="suite-zero: seed of the first label draw (default 0, the reported draws; others for choosing variants)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.protocol == "suite-zero":
@@ -301,7 +307,7 @@ def suite_zero_main(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: unknown runs {bad} (features {FEATURE_SETS}, regressors {REGRESSORS})")
     files = {"nb201": (NB201_FILE, "cifar10_valid_val"), "nb101": (NB101_FILE, "val_acc_108")}
     seeds = args.seeds if "--seeds" in sys.argv else 10
-    report: dict[str, Any] = {"protocol": "suite-zero", "seeds": seeds, "spaces": {}}
+    report: dict[str, Any] = {"protocol": "suite-zero", "seeds": seeds, "first_seed": args.first_seed, "spaces": {}}
     for space in [s for s in args.spaces.split(",") if s]:
         if space not in caches:
             raise SystemExit(f"error: no --proxy-cache {space}=FILE")
@@ -310,7 +316,15 @@ def suite_zero_main(args: argparse.Namespace) -> int:
         file, target = files[space]
         ds = import_file(space, args.shared_data / file)
         base = store.load_checkpoint(checkpoint_paths(args.checkpoint)[space], space)
-        result = run_space(ds, base, target, ProxyCache(Path(caches[space]), space), spec, seeds, runs)
+        result = run_space(
+            ds,
+            base,
+            target,
+            ProxyCache(Path(caches[space]), space),
+            spec,
+            range(args.first_seed, args.first_seed + seeds),
+            runs,
+        )
         report["spaces"][space] = result
         print(f"{space}: {result['cells']:,} cells with cached proxies, {result['test']} test cells, {seeds} seeds")
         for key, cell in result["results"].items():

@@ -182,7 +182,7 @@ def fit_predict(feats: Features, fset: str, reg: str, train: np.ndarray, test: n
 
 
 def run_space(
-    ds: Dataset, base: Checkpoint, target: str, cache: ProxyCache, spec: FeatureSpec, seeds: int, runs
+    ds: Dataset, base: Checkpoint, target: str, cache: ProxyCache, spec: FeatureSpec, seeds: range, runs
 ) -> dict[str, Any]:
     rows = cached_rows(ds, cache, spec.proxies, spec.settings)
     values = np.asarray(ds.labels[target], dtype=np.float64)
@@ -197,7 +197,7 @@ def run_space(
         for fset, reg in runs:
             per_seed = []
             began = time.perf_counter()
-            for seed in range(seeds):
+            for seed in seeds:
                 perm = np.random.default_rng(seed).permutation(len(rows))
                 test, train = perm[:n_test], perm[n_test : n_test + size]
                 pred = fit_predict(feats, fset, reg, train, test, y, seed)
@@ -206,7 +206,7 @@ def run_space(
                 k: {"mean": float(np.mean([r[k] for r in per_seed])), "std": float(np.std([r[k] for r in per_seed]))}
                 for k in ("spearman", "kendall")
             }
-            cell["seconds_per_seed"] = round((time.perf_counter() - began) / seeds, 2)
+            cell["seconds_per_seed"] = round((time.perf_counter() - began) / len(seeds), 2)
             table[f"{size}/{fset}/{reg}"] = cell
             print(
                 f"  {ds.space} {size:>5} labels {fset:>15} {reg:<11} spearman {cell['spearman']['mean']:.3f} "
