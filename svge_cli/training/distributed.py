@@ -130,9 +130,11 @@ def process_group(device: torch.device) -> Iterator[Group]:
         raise PeerLost(
             f"rank {os.environ.get('RANK', '?')}: could not join the other processes: {_first_line(e)}"
         ) from None
-    lost = False
+    lost, group = False, Group(dist.get_rank(), dist.get_world_size())
     try:
-        yield Group(dist.get_rank(), dist.get_world_size())
+        yield group
+        with collective(group):
+            dist.barrier()  # no rank tears the group down while another (rank 0 saving) still uses it
     except PeerLost:
         lost = True  # gloo aborts the process when a group with a dead peer is torn down: leave it to the exit
         raise
